@@ -1,0 +1,150 @@
+//! The async-std adapter: [`AsyncStd`] implements cancelkit's [`Runtime`] on
+//! async-std's global runtime.
+//!
+//! async-std is no longer developed upstream (its authors recommend smol);
+//! this adapter stays because applications still run it.
+//!
+//! async-std has one global runtime that never shuts down, so there is no
+//! "fresh runtime" to build. For tests and for code that wants shutdown
+//! semantics, [`AsyncStd::scoped`] gives a handle whose tasks are cancelled
+//! (dropped at their next scheduling) when its last clone is dropped, which
+//! is what shutting a runtime down means for them.
+//!
+//! `spawn_detached` is `async_std::task::spawn` with the `JoinHandle`
+//! dropped (which detaches in async-std — cancelkit's own `Task` provides
+//! drop-to-cancel on top), timers are `async_io::Timer` (what async-std uses
+//! internally), and `block_on` is `async_std::task::block_on`.
+//!
+//! This file uses only cancelkit's public API, as a third-party adapter
+//! would.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::{CancelToken, DropGuard, Runtime, Spawner, Timer};
+
+// ===== impl AsyncStd =====
+
+/// A handle to async-std's global runtime, implementing [`Runtime`].
+///
+/// # Examples
+///
+/// ```
+/// use cancelkit::{Runtime, Spawner, rt::AsyncStd};
+///
+/// let rt = AsyncStd::new();
+/// assert_eq!(rt.block_on(rt.spawn(async { 4 })).unwrap(), 4);
+/// ```
+#[derive(Clone, Default)]
+pub struct AsyncStd {
+    /// For scoped handles: cancelled when the last clone is dropped.
+    scope: Option<Arc<Scope>>,
+}
+
+struct Scope {
+    token: CancelToken,
+    _guard: DropGuard,
+}
+
+impl fmt::Debug for AsyncStd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncStd")
+            .field("scoped", &self.scope.is_some())
+            .finish()
+    }
+}
+
+impl AsyncStd {
+    /// The global async-std runtime. Tasks spawned through it live until
+    /// they finish or their [`Task`](crate::Task) handle cancels them.
+    ///
+    /// ```
+    /// let rt = cancelkit::rt::AsyncStd::new();
+    /// # let _ = rt;
+    /// ```
+    pub fn new() -> Self {
+        AsyncStd { scope: None }
+    }
+
+    /// A handle to the global runtime that behaves like an owned runtime:
+    /// when its last clone is dropped, every task spawned through it that is
+    /// still pending is dropped at its next scheduling, and its
+    /// [`Task`](crate::Task) reports
+    /// [`JoinError::Cancelled`](crate::JoinError::Cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancelkit::{Runtime, Spawner, rt::AsyncStd};
+    ///
+    /// let rt = AsyncStd::scoped();
+    /// let task = rt.spawn(std::future::pending::<()>());
+    /// drop(rt);
+    /// assert!(async_std::task::block_on(task).unwrap_err().is_cancelled());
+    /// ```
+    pub fn scoped() -> Self {
+        let token = CancelToken::new();
+        AsyncStd {
+            scope: Some(Arc::new(Scope {
+                _guard: token.clone().drop_guard(),
+                token,
+            })),
+        }
+    }
+}
+
+impl Spawner for AsyncStd {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.scope {
+            // Dropping async-std's JoinHandle detaches.
+            None => drop(async_std::task::spawn(fut)),
+            Some(scope) => {
+                let stop = scope.token.clone();
+                drop(async_std::task::spawn(async move {
+                    let _ = stop.run_until_cancelled(fut).await;
+                }));
+            }
+        }
+    }
+}
+
+impl Timer for AsyncStd {
+    type Sleep = Sleep;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        Sleep(async_io::Timer::at(deadline))
+    }
+}
+
+impl Runtime for AsyncStd {
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        async_std::task::block_on(fut)
+    }
+}
+
+// ===== impl Sleep =====
+
+/// The sleep future of [`AsyncStd`]: an `async_io::Timer`, which is what
+/// async-std's own `sleep` uses.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Sleep(async_io::Timer);
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+}

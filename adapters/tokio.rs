@@ -1,0 +1,240 @@
+//! The tokio adapter: [`Tokio`] implements cancelkit's [`Runtime`] on tokio.
+//!
+//! The bridge is thin: `spawn_detached` is `Handle::spawn` with the
+//! `JoinHandle` dropped (which detaches in tokio — cancelkit's own `Task`
+//! provides drop-to-cancel on top), `sleep_until` is `tokio::time::sleep_until`
+//! entered into the runtime's context, `now` is `tokio::time::Instant::now`
+//! (so tokio's paused test clock is honoured when the user enables it), and
+//! `block_on` is the runtime's own.
+//!
+//! This file uses only cancelkit's public API, as a third-party adapter
+//! would.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::runtime::{Builder, Handle, Runtime as TokioRuntime, TryCurrentError};
+
+use crate::{Runtime, Spawner, Timer};
+
+// ===== impl Tokio =====
+
+/// A handle to a tokio runtime, implementing [`Runtime`].
+///
+/// Cheap to clone; clones share the runtime. Made either from a runtime the
+/// application already runs ([`Tokio::current`], [`Tokio::from_handle`]) or
+/// as a fresh runtime it owns ([`Tokio::current_thread`],
+/// [`Tokio::multi_thread`]), which shuts down when the last clone is dropped
+/// — tasks still pending then are dropped, and their [`Task`](crate::Task)s
+/// report [`JoinError::Cancelled`](crate::JoinError::Cancelled).
+///
+/// # Examples
+///
+/// Inside an application that already runs tokio:
+///
+/// ```
+/// use cancelkit::{Spawner, rt::Tokio};
+///
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+/// # runtime.block_on(async {
+/// // somewhere inside `#[tokio::main]`:
+/// let rt = Tokio::current().expect("called inside a tokio runtime");
+/// assert_eq!(rt.spawn(async { 7 }).await.unwrap(), 7);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Tokio {
+    handle: Handle,
+    /// Present when we built the runtime; the last clone shuts it down.
+    owned: Option<Arc<Owned>>,
+}
+
+/// An owned tokio runtime, shut down on drop without ever panicking.
+struct Owned(Option<TokioRuntime>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            if Handle::try_current().is_ok() {
+                // Dropping a runtime inside an async context panics in tokio;
+                // shut down without blocking instead.
+                rt.shutdown_background();
+            } else {
+                drop(rt);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Tokio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokio")
+            .field("flavor", &self.handle.runtime_flavor())
+            .field("owned", &self.owned.is_some())
+            .finish()
+    }
+}
+
+impl Tokio {
+    /// The tokio runtime the calling code is running in.
+    ///
+    /// # Errors
+    ///
+    /// Returns tokio's [`TryCurrentError`] ("there is no reactor running,
+    /// must be called from the context of a Tokio 1.x runtime") when called
+    /// outside a tokio runtime, instead of panicking.
+    ///
+    /// The runtime must have its time driver enabled (`enable_time()` or
+    /// `enable_all()`, as `#[tokio::main]` does) for [`Timer`] to work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = cancelkit::rt::Tokio::current().unwrap_err();
+    /// assert!(err.is_missing_context());
+    /// ```
+    pub fn current() -> Result<Self, TryCurrentError> {
+        Handle::try_current().map(Self::from_handle)
+    }
+
+    /// Wraps a handle to a tokio runtime the application owns.
+    ///
+    /// The runtime must have its time driver enabled for [`Timer`] to work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancelkit::{Runtime, Spawner, rt::Tokio};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    /// let rt = Tokio::from_handle(runtime.handle().clone());
+    /// assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
+    /// ```
+    pub fn from_handle(handle: Handle) -> Self {
+        Tokio {
+            handle,
+            owned: None,
+        }
+    }
+
+    /// Builds a fresh current-thread runtime (time enabled), owned by the
+    /// returned handle and its clones.
+    ///
+    /// Background tasks make progress only while some thread is inside
+    /// [`block_on`](Runtime::block_on), as with tokio's own current-thread
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// Fails if tokio cannot create its driver (an I/O error from the OS).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancelkit::{Runtime, Spawner, rt::Tokio};
+    ///
+    /// let rt = Tokio::current_thread()?;
+    /// assert_eq!(rt.block_on(rt.spawn(async { 2 })).unwrap(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn current_thread() -> std::io::Result<Self> {
+        Self::owned(Builder::new_current_thread().enable_time().build()?)
+    }
+
+    /// Builds a fresh multi-thread runtime (time enabled), owned by the
+    /// returned handle and its clones.
+    ///
+    /// # Errors
+    ///
+    /// Fails if tokio cannot start its threads or driver.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancelkit::{Runtime, Spawner, rt::Tokio};
+    ///
+    /// let rt = Tokio::multi_thread()?;
+    /// assert_eq!(rt.block_on(rt.spawn(async { 3 })).unwrap(), 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn multi_thread() -> std::io::Result<Self> {
+        Self::owned(Builder::new_multi_thread().enable_time().build()?)
+    }
+
+    fn owned(rt: TokioRuntime) -> std::io::Result<Self> {
+        Ok(Tokio {
+            handle: rt.handle().clone(),
+            owned: Some(Arc::new(Owned(Some(rt)))),
+        })
+    }
+
+    /// The underlying tokio handle.
+    ///
+    /// ```
+    /// let rt = cancelkit::rt::Tokio::current_thread().unwrap();
+    /// let _guard = rt.handle().enter();
+    /// ```
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Spawner for Tokio {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        // Dropping tokio's JoinHandle detaches; if the runtime is shutting
+        // down, tokio drops `fut` instead, as the `Spawner` contract asks.
+        drop(self.handle.spawn(fut));
+    }
+}
+
+impl Timer for Tokio {
+    type Sleep = Sleep;
+
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        // Creating a tokio sleep needs the runtime's context; enter it so a
+        // sleep can be created from any thread.
+        let _enter = self.handle.enter();
+        Sleep {
+            inner: Box::pin(tokio::time::sleep_until(deadline.into())),
+        }
+    }
+}
+
+impl Runtime for Tokio {
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        match self.owned.as_ref().and_then(|o| o.0.as_ref()) {
+            Some(rt) => rt.block_on(fut),
+            None => self.handle.block_on(fut),
+        }
+    }
+}
+
+// ===== impl Sleep =====
+
+/// The sleep future of [`Tokio`]: a `tokio::time::Sleep`.
+///
+/// Boxed so that it is `Unpin`, like the sleeps of the other adapters.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Sleep {
+    inner: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.inner.as_mut().poll(cx)
+    }
+}

@@ -1,0 +1,184 @@
+//! Runtime-agnostic cancellation for async Rust.
+//!
+//! Async code cancels work in four ways — drop the task's handle, raise a
+//! shared flag, run out of time, broadcast a shutdown — and each runtime
+//! does them differently: dropping a tokio or async-std `JoinHandle`
+//! *detaches* the task, dropping a smol `Task` *cancels* it; panics and
+//! timers differ too. cancelkit defines three small traits — [`Spawner`],
+//! [`Timer`] and [`Signal`] — implements them for tokio, smol and async-std
+//! (in [`rt`], behind cargo features), and builds every cancellation pattern
+//! **once** on top of them, so the same code behaves the same everywhere. A
+//! [conformance suite](crate::conformance) proves it.
+//!
+//! # The four patterns
+//!
+//! **Drop the handle.** A [`Task`] cancels its task when dropped, on every
+//! runtime:
+//!
+//! ```
+//! # #[cfg(feature = "tokio")] {
+//! use std::time::Duration;
+//! use cancelkit::{CancelToken, Runtime, Spawner, Timer, rt::Tokio};
+//!
+//! let rt = Tokio::multi_thread().unwrap();
+//! let gone = CancelToken::new();
+//! let task = rt.spawn({
+//!     let (rt, gone) = (rt.clone(), gone.clone());
+//!     async move {
+//!         let _on_drop = gone.drop_guard(); // cancelled when the future is dropped
+//!         rt.sleep(Duration::from_secs(3600)).await;
+//!     }
+//! });
+//! drop(task); // on tokio's own JoinHandle this would detach
+//! rt.block_on(gone.cancelled()); // the future was dropped, promptly
+//! # }
+//! ```
+//!
+//! **A shared flag.** A [`CancelToken`] is checked with
+//! [`is_cancelled`](CancelToken::is_cancelled) (one atomic load) or awaited
+//! with [`cancelled`](CancelToken::cancelled):
+//!
+//! ```
+//! use cancelkit::{CancelToken, FutureExt};
+//!
+//! let token = CancelToken::new();
+//! token.cancel();
+//! let out = futures_lite::future::block_on(std::future::pending::<()>().with_cancel(&token));
+//! assert!(out.is_err());
+//! ```
+//!
+//! **Run out of time.** [`timeout`] polls the future first, so a ready
+//! future always wins, and drops it before reporting [`Elapsed`]:
+//!
+//! ```
+//! # #[cfg(feature = "smol")] {
+//! use std::time::Duration;
+//! use cancelkit::{Runtime, rt::Smol, timeout};
+//!
+//! let rt = Smol::new().unwrap();
+//! let out = rt.block_on(timeout(&rt, Duration::from_millis(5), std::future::pending::<()>()));
+//! assert!(out.is_err());
+//! # }
+//! ```
+//!
+//! **Broadcast a shutdown.** One token, cloned into every task; one
+//! `cancel()` wakes them all:
+//!
+//! ```
+//! # #[cfg(feature = "async-std")] {
+//! use cancelkit::{CancelToken, Runtime, Spawner, rt::AsyncStd};
+//!
+//! let rt = AsyncStd::scoped();
+//! let shutdown = CancelToken::new();
+//! let workers: Vec<_> = (0..4)
+//!     .map(|i| {
+//!         let shutdown = shutdown.clone();
+//!         rt.spawn(async move {
+//!             shutdown.cancelled().await;
+//!             i
+//!         })
+//!     })
+//!     .collect();
+//! shutdown.cancel();
+//! let done: Vec<_> = rt.block_on(async {
+//!     let mut done = Vec::new();
+//!     for w in workers {
+//!         done.push(w.await.unwrap());
+//!     }
+//!     done
+//! });
+//! assert_eq!(done, [0, 1, 2, 3]);
+//! # }
+//! ```
+//!
+//! # Writing runtime-neutral code
+//!
+//! Take the narrowest trait you need — `&impl Spawner`, `&impl Timer`, or
+//! `&impl Runtime` — or hold `Arc<dyn DynSpawner + Send + Sync>` /
+//! `Arc<dyn DynTimer + Send + Sync>` if a type parameter is unwelcome.
+//! Never call `Instant::now()` where a [`Timer`] is at hand: read
+//! [`Timer::now`] so virtual-time runtimes stay consistent.
+//!
+//! # Features
+//!
+//! - `tokio` — [`rt::Tokio`]: wraps the current tokio runtime or builds a
+//!   current-thread or multi-thread one.
+//! - `smol` — [`rt::Smol`]: wraps a shared `async_executor::Executor` or
+//!   builds one with its own threads; timers from `async-io`.
+//! - `async-std` — [`rt::AsyncStd`]: async-std's global runtime. async-std
+//!   is no longer developed upstream (its authors point to smol); it stays
+//!   supported here because users still run it.
+//! - `conformance` — [`conformance`]: the behaviour-contract suite, generic
+//!   over any [`Runtime`], and the [`conformance_tests!`] macro.
+//!
+//! None is on by default; any combination compiles, and the core builds and
+//! works with none.
+//!
+//! # Cancel safety
+//!
+//! Every future in this crate documents whether it is cancel safe. The
+//! waiting futures ([`CancelToken::cancelled`], [`Signal::raised`], awaiting
+//! a [`Task`]) are; [`timeout`], [`deadline`] and
+//! [`CancelToken::run_until_cancelled`] are exactly as cancel safe as the
+//! future they wrap.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings, rust_2018_idioms))))]
+
+#[macro_use]
+mod cfg;
+
+mod runtime;
+mod signal;
+mod task;
+mod time;
+mod token;
+
+pub use runtime::{BoxFuture, BoxSleep, DynSpawner, DynTimer, Runtime, Spawner, Timer};
+pub use signal::{DynSignal, Or, OrRaised, Signal, SignalExt};
+pub use task::{Cancel, JoinError, Task};
+pub use time::{Elapsed, Timeout, deadline, timeout};
+pub use token::{
+    CancelToken, Cancelled, DropGuard, FutureExt, WhenCancelled, WhenCancelledOwned, WithCancel,
+};
+
+cfg_conformance! {
+    pub mod conformance;
+}
+
+/// Runtime adapters, one per cargo feature.
+///
+/// Each adapter is a small cloneable handle implementing [`Runtime`]. They
+/// are written using only cancelkit's public API, exactly as a third-party
+/// adapter would be (the sources live in `adapters/` in the repository).
+///
+/// | type | feature | wraps | fresh runtime |
+/// |---|---|---|---|
+/// | [`rt::Tokio`] | `tokio` | the current tokio `Handle` | `Tokio::current_thread()`, `Tokio::multi_thread()` |
+/// | [`rt::Smol`] | `smol` | a shared `async_executor::Executor` | `Smol::new()` (its own threads) |
+/// | [`rt::AsyncStd`] | `async-std` | async-std's global runtime | `AsyncStd::scoped()` (tasks cancelled on drop) |
+pub mod rt {
+    cfg_tokio! {
+        pub use crate::tokio_adapter::{Sleep as TokioSleep, Tokio};
+    }
+    cfg_smol! {
+        pub use crate::smol_adapter::{Sleep as SmolSleep, Smol};
+    }
+    cfg_async_std! {
+        pub use crate::async_std_adapter::{AsyncStd, Sleep as AsyncStdSleep};
+    }
+}
+
+// The adapters live outside `src/` and use only the public API, as
+// third-party adapters would.
+cfg_tokio! {
+    #[path = "../adapters/tokio.rs"]
+    mod tokio_adapter;
+}
+cfg_smol! {
+    #[path = "../adapters/smol.rs"]
+    mod smol_adapter;
+}
+cfg_async_std! {
+    #[path = "../adapters/async_std.rs"]
+    mod async_std_adapter;
+}

@@ -1,0 +1,332 @@
+//! The runtime traits: [`Spawner`], [`Timer`] and [`Runtime`].
+//!
+//! These are the only things cancelkit asks of an executor. They are
+//! deliberately small — an adapter for a new runtime is one short file (see
+//! `adapters/` in the repository, or the conformance suite's docs for a
+//! complete third-party example) — and everything else in the crate
+//! ([`Task`], [`timeout`](crate::timeout), [`CancelToken`](crate::CancelToken))
+//! is written once on top of them, so it behaves the same on every runtime.
+//!
+//! Each trait has an object-safe twin ([`DynSpawner`], [`DynTimer`]) with a
+//! blanket implementation, for libraries that want to hold "some runtime" as
+//! `Arc<dyn DynSpawner>` without a type parameter. `Arc<dyn DynSpawner>` and
+//! `Arc<dyn DynTimer>` implement [`Spawner`] and [`Timer`] again, so they can
+//! be passed anywhere a generic runtime is accepted.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::task::Task;
+
+/// A boxed, `Send`, `'static` future with no output: what [`DynSpawner`]
+/// accepts.
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A boxed sleep: what [`DynTimer`] returns.
+pub type BoxSleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Runs futures in the background.
+///
+/// # Contract
+///
+/// [`spawn_detached`](Spawner::spawn_detached) must arrange for the future to
+/// be polled to completion, re-polling it whenever its waker is woken (from
+/// any thread), without the caller waiting. If the runtime shuts down (or
+/// refuses the future) before the future completes, it must **drop** the
+/// future rather than leak it: cancelkit reports such tasks as
+/// [`JoinError::Cancelled`](crate::JoinError::Cancelled), and a leaked future
+/// would leave its [`Task`] waiting forever.
+///
+/// That is all. The handle semantics users see — drop-to-cancel, `detach`,
+/// panics caught into [`JoinError`](crate::JoinError) — are provided by
+/// [`Spawner::spawn`] in the core, identically for every runtime.
+///
+/// # Examples
+///
+/// A complete (if naive) spawner: one OS thread per task.
+///
+/// ```
+/// use std::future::Future;
+/// use cancelkit::Spawner;
+///
+/// #[derive(Clone)]
+/// struct ThreadPerTask;
+///
+/// impl Spawner for ThreadPerTask {
+///     fn spawn_detached<F>(&self, fut: F)
+///     where
+///         F: Future<Output = ()> + Send + 'static,
+///     {
+///         std::thread::spawn(move || futures_lite::future::block_on(fut));
+///     }
+/// }
+///
+/// let task = ThreadPerTask.spawn(async { 1 + 1 });
+/// assert_eq!(futures_lite::future::block_on(task).unwrap(), 2);
+/// ```
+pub trait Spawner {
+    /// Runs `fut` in the background, detached: nobody waits for it.
+    ///
+    /// See the trait-level contract: poll on wake, drop on shutdown.
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+
+    /// Spawns `fut` and returns a [`Task`] handle to it.
+    ///
+    /// The handle cancels the task when dropped; see [`Task`] for the whole
+    /// contract. This method is implemented once, here, for every runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let task = rt.spawn(async { 40 + 2 });
+    /// assert_eq!(rt.block_on(task).unwrap(), 42);
+    /// # }
+    /// ```
+    fn spawn<F>(&self, fut: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+        Self: Sized,
+    {
+        let (task, harness) = crate::task::new(fut);
+        self.spawn_detached(harness);
+        task
+    }
+}
+
+/// Reads a clock and sleeps on it.
+///
+/// # Contract
+///
+/// - [`now`](Timer::now) is this timer's clock. cancelkit's core never calls
+///   `Instant::now()`; it reads time only through this method, so a runtime
+///   with virtual time stays consistent.
+/// - The future returned by [`sleep_until`](Timer::sleep_until) completes at
+///   or after `deadline` **as measured by `now()`**: never early, possibly
+///   late. It accepts any `Instant`, however far away, without panicking.
+///   Dropping it cancels the sleep.
+/// - [`sleep`](Timer::sleep) treats a duration that overflows `Instant`
+///   (such as `Duration::MAX`) as "never".
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, Timer, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let start = rt.now();
+/// rt.block_on(rt.sleep(Duration::from_millis(5)));
+/// assert!(rt.now() >= start + Duration::from_millis(5));
+/// # }
+/// ```
+pub trait Timer {
+    /// The future returned by [`sleep_until`](Timer::sleep_until).
+    type Sleep: Future<Output = ()> + Send + 'static;
+
+    /// The current time on this timer's clock.
+    fn now(&self) -> Instant;
+
+    /// A future that completes once `now() >= deadline`.
+    ///
+    /// # Precision
+    ///
+    /// Never early by this timer's clock; late by however long the runtime
+    /// takes to notice (typically up to a millisecond).
+    #[doc(alias = "sleep_at")]
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
+
+    /// A future that completes after `duration` has passed on this clock.
+    ///
+    /// A duration too large to add to `now()` (such as `Duration::MAX`)
+    /// sleeps for about thirty years, which is "never" in practice, instead
+    /// of panicking on overflow.
+    #[doc(alias = "delay")]
+    fn sleep(&self, duration: Duration) -> Self::Sleep {
+        let now = self.now();
+        self.sleep_until(saturating_deadline(now, duration))
+    }
+}
+
+/// Thirty years: the deadline used when `now + duration` overflows. The same
+/// horizon tokio uses for "far future".
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `now + duration`, or a point about thirty years ahead if that overflows.
+pub(crate) fn saturating_deadline(now: Instant, duration: Duration) -> Instant {
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
+
+/// A complete runtime: a [`Spawner`] and a [`Timer`] that can also block the
+/// current thread on a future.
+///
+/// This is what the conformance suite and the examples need. Libraries that
+/// only spawn, or only sleep, should ask for the narrower trait.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// use cancelkit::{Runtime, Spawner, rt::Tokio};
+///
+/// fn answer<R: Runtime>(rt: &R) -> u32 {
+///     rt.block_on(rt.spawn(async { 42 })).unwrap()
+/// }
+///
+/// assert_eq!(answer(&Tokio::current_thread().unwrap()), 42);
+/// # }
+/// ```
+pub trait Runtime: Spawner + Timer {
+    /// Runs `fut` to completion on the current thread, driving the runtime
+    /// while it waits, and returns its output.
+    ///
+    /// # Panics
+    ///
+    /// Adapters may panic if called from inside an asynchronous context of
+    /// the same runtime (tokio does: "Cannot start a runtime from within a
+    /// runtime"). Call it from synchronous code only.
+    fn block_on<F: Future>(&self, fut: F) -> F::Output;
+}
+
+// ===== object-safe forms =====
+
+/// The object-safe form of [`Spawner`], for `Arc<dyn DynSpawner>`.
+///
+/// Every [`Spawner`] implements it. `Arc<dyn DynSpawner + Send + Sync>`
+/// implements [`Spawner`] again, so it can be used wherever a generic
+/// spawner is accepted, at the cost of one allocation per spawn.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::sync::Arc;
+/// use cancelkit::{DynSpawner, Runtime, Spawner, rt::Smol};
+///
+/// struct Library {
+///     spawner: Arc<dyn DynSpawner + Send + Sync>,
+/// }
+///
+/// let rt = Smol::new().unwrap();
+/// let lib = Library { spawner: Arc::new(rt.clone()) };
+/// let task = lib.spawner.spawn(async { "works" });
+/// assert_eq!(rt.block_on(task).unwrap(), "works");
+/// # }
+/// ```
+pub trait DynSpawner {
+    /// Runs a boxed future in the background; see
+    /// [`Spawner::spawn_detached`].
+    fn spawn_boxed(&self, fut: BoxFuture);
+}
+
+impl<S: Spawner + ?Sized> DynSpawner for S {
+    fn spawn_boxed(&self, fut: BoxFuture) {
+        self.spawn_detached(fut);
+    }
+}
+
+impl Spawner for Arc<dyn DynSpawner + Send + Sync> {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        (**self).spawn_boxed(Box::pin(fut));
+    }
+}
+
+/// The object-safe form of [`Timer`], for `Arc<dyn DynTimer>`.
+///
+/// Every [`Timer`] implements it. `Arc<dyn DynTimer + Send + Sync>`
+/// implements [`Timer`] again (with boxed sleeps).
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::{sync::Arc, time::Duration};
+/// use cancelkit::{DynTimer, Runtime, Timer, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let timer: Arc<dyn DynTimer + Send + Sync> = Arc::new(rt.clone());
+/// let start = timer.now();
+/// rt.block_on(timer.sleep(Duration::from_millis(1)));
+/// assert!(timer.now() >= start + Duration::from_millis(1));
+/// # }
+/// ```
+pub trait DynTimer {
+    /// See [`Timer::now`].
+    fn now_dyn(&self) -> Instant;
+    /// See [`Timer::sleep_until`].
+    fn sleep_until_boxed(&self, deadline: Instant) -> BoxSleep;
+}
+
+impl<T: Timer + ?Sized> DynTimer for T {
+    fn now_dyn(&self) -> Instant {
+        self.now()
+    }
+    fn sleep_until_boxed(&self, deadline: Instant) -> BoxSleep {
+        Box::pin(self.sleep_until(deadline))
+    }
+}
+
+impl Timer for Arc<dyn DynTimer + Send + Sync> {
+    type Sleep = BoxSleep;
+
+    fn now(&self) -> Instant {
+        (**self).now_dyn()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxSleep {
+        (**self).sleep_until_boxed(deadline)
+    }
+}
+
+// ===== forwarding impls =====
+
+impl<S: Spawner + ?Sized> Spawner for &S {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        (**self).spawn_detached(fut);
+    }
+}
+
+impl<T: Timer + ?Sized> Timer for &T {
+    type Sleep = T::Sleep;
+
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> T::Sleep {
+        (**self).sleep_until(deadline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saturating_deadline_never_panics() {
+        let now = Instant::now();
+        assert_eq!(
+            saturating_deadline(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        let far = saturating_deadline(now, Duration::MAX);
+        assert!(far >= now + Duration::from_secs(86_400 * 365));
+    }
+}

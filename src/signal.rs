@@ -1,0 +1,185 @@
+//! The [`Signal`] trait: a one-shot, level-triggered, broadcast event.
+//!
+//! A signal starts lowered and is raised at most once; once raised it stays
+//! raised ("level-triggered"), and everybody waiting sees it ("broadcast").
+//! [`CancelToken`](crate::CancelToken) is a signal; so will be the OS signal
+//! listeners of the runtime adapters; [`SignalExt::or`] combines two.
+//!
+//! Code that must stop "when something happens" should accept
+//! `impl Signal` rather than a particular type, so its callers can pass a
+//! token, a Ctrl-C listener, or both combined.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A one-shot, level-triggered, broadcast event.
+///
+/// # Contract
+///
+/// - [`is_raised`](Signal::is_raised) never blocks. Once it has returned
+///   `true`, it returns `true` forever.
+/// - [`raised`](Signal::raised) returns a future that completes immediately
+///   if the signal is already raised and otherwise once it is raised. Any
+///   number of such futures may wait at once; raising the signal wakes all
+///   of them. A raise that races with the creation or first poll of the
+///   future is never lost.
+///
+/// # Examples
+///
+/// ```
+/// use cancelkit::{CancelToken, Signal};
+///
+/// async fn wait_for(stop: impl Signal) -> &'static str {
+///     stop.raised().await;
+///     "stopped"
+/// }
+///
+/// let token = CancelToken::new();
+/// token.cancel();
+/// assert!(token.is_raised());
+/// assert_eq!(futures_lite::future::block_on(wait_for(token)), "stopped");
+/// ```
+pub trait Signal {
+    /// The future returned by [`raised`](Signal::raised).
+    type Raised<'a>: Future<Output = ()> + Send + 'a
+    where
+        Self: 'a;
+
+    /// Whether the signal has been raised.
+    fn is_raised(&self) -> bool;
+
+    /// A future that completes once the signal is raised.
+    ///
+    /// ```ignore
+    /// async fn raised(&self);
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future loses nothing, since the signal is
+    /// level-triggered.
+    fn raised(&self) -> Self::Raised<'_>;
+}
+
+impl<S: Signal + ?Sized> Signal for &S {
+    type Raised<'a>
+        = S::Raised<'a>
+    where
+        Self: 'a;
+
+    fn is_raised(&self) -> bool {
+        (**self).is_raised()
+    }
+
+    fn raised(&self) -> Self::Raised<'_> {
+        (**self).raised()
+    }
+}
+
+/// Combinators for [`Signal`]s.
+pub trait SignalExt: Signal + Sized {
+    /// A signal raised as soon as either `self` or `other` is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancelkit::{CancelToken, Signal, SignalExt};
+    ///
+    /// let a = CancelToken::new();
+    /// let b = CancelToken::new();
+    /// let either = a.clone().or(b.clone());
+    /// assert!(!either.is_raised());
+    /// b.cancel();
+    /// assert!(either.is_raised());
+    /// futures_lite::future::block_on(either.raised());
+    /// ```
+    fn or<S: Signal>(self, other: S) -> Or<Self, S> {
+        Or {
+            first: self,
+            second: other,
+        }
+    }
+}
+
+impl<S: Signal> SignalExt for S {}
+
+/// The signal returned by [`SignalExt::or`]: raised when either is.
+#[derive(Debug, Clone)]
+pub struct Or<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A: Signal, B: Signal> Signal for Or<A, B> {
+    type Raised<'a>
+        = OrRaised<A::Raised<'a>, B::Raised<'a>>
+    where
+        Self: 'a;
+
+    fn is_raised(&self) -> bool {
+        self.first.is_raised() || self.second.is_raised()
+    }
+
+    fn raised(&self) -> Self::Raised<'_> {
+        OrRaised {
+            first: self.first.raised(),
+            second: self.second.raised(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`Or::raised`](Signal::raised).
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct OrRaised<A, B> {
+        #[pin]
+        first: A,
+        #[pin]
+        second: B,
+    }
+}
+
+impl<A: Future<Output = ()>, B: Future<Output = ()>> Future for OrRaised<A, B> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if this.first.poll(cx).is_ready() || this.second.poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// The object-safe form of [`Signal`], for `Box<dyn DynSignal>`.
+///
+/// Every [`Signal`] implements it.
+///
+/// # Examples
+///
+/// ```
+/// use cancelkit::{CancelToken, DynSignal};
+///
+/// let signals: Vec<Box<dyn DynSignal + Send + Sync>> =
+///     vec![Box::new(CancelToken::new()), Box::new(CancelToken::new())];
+/// assert!(signals.iter().all(|s| !s.is_raised_dyn()));
+/// ```
+pub trait DynSignal {
+    /// See [`Signal::is_raised`].
+    fn is_raised_dyn(&self) -> bool;
+    /// See [`Signal::raised`].
+    fn raised_boxed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+impl<S: Signal + ?Sized> DynSignal for S {
+    fn is_raised_dyn(&self) -> bool {
+        self.is_raised()
+    }
+
+    fn raised_boxed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.raised())
+    }
+}

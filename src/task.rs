@@ -1,0 +1,694 @@
+//! [`Task`]: a handle to a spawned future that cancels it when dropped.
+//!
+//! Runtimes disagree on what dropping a task handle means: tokio's and
+//! async-std's `JoinHandle` *detach* (the task keeps running), smol's `Task`
+//! *cancels*. They also disagree on panics. cancelkit's [`Task`] is
+//! implemented here, once, on top of [`Spawner::spawn_detached`], so it means
+//! the same everywhere:
+//!
+//! | you do | the task |
+//! |---|---|
+//! | drop the `Task` | is cancelled: its future is dropped promptly and never polled again |
+//! | [`detach`](Task::detach) | runs to completion with nobody waiting |
+//! | `.await` | gives `Ok(T)`, or `Err(JoinError::Cancelled)`, or `Err(JoinError::Panicked(_))` |
+//! | [`abort`](Task::abort) | is asked to stop; the handle stays usable |
+//! | [`cancel().await`](Task::cancel) | is stopped; returns once the future is dropped |
+//!
+//! # How it works
+//!
+//! [`Spawner::spawn`] splits a future into a [`Task`] and a private
+//! *harness* future, and hands the harness to the runtime. They share one
+//! allocation holding a state word, the task's waker and the output slot.
+//! Cancelling sets a bit in the state word and wakes the task; the harness
+//! checks the bit before every poll of the user's future, so once the bit is
+//! set the user's future is dropped at its next scheduling instead of being
+//! polled. A panic is caught around each poll and stored as the output. If
+//! the runtime drops the harness without finishing it (shutdown), the
+//! harness's destructor reports [`JoinError::Cancelled`].
+//!
+//! [`Spawner::spawn`]: crate::Spawner::spawn
+//! [`Spawner::spawn_detached`]: crate::Spawner::spawn_detached
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
+
+// ===== state bits =====
+
+/// Set by the handle (drop, `abort`, `cancel`) to ask the harness to drop the
+/// user's future instead of polling it. Never cleared.
+const CANCEL_REQUESTED: u8 = 0b01;
+
+/// Set by the harness, exactly once, after the user's future has been dropped
+/// (by completion, panic, cancellation or runtime shutdown) **and** the
+/// output slot has been filled. Never cleared. When a reader sees this bit
+/// with `Acquire`, the output slot holds the result (or it was already taken
+/// by the handle itself).
+const COMPLETE: u8 = 0b10;
+
+/// What a task ended with: its output, or why there is none.
+type Outcome<T> = Result<T, JoinError>;
+
+/// State shared by a [`Task`] and its harness.
+struct Shared<T> {
+    state: AtomicU8,
+    /// The waker of the harness, registered when the user's future returns
+    /// `Pending`, woken to deliver a cancellation.
+    task_waker: AtomicWaker,
+    /// The waker of whoever awaits the [`Task`] (or its `cancel()`).
+    join_waker: AtomicWaker,
+    /// Filled once by the harness before it sets `COMPLETE`; taken once by
+    /// the handle.
+    output: Mutex<Option<Outcome<T>>>,
+}
+
+impl<T> Shared<T> {
+    fn request_cancel(&self) {
+        let prev = self.state.fetch_or(CANCEL_REQUESTED, Ordering::SeqCst);
+        if prev & (CANCEL_REQUESTED | COMPLETE) == 0 {
+            // The harness registers its waker *before* re-checking the bit
+            // (see `Harness::poll`), so either it sees the bit or we see its
+            // waker here.
+            self.task_waker.wake();
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        self.state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+
+    fn cancel_requested(&self) -> bool {
+        self.state.load(Ordering::SeqCst) & CANCEL_REQUESTED != 0
+    }
+
+    /// Stores the outcome, publishes `COMPLETE`, and wakes the joiner.
+    fn complete(&self, outcome: Outcome<T>) {
+        *self.output.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        self.join_waker.wake();
+    }
+
+    fn take_output(&self) -> Option<Outcome<T>> {
+        self.output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Polls for completion on behalf of a joiner: check, register, check
+    /// again, so a completion racing with the registration is not lost.
+    fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_complete() {
+            return Poll::Ready(());
+        }
+        self.join_waker.register(cx.waker());
+        if self.is_complete() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Splits `fut` into a handle and the harness future to hand to a runtime.
+pub(crate) fn new<F>(fut: F) -> (Task<F::Output>, Harness<F>)
+where
+    F: Future,
+{
+    let shared = Arc::new(Shared {
+        state: AtomicU8::new(0),
+        task_waker: AtomicWaker::new(),
+        join_waker: AtomicWaker::new(),
+        output: Mutex::new(None),
+    });
+    let task = Task {
+        shared: Arc::clone(&shared),
+        detached: false,
+    };
+    let harness = Harness {
+        fut: Some(fut),
+        shared,
+    };
+    (task, harness)
+}
+
+// ===== Harness =====
+
+pin_project_lite::pin_project! {
+    /// The future actually given to the runtime: runs the user's future,
+    /// honours cancellation, catches panics, reports the outcome.
+    pub(crate) struct Harness<F: Future> {
+        #[pin]
+        fut: Option<F>,
+        shared: Arc<Shared<F::Output>>,
+    }
+
+    impl<F: Future> PinnedDrop for Harness<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.fut.is_some() {
+                // The runtime dropped us before the future finished: it shut
+                // down, or refused the task. Drop the user's future first so
+                // a joiner woken below can rely on its destructors having run.
+                let outcome = cancelled(drop_future(this.fut.as_mut()));
+                this.shared.complete(outcome);
+            }
+        }
+    }
+}
+
+/// Drops the user's future in place, catching a panicking destructor, whose
+/// payload is returned.
+fn drop_future<F>(mut fut: Pin<&mut Option<F>>) -> Option<Box<dyn Any + Send + 'static>> {
+    catch_unwind(AssertUnwindSafe(|| fut.set(None))).err()
+}
+
+/// The outcome of a task whose future was dropped before it finished: it was
+/// cancelled, unless its destructor panicked.
+fn cancelled<T>(drop_panic: Option<Box<dyn Any + Send + 'static>>) -> Outcome<T> {
+    Err(match drop_panic {
+        None => JoinError::Cancelled,
+        Some(payload) => JoinError::Panicked(payload),
+    })
+}
+
+impl<F: Future> Future for Harness<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let shared = &**this.shared;
+
+        if this.fut.is_none() {
+            // Already finished; a runtime polled us again. Nothing to do.
+            return Poll::Ready(());
+        }
+
+        // D1/D4: a cancelled task's future is dropped, never polled again.
+        if shared.cancel_requested() {
+            shared.complete(cancelled(drop_future(this.fut.as_mut())));
+            return Poll::Ready(());
+        }
+
+        let polled = {
+            let fut = this
+                .fut
+                .as_mut()
+                .as_pin_mut()
+                .expect("checked is_some above");
+            catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+        };
+
+        match polled {
+            Ok(Poll::Ready(value)) => {
+                // Drop the future before publishing, so `cancel().await` and
+                // `.await` return only after its destructors ran.
+                let outcome = match drop_future(this.fut.as_mut()) {
+                    None => Ok(value),
+                    Some(payload) => Err(JoinError::Panicked(payload)),
+                };
+                shared.complete(outcome);
+                Poll::Ready(())
+            }
+            Ok(Poll::Pending) => {
+                // Lost-wake-up argument: the canceller sets CANCEL_REQUESTED
+                // (SeqCst) and then wakes `task_waker`. We register first and
+                // then load the bit (SeqCst). Either our load sees the bit, or
+                // the canceller's `wake` happens after our `register` and
+                // wakes the waker we just stored. AtomicWaker makes the
+                // register/wake pair itself race-free.
+                shared.task_waker.register(cx.waker());
+                if shared.cancel_requested() {
+                    shared.complete(cancelled(drop_future(this.fut.as_mut())));
+                    return Poll::Ready(());
+                }
+                Poll::Pending
+            }
+            Err(payload) => {
+                let _ = drop_future(this.fut.as_mut());
+                shared.complete(Err(JoinError::Panicked(payload)));
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+// ===== Task =====
+
+/// A handle to a spawned task. **Dropping it cancels the task.**
+///
+/// Created by [`Spawner::spawn`](crate::Spawner::spawn). Await it to get
+/// the task's output.
+///
+/// # Contract
+///
+/// - **Drop cancels** (D1): once the `Task` is dropped, the task's future is
+///   never polled again (a poll already running on another thread finishes
+///   first) and is dropped — its destructors run — as soon as the runtime
+///   schedules it, without waiting for timers inside the task.
+/// - [`detach`](Task::detach) lets it run to completion unobserved (D2).
+/// - `.await` gives `Ok(T)` when it completes, `Err(JoinError::Cancelled)`
+///   when it was cancelled (by this handle or by runtime shutdown), and
+///   `Err(JoinError::Panicked(_))` when it panicked (D3, D6). A panic never
+///   escapes into the runtime or other tasks.
+/// - [`abort`](Task::abort) asks for cancellation and returns at once;
+///   [`cancel`](Task::cancel) asks and waits until the future was dropped
+///   (D4).
+/// - Cancellation lands only at an `.await` inside the task where it is
+///   pending, never in the middle of synchronous code (D5).
+///
+/// # Cancel safety
+///
+/// Awaiting a `Task` is cancel safe: if the `.await` is dropped before it
+/// completes, the output stays in the handle, and awaiting it again gets it.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::time::Duration;
+/// use cancelkit::{JoinError, Runtime, Spawner, Timer, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// rt.block_on(async {
+///     let slow = rt.spawn({
+///         let rt = rt.clone();
+///         async move { rt.sleep(Duration::from_secs(3600)).await }
+///     });
+///     slow.abort();
+///     assert!(matches!(slow.await, Err(JoinError::Cancelled)));
+/// });
+/// # }
+/// ```
+#[must_use = "tasks are cancelled when dropped; use `.detach()` to run them in the background"]
+pub struct Task<T> {
+    shared: Arc<Shared<T>>,
+    detached: bool,
+}
+
+impl<T> Task<T> {
+    /// Lets the task run to completion without a handle (D2).
+    ///
+    /// Its output, or panic payload, is dropped when it finishes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{CancelToken, Runtime, Spawner, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let done = CancelToken::new();
+    /// rt.spawn({
+    ///     let done = done.clone();
+    ///     async move { done.cancel() }
+    /// })
+    /// .detach();
+    /// rt.block_on(done.cancelled());
+    /// # }
+    /// ```
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+
+    /// Asks the task to stop, without waiting and without consuming the
+    /// handle (D4).
+    ///
+    /// The future is dropped at its next scheduling; await the handle (which
+    /// then gives `Err(JoinError::Cancelled)`, or the output if the task had
+    /// already finished) to know when. Calling it again, or after the task
+    /// finished, does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let task = rt.spawn(std::future::pending::<()>());
+    /// task.abort();
+    /// assert!(rt.block_on(task).unwrap_err().is_cancelled());
+    /// # }
+    /// ```
+    pub fn abort(&self) {
+        self.shared.request_cancel();
+    }
+
+    /// Cancels the task and waits until its future has been dropped (D4).
+    ///
+    /// Resolves to `Some(output)` if the task had already finished, `None`
+    /// if it was cancelled before finishing.
+    ///
+    /// ```ignore
+    /// async fn cancel(self) -> Option<T>;
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the task panicked, the panic is **resumed** here, so it is never
+    /// swallowed silently; wrap the await in `catch_unwind` to get the
+    /// payload, or use [`abort`](Task::abort) and await the handle to get it
+    /// as [`JoinError::Panicked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let task = rt.spawn(std::future::pending::<()>());
+    /// assert_eq!(rt.block_on(task.cancel()), None);
+    /// # }
+    /// ```
+    pub fn cancel(self) -> Cancel<T> {
+        Cancel {
+            task: Some(self),
+            requested: false,
+        }
+    }
+
+    /// Whether the task has finished: completed, panicked, or been cancelled
+    /// and dropped. When this returns `true`, awaiting the handle does not
+    /// wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let task = rt.spawn(async {});
+    /// let task = rt.block_on(async move {
+    ///     while !task.is_finished() {
+    ///         futures_lite::future::yield_now().await;
+    ///     }
+    ///     task
+    /// });
+    /// assert!(task.is_finished());
+    /// # }
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.shared.is_complete()
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        if !self.detached {
+            self.shared.request_cancel();
+        }
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = Result<T, JoinError>;
+
+    /// # Panics
+    ///
+    /// Panics if polled again after it returned `Ready`.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let shared = &self.shared;
+        match shared.poll_complete(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(
+                shared
+                    .take_output()
+                    .expect("`Task` polled after it returned `Poll::Ready`"),
+            ),
+        }
+    }
+}
+
+impl<T> Unpin for Task<T> {}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.state.load(Ordering::Acquire);
+        f.debug_struct("Task")
+            .field("cancel_requested", &(state & CANCEL_REQUESTED != 0))
+            .field("finished", &(state & COMPLETE != 0))
+            .finish()
+    }
+}
+
+/// The future returned by [`Task::cancel`].
+#[must_use = "futures do nothing unless polled; dropping this cancels the task without waiting"]
+#[derive(Debug)]
+pub struct Cancel<T> {
+    task: Option<Task<T>>,
+    requested: bool,
+}
+
+impl<T> Unpin for Cancel<T> {}
+
+impl<T> Future for Cancel<T> {
+    type Output = Option<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let task = self
+            .task
+            .as_ref()
+            .expect("`Cancel` polled after it returned `Poll::Ready`");
+        if !self.requested {
+            task.shared.request_cancel();
+            self.requested = true;
+        }
+        let task = self.task.as_ref().expect("checked above");
+        match task.shared.poll_complete(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                let outcome = task.shared.take_output();
+                self.task = None;
+                match outcome {
+                    Some(Ok(value)) => Poll::Ready(Some(value)),
+                    Some(Err(JoinError::Panicked(payload))) => resume_unwind(payload),
+                    Some(Err(JoinError::Cancelled)) | None => Poll::Ready(None),
+                }
+            }
+        }
+    }
+}
+
+// ===== JoinError =====
+
+/// Why a [`Task`] gave no output.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{JoinError, Runtime, Spawner, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let err = rt.block_on(rt.spawn(async { panic!("boom") })).unwrap_err();
+/// assert!(err.is_panic());
+/// assert_eq!(err.to_string(), "task panicked: boom");
+/// let payload = err.into_panic();
+/// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+/// # }
+/// ```
+#[non_exhaustive]
+pub enum JoinError {
+    /// The task was cancelled — through its handle, or because the runtime
+    /// shut down — before it finished.
+    Cancelled,
+    /// The task panicked; this is the payload, as given to
+    /// [`std::panic::resume_unwind`].
+    Panicked(Box<dyn Any + Send + 'static>),
+}
+
+impl JoinError {
+    /// Whether the task was cancelled.
+    ///
+    /// ```
+    /// assert!(cancelkit::JoinError::Cancelled.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    ///
+    /// ```
+    /// assert!(!cancelkit::JoinError::Cancelled.is_panic());
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked(_))
+    }
+
+    /// The panic payload.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the task did not panic; use
+    /// [`try_into_panic`](JoinError::try_into_panic) to check.
+    ///
+    /// ```
+    /// let err = cancelkit::JoinError::Panicked(Box::new("boom"));
+    /// assert_eq!(err.into_panic().downcast_ref::<&str>(), Some(&"boom"));
+    /// ```
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("`JoinError::into_panic` called on a task that did not panic")
+    }
+
+    /// The panic payload, or `Err(self)` if the task did not panic.
+    ///
+    /// ```
+    /// let err = cancelkit::JoinError::Cancelled;
+    /// assert!(err.try_into_panic().is_err());
+    /// ```
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self {
+            JoinError::Panicked(payload) => Ok(payload),
+            other => Err(other),
+        }
+    }
+}
+
+/// The message of a panic payload, if it is a string.
+fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => f.write_str("Cancelled"),
+            JoinError::Panicked(payload) => f
+                .debug_tuple("Panicked")
+                .field(&panic_message(&**payload).unwrap_or("<non-string payload>"))
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => f.write_str("task was cancelled"),
+            JoinError::Panicked(payload) => match panic_message(&**payload) {
+                Some(msg) => write!(f, "task panicked: {msg}"),
+                None => f.write_str("task panicked"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    /// A waker that counts its wake-ups.
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<CountingWaker>, std::task::Waker) {
+        let c = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        (c.clone(), c.into())
+    }
+
+    #[test]
+    fn dropping_the_handle_wakes_the_harness_once_and_it_drops_the_future() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        struct OnDrop(Arc<AtomicUsize>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let guard = OnDrop(dropped.clone());
+        let (task, harness) = new(async move {
+            let _g = guard;
+            std::future::pending::<()>().await
+        });
+        let mut harness = Box::pin(harness);
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(harness.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+
+        drop(task);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "drop wakes the task once");
+        assert_eq!(dropped.load(Ordering::SeqCst), 0, "not dropped on the caller's thread");
+
+        assert!(harness.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn harness_dropped_by_runtime_reports_cancelled() {
+        let (task, harness) = new(std::future::pending::<u8>());
+        drop(harness);
+        let out = futures_lite::future::block_on(task);
+        assert!(matches!(out, Err(JoinError::Cancelled)));
+    }
+
+    #[test]
+    fn panic_is_caught_and_payload_kept() {
+        let (task, harness) = new(async { panic!("boom") });
+        let mut harness = Box::pin(harness);
+        let (_, waker) = counting();
+        assert!(harness.as_mut().poll(&mut Context::from_waker(&waker)).is_ready());
+        let err = futures_lite::future::block_on(task).unwrap_err();
+        assert_eq!(err.to_string(), "task panicked: boom");
+    }
+
+    #[test]
+    fn completion_wakes_the_joiner_exactly_once() {
+        let (mut task, harness) = new(async { 7 });
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        let mut harness = Box::pin(harness);
+        let (_, hw) = counting();
+        assert!(harness.as_mut().poll(&mut Context::from_waker(&hw)).is_ready());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        match Pin::new(&mut task).poll(&mut cx) {
+            Poll::Ready(Ok(7)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cancel_after_completion_returns_the_output() {
+        let (task, harness) = new(async { 7 });
+        let mut harness = Box::pin(harness);
+        let (_, hw) = counting();
+        assert!(harness.as_mut().poll(&mut Context::from_waker(&hw)).is_ready());
+        assert_eq!(futures_lite::future::block_on(task.cancel()), Some(7));
+    }
+
+    #[test]
+    fn detached_task_is_not_cancelled() {
+        let (task, harness) = new(async { 7 });
+        task.detach();
+        let mut harness = Box::pin(harness);
+        let (_, hw) = counting();
+        assert!(harness.as_mut().poll(&mut Context::from_waker(&hw)).is_ready());
+        // The harness ran the future to completion rather than dropping it.
+        assert!(harness.fut.is_none());
+    }
+}
