@@ -29,6 +29,13 @@ use crate::{CancelToken, Runtime, Spawner, Timer};
 ///
 /// Cheap to clone; clones share the executor.
 ///
+/// # Caveats
+///
+/// A runtime from [`Smol::new`] lives as long as *any* clone, including
+/// clones moved into its own tasks: a task that holds a clone keeps the
+/// executor's threads running. Move only what the task needs (a sleep
+/// future, for example) into tasks that may still be pending at shutdown.
+///
 /// # Examples
 ///
 /// ```

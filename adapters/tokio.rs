@@ -32,6 +32,13 @@ use crate::{Runtime, Spawner, Timer};
 /// — tasks still pending then are dropped, and their [`Task`](crate::Task)s
 /// report [`JoinError::Cancelled`](crate::JoinError::Cancelled).
 ///
+/// # Caveats
+///
+/// An owned runtime lives as long as *any* clone, including clones moved
+/// into its own tasks: a task that holds a clone keeps the runtime from
+/// shutting down. Move only what the task needs (a sleep future, a
+/// [`Handle`]) into tasks that may still be pending at shutdown.
+///
 /// # Examples
 ///
 /// Inside an application that already runs tokio:

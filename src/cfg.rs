@@ -22,7 +22,3 @@ macro_rules! cfg_smol {
 macro_rules! cfg_async_std {
     ($($item:item)*) => { cfg_feature!("async-std"; $($item)*); };
 }
-
-macro_rules! cfg_conformance {
-    ($($item:item)*) => { cfg_feature!("conformance"; $($item)*); };
-}

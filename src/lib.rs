@@ -141,9 +141,11 @@ pub use token::{
     CancelToken, Cancelled, DropGuard, FutureExt, WhenCancelled, WhenCancelledOwned, WithCancel,
 };
 
-cfg_conformance! {
-    pub mod conformance;
-}
+// Not through `cfg_conformance!`: the module exports macros, and
+// macro-expanded `#[macro_export]` macros cannot be named by path.
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
 
 /// Runtime adapters, one per cargo feature.
 ///

@@ -1,0 +1,78 @@
+//! Runs the conformance suite on every runtime this build enables, and
+//! checks that every runtime produces the same trace for every case.
+//!
+//! `cargo test --all-features --test conformance tokio_multi_thread::` runs
+//! one runtime; `cargo test --all-features d1_` runs one contract line on all.
+
+#![cfg(feature = "conformance")]
+
+use std::collections::BTreeMap;
+
+use cancelkit::conformance::{self, Config};
+use cancelkit::{Runtime, conformance_tests};
+
+#[cfg(feature = "tokio")]
+conformance_tests!(tokio_current_thread, || {
+    cancelkit::rt::Tokio::current_thread().unwrap()
+});
+#[cfg(feature = "tokio")]
+conformance_tests!(tokio_multi_thread, || cancelkit::rt::Tokio::multi_thread()
+    .unwrap());
+#[cfg(feature = "smol")]
+conformance_tests!(smol, || cancelkit::rt::Smol::new().unwrap());
+#[cfg(feature = "async-std")]
+conformance_tests!(async_std, cancelkit::rt::AsyncStd::scoped);
+
+/// Every case's trace on one runtime, by case name.
+fn traces<R>(new_runtime: &dyn Fn() -> R) -> BTreeMap<&'static str, Vec<String>>
+where
+    R: Runtime + Clone + Send + Sync + 'static,
+{
+    conformance::cases::<R>()
+        .iter()
+        .map(|case| {
+            let trace = conformance::run(new_runtime, case, &Config::default())
+                .unwrap_or_else(|f| panic!("{f}"));
+            (case.name(), trace)
+        })
+        .collect()
+}
+
+#[test]
+fn traces_are_identical_on_every_runtime() {
+    let mut runs: Vec<(&str, BTreeMap<&str, Vec<String>>)> = Vec::new();
+    #[cfg(feature = "tokio")]
+    {
+        runs.push((
+            "tokio_current_thread",
+            traces(&|| cancelkit::rt::Tokio::current_thread().unwrap()),
+        ));
+        runs.push((
+            "tokio_multi_thread",
+            traces(&|| cancelkit::rt::Tokio::multi_thread().unwrap()),
+        ));
+    }
+    #[cfg(feature = "smol")]
+    runs.push(("smol", traces(&|| cancelkit::rt::Smol::new().unwrap())));
+    #[cfg(feature = "async-std")]
+    runs.push(("async_std", traces(&cancelkit::rt::AsyncStd::scoped)));
+
+    assert!(
+        runs.len() >= 2 || cfg!(not(all(feature = "tokio"))),
+        "with tokio on, at least two flavours are compared"
+    );
+    let Some(((first_name, first), rest)) = runs.split_first() else {
+        return;
+    };
+    for case in first.keys() {
+        assert!(!first[case].is_empty(), "{case} recorded no events");
+    }
+    for (name, traces) in rest {
+        for (case, trace) in traces {
+            assert_eq!(
+                trace, &first[case],
+                "case {case}: {name} traced differently from {first_name}"
+            );
+        }
+    }
+}

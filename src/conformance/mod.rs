@@ -1,0 +1,424 @@
+//! The conformance suite: cancelkit's behaviour contract, as tests that run
+//! on any [`Runtime`].
+//!
+//! Every line of the contract (D1–D6 for task handles, F1–F5 for tokens,
+//! T1–T3 for time) is one or more [`Case`]s, written once, generic over the
+//! runtime. The same cases run on tokio (current-thread and multi-thread),
+//! smol and async-std in this crate's own tests, and you can run them on
+//! your runtime or your adapter with one macro call:
+//!
+//! ```ignore
+//! // tests/conformance.rs of your crate, with cancelkit's `conformance` feature on
+//! cancelkit::conformance_tests!(my_runtime, || MyRuntime::new());
+//! ```
+//!
+//! That expands to one `#[test]` per case inside `mod my_runtime`, so a
+//! failure names its runtime and its case, e.g.
+//! `my_runtime::d1_dropping_task_cancels_it`, and
+//! `cargo test my_runtime::` runs just yours.
+//!
+//! # What a runtime must provide
+//!
+//! The constructor passed to the macro is called once per case (and some
+//! cases call it again to get a runtime they can shut down), so it should
+//! build a **fresh, owned** runtime — one whose pending tasks are dropped
+//! when its last handle is dropped (D6). `R` must be `Clone + Send + Sync +
+//! 'static`, so the cases can move handles into tasks.
+//!
+//! # Traces
+//!
+//! Each case records a trace: the events it observed, in an order that its
+//! own synchronisation makes deterministic (the suite orders events by
+//! awaiting signals, never by sleeping). A correct runtime produces exactly
+//! the same trace as every other; [`run`] returns it so that a test can
+//! compare runtimes (this crate's `tests/conformance.rs` does).
+//!
+//! # Hangs
+//!
+//! Every wait in a case is bounded by [`Config::patience`], measured by a
+//! watchdog thread on the real clock — not by the runtime's timer, which may
+//! be the thing under test. A hang is reported as a [`Failure`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::{CancelToken, Runtime};
+
+mod cases;
+
+/// Settings for a conformance run.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let config = cancelkit::conformance::Config::default().patience(Duration::from_secs(30));
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// How long a case waits for something that should happen "promptly"
+    /// before it reports a hang; also the length of timers that a correct
+    /// runtime should never let fire during a case. Default: 10 s.
+    pub patience: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            patience: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Sets [`patience`](Config::patience).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = cancelkit::conformance::Config::default().patience(Duration::from_millis(500));
+    /// assert_eq!(config.patience, Duration::from_millis(500));
+    /// ```
+    pub fn patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
+    }
+}
+
+/// A case of the suite failed: what was expected and what happened.
+///
+/// ```
+/// let f = cancelkit::conformance::Failure::new("the task was polled after drop");
+/// assert_eq!(f.message(), "the task was polled after drop");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    case: &'static str,
+    message: String,
+}
+
+impl Failure {
+    /// A failure with this message (the runner fills in the case's name).
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure {
+            case: "",
+            message: message.into(),
+        }
+    }
+
+    /// The name of the case that failed, e.g. `d1_dropping_task_cancels_it`.
+    ///
+    /// ```
+    /// assert_eq!(cancelkit::conformance::Failure::new("x").case(), "");
+    /// ```
+    pub fn case(&self) -> &'static str {
+        self.case
+    }
+
+    /// What went wrong.
+    ///
+    /// ```
+    /// assert_eq!(cancelkit::conformance::Failure::new("x").message(), "x");
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.case.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.case, self.message)
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// The events a case observed, in order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Trace(Arc<Mutex<Vec<String>>>);
+
+impl Trace {
+    pub(crate) fn record(&self, event: impl Into<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event.into());
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// What a case gets to work with.
+pub(crate) struct Ctx<'a, R> {
+    pub(crate) rt: R,
+    pub(crate) new_runtime: &'a dyn Fn() -> R,
+    pub(crate) trace: Trace,
+    pub(crate) config: &'a Config,
+}
+
+impl<R: Runtime> Ctx<'_, R> {
+    /// Blocks on `fut` on the case's runtime, failing with "hung while
+    /// {what}" if it takes longer than the patience.
+    pub(crate) fn block_on<F: Future>(&self, what: &str, fut: F) -> Result<F::Output, Failure> {
+        bounded(&self.rt, self.config.patience, what, fut)
+    }
+}
+
+/// `rt.block_on(fut)`, bounded by a watchdog thread on the real clock.
+pub(crate) fn bounded<R: Runtime, F: Future>(
+    rt: &R,
+    patience: Duration,
+    what: &str,
+    fut: F,
+) -> Result<F::Output, Failure> {
+    let expired = CancelToken::new();
+    let (disarm, disarmed) = mpsc::channel::<()>();
+    let watchdog = {
+        let expired = expired.clone();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(patience) {
+                expired.cancel();
+            }
+        })
+    };
+    let out = rt.block_on(futures_lite::future::or(
+        async { Some(fut.await) },
+        async {
+            expired.cancelled().await;
+            None
+        },
+    ));
+    drop(disarm);
+    let _ = watchdog.join();
+    out.ok_or_else(|| Failure::new(format!("hung for {patience:?} while {what}")))
+}
+
+/// One case of the suite: a contract line (or one claim of it), runnable on
+/// any runtime `R`.
+///
+/// Get them from [`cases`]; run one with [`run`].
+pub struct Case<R> {
+    name: &'static str,
+    id: &'static str,
+    claim: &'static str,
+    run: fn(&Ctx<'_, R>) -> Result<(), Failure>,
+}
+
+impl<R> Case<R> {
+    /// The case's name, as used for its `#[test]`, e.g.
+    /// `d1_dropping_task_cancels_it`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The contract line it checks, e.g. `D1`.
+    pub fn id(&self) -> &'static str {
+        self.id
+    }
+
+    /// The claim it checks, in one sentence.
+    pub fn claim(&self) -> &'static str {
+        self.claim
+    }
+}
+
+impl<R> fmt::Debug for Case<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Case")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Every case of the suite, in contract order.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{conformance, rt::Smol};
+///
+/// let cases = conformance::cases::<Smol>();
+/// assert!(cases.iter().any(|c| c.id() == "D1"));
+/// # }
+/// ```
+pub fn cases<R>() -> Vec<Case<R>>
+where
+    R: Runtime + Clone + Send + Sync + 'static,
+{
+    crate::__conformance_cases!(list ())
+}
+
+/// Runs one case on a fresh runtime from `new_runtime` and returns its
+/// trace.
+///
+/// # Errors
+///
+/// The [`Failure`] of the case: which claim broke, or what hung.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{conformance::{self, Config}, rt::Smol};
+///
+/// let new_runtime = || Smol::new().unwrap();
+/// for case in conformance::cases() {
+///     let trace = conformance::run(&new_runtime, &case, &Config::default()).unwrap();
+///     assert!(!trace.is_empty());
+/// }
+/// # }
+/// ```
+pub fn run<R>(
+    new_runtime: &dyn Fn() -> R,
+    case: &Case<R>,
+    config: &Config,
+) -> Result<Vec<String>, Failure>
+where
+    R: Runtime + Clone + Send + Sync + 'static,
+{
+    let cx = Ctx {
+        rt: new_runtime(),
+        new_runtime,
+        trace: Trace::default(),
+        config,
+    };
+    match (case.run)(&cx) {
+        Ok(()) => Ok(cx.trace.events()),
+        Err(mut failure) => {
+            failure.case = case.name;
+            Err(failure)
+        }
+    }
+}
+
+/// Runs the case called `name`, for [`conformance_tests!`].
+///
+/// # Panics
+///
+/// Panics with the failure's message if the case fails, or if there is no
+/// case of that name.
+#[doc(hidden)]
+pub fn __run_test<R>(new_runtime: &dyn Fn() -> R, name: &str)
+where
+    R: Runtime + Clone + Send + Sync + 'static,
+{
+    let case = cases::<R>()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no conformance case named {name}"));
+    if let Err(failure) = run(new_runtime, &case, &Config::default()) {
+        panic!("conformance case {} ({}) failed: {failure}", case.id, case.claim);
+    }
+}
+
+/// Expands to one `#[test]` per conformance case, in a module named `$name`,
+/// running on runtimes built by `$new_runtime` (an expression of type
+/// `impl Fn() -> R`).
+///
+/// A failing test's path names the runtime and the case, such as
+/// `tokio_multi_thread::d1_dropping_task_cancels_it`.
+///
+/// # Examples
+///
+/// ```ignore
+/// cancelkit::conformance_tests!(smol, || cancelkit::rt::Smol::new().unwrap());
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($name:ident, $new_runtime:expr $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__conformance_cases!(tests ($new_runtime));
+        }
+    };
+}
+
+/// The list of cases, `name => "ID", "claim";`: the single source of truth
+/// for both [`cases`] (mode `list`) and [`conformance_tests!`] (mode
+/// `tests`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    (@expand tests ($new_runtime:expr); $($name:ident => $id:literal, $claim:literal;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                let new_runtime = $new_runtime;
+                $crate::conformance::__run_test(&new_runtime, stringify!($name));
+            }
+        )*
+    };
+    (@expand list (); $($name:ident => $id:literal, $claim:literal;)*) => {
+        vec![$(
+            $crate::conformance::Case {
+                name: stringify!($name),
+                id: $id,
+                claim: $claim,
+                run: $crate::conformance::cases::$name::<R>,
+            },
+        )*]
+    };
+    ($mode:ident $args:tt) => {
+        $crate::__conformance_cases! { @expand $mode $args;
+            d1_dropping_task_cancels_it => "D1",
+                "dropping a Task drops its future promptly, without waiting for the task's timers, and never polls it again";
+            d2_detached_task_runs_to_completion => "D2",
+                "a detached task runs to completion with no handle";
+            d3_await_gives_the_output => "D3",
+                "awaiting a task that completes gives Ok(output)";
+            d3_await_after_abort_gives_cancelled => "D3",
+                "awaiting a task that was cancelled gives Err(JoinError::Cancelled)";
+            d3_panic_is_caught_and_spares_the_runtime => "D3",
+                "a panicking task gives Err(JoinError::Panicked) with its payload, and its siblings and the runtime carry on";
+            d4_abort_neither_waits_nor_consumes => "D4",
+                "abort() returns at once, keeps the handle usable, and is idempotent";
+            d4_cancel_returns_after_the_future_is_dropped => "D4",
+                "cancel().await returns None only after the future was dropped";
+            d4_cancel_of_a_finished_task_returns_its_output => "D4",
+                "cancel().await on a task that already finished returns Some(output)";
+            d4_panic_is_never_swallowed => "D4",
+                "a task's panic reaches whoever cancels or aborts and awaits it";
+            d5_cancel_lands_only_at_await_points => "D5",
+                "a cancel requested mid-section lets the section finish and lands at the next await";
+            d6_runtime_shutdown_cancels_pending_tasks => "D6",
+                "when the runtime shuts down, awaiting its pending tasks gives Err(JoinError::Cancelled) without hanging";
+            f1_clones_share_one_idempotent_flag => "F1",
+                "clones of a token share state, cancel() is idempotent, is_cancelled() sees it on every thread";
+            f2_one_cancel_wakes_every_waiter => "F2",
+                "one cancel() wakes every task waiting on cancelled()";
+            f2_cancelled_is_ready_at_once_when_already_cancelled => "F2",
+                "cancelled() on a cancelled token completes on its first poll";
+            f2_cancel_racing_registration_is_never_lost => "F2",
+                "a cancel() racing with a waiter's registration always wakes it";
+            f4_drop_guard_cancels_unless_disarmed => "F4",
+                "a drop guard cancels its token when dropped, unless disarmed";
+            f5_with_cancel_drops_the_future_when_cancelled => "F5",
+                "run_until_cancelled gives Err(Cancelled) and drops the future when the token fires first";
+            t1_timeout_gives_the_output_in_time => "T1",
+                "timeout gives Ok(output) when the future completes in time";
+            t1_timeout_elapses_after_dropping_the_future => "T1",
+                "timeout gives Err(Elapsed), not early, after dropping the future";
+            t2_ready_future_wins_even_at_zero => "T2",
+                "the future is polled before the clock: a ready future wins at Duration::ZERO and at a past deadline";
+            t3_sleep_never_completes_early => "T3",
+                "sleep and sleep_until never complete before their deadline by the timer's clock";
+            t3_deadline_elapses_at_its_instant => "T3",
+                "deadline(instant) elapses at, not before, the instant";
+            t3_far_deadlines_mean_never => "T3",
+                "Duration::MAX and far deadlines mean never, without panicking";
+        }
+    };
+}

@@ -1,0 +1,760 @@
+//! The cases of the suite, one function each, named as in the contract.
+//!
+//! Rules every case follows:
+//! - events are ordered by awaiting signals ([`CancelToken`]s), never by
+//!   sleeping; sleeps appear only where time itself is under test, and are
+//!   short (≤ 50 ms) unless they stand for "never" (then they are
+//!   [`Config::patience`](super::Config::patience) long, and the case
+//!   finishes long before them on a correct runtime);
+//! - every wait is bounded by the watchdog of [`Ctx::block_on`];
+//! - only events whose order the case itself forces go into the trace.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::FutureExt as _;
+use futures_lite::future::yield_now;
+
+use super::{Ctx, Failure, bounded};
+use crate::{CancelToken, Elapsed, JoinError, Runtime, Task, deadline, timeout};
+
+/// `Err(Failure)` unless `cond`.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(Failure::new(format!($($msg)+)));
+        }
+    };
+}
+
+/// Bounds every case's runtime type.
+pub(crate) trait CaseRuntime: Runtime + Clone + Send + Sync + 'static {}
+impl<R: Runtime + Clone + Send + Sync + 'static> CaseRuntime for R {}
+
+type Result = std::result::Result<(), Failure>;
+
+/// Wraps a future and counts how many times it is polled.
+struct CountPolls<F> {
+    polls: Arc<AtomicUsize>,
+    fut: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for CountPolls<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "<non-string payload>".into())
+}
+
+fn describe<T>(out: &std::result::Result<T, JoinError>) -> String {
+    match out {
+        Ok(_) => "Ok(_)".into(),
+        Err(e) => format!("Err({e})"),
+    }
+}
+
+// ===== D: task handles =====
+
+pub(crate) fn d1_dropping_task_cancels_it<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let started = CancelToken::new();
+    let dropped = CancelToken::new();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let polls = Arc::new(AtomicUsize::new(0));
+    // The task's own timer: far longer than the patience, so on a correct
+    // runtime it never fires during the case.
+    let nap = cx.config.patience * 3;
+
+    let task = rt.spawn(CountPolls {
+        polls: polls.clone(),
+        fut: Box::pin({
+            let (rt, started, dropped, ticks) =
+                (rt.clone(), started.clone(), dropped.clone(), ticks.clone());
+            async move {
+                let _on_drop = dropped.drop_guard();
+                started.cancel();
+                loop {
+                    rt.sleep(nap).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }),
+    });
+
+    cx.block_on("waiting for the task to start", started.cancelled())?;
+    trace.record("task started");
+    drop(task);
+    let polls_at_drop = polls.load(Ordering::SeqCst);
+    trace.record("handle dropped");
+
+    cx.block_on(
+        "waiting for the dropped task's future to be dropped (did the handle detach it?)",
+        dropped.cancelled(),
+    )?;
+    trace.record("future dropped");
+
+    ensure!(
+        ticks.load(Ordering::SeqCst) == 0,
+        "the task's timer fired before its future was dropped"
+    );
+    let polls_after = polls.load(Ordering::SeqCst);
+    ensure!(
+        polls_after == polls_at_drop,
+        "the future was polled {} more time(s) after its Task was dropped",
+        polls_after - polls_at_drop
+    );
+    Ok(())
+}
+
+pub(crate) fn d2_detached_task_runs_to_completion<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let go = CancelToken::new();
+    let finished = CancelToken::new();
+    rt.spawn({
+        let (rt, go, finished) = (rt.clone(), go.clone(), finished.clone());
+        async move {
+            go.cancelled().await;
+            // Suspend on a real timer too, after the handle is gone.
+            rt.sleep(Duration::from_millis(5)).await;
+            finished.cancel();
+        }
+    })
+    .detach();
+    trace.record("detached");
+    go.cancel();
+    cx.block_on(
+        "waiting for the detached task to finish",
+        finished.cancelled(),
+    )?;
+    trace.record("detached task finished");
+    Ok(())
+}
+
+pub(crate) fn d3_await_gives_the_output<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let rt = &cx.rt;
+    let task = rt.spawn({
+        let rt = rt.clone();
+        async move {
+            yield_now().await;
+            rt.sleep(Duration::from_millis(1)).await;
+            42_u32
+        }
+    });
+    let out = cx.block_on("awaiting a task that completes", task)?;
+    ensure!(
+        matches!(out, Ok(42)),
+        "expected Ok(42), got {}",
+        describe(&out)
+    );
+    cx.trace.record("Ok(42)");
+    Ok(())
+}
+
+pub(crate) fn d3_await_after_abort_gives_cancelled<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let task = cx.rt.spawn(std::future::pending::<u32>());
+    task.abort();
+    let out = cx.block_on("awaiting an aborted task", task)?;
+    ensure!(
+        matches!(out, Err(JoinError::Cancelled)),
+        "expected Err(Cancelled), got {}",
+        describe(&out)
+    );
+    cx.trace.record("Err(Cancelled)");
+    Ok(())
+}
+
+pub(crate) fn d3_panic_is_caught_and_spares_the_runtime<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let release = CancelToken::new();
+    let sibling = rt.spawn({
+        let release = release.clone();
+        async move {
+            release.cancelled().await;
+            "sibling done"
+        }
+    });
+    let bad = rt.spawn(async {
+        yield_now().await;
+        panic!("boom");
+    });
+    let out: std::result::Result<(), JoinError> = cx.block_on("awaiting a panicking task", bad)?;
+    match out {
+        Err(JoinError::Panicked(payload)) => {
+            let text = panic_text(&*payload);
+            ensure!(text == "boom", "payload was {text:?}, expected \"boom\"");
+            trace.record("Err(Panicked(\"boom\"))");
+        }
+        other => {
+            return Err(Failure::new(format!(
+                "expected Err(Panicked), got {}",
+                describe(&other)
+            )));
+        }
+    }
+    release.cancel();
+    let out = cx.block_on("awaiting the panicking task's sibling", sibling)?;
+    ensure!(
+        matches!(out, Ok("sibling done")),
+        "the sibling gave {}",
+        describe(&out)
+    );
+    trace.record("sibling Ok");
+    let out = cx.block_on(
+        "awaiting a task spawned after the panic",
+        rt.spawn(async { 1 }),
+    )?;
+    ensure!(
+        matches!(out, Ok(1)),
+        "a task spawned after the panic gave {}",
+        describe(&out)
+    );
+    trace.record("runtime still works");
+    Ok(())
+}
+
+pub(crate) fn d4_abort_neither_waits_nor_consumes<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let started = CancelToken::new();
+    let dropped = CancelToken::new();
+    let nap = cx.config.patience * 3;
+    let task = rt.spawn({
+        let (rt, started, dropped) = (rt.clone(), started.clone(), dropped.clone());
+        async move {
+            let _on_drop = dropped.drop_guard();
+            started.cancel();
+            rt.sleep(nap).await;
+        }
+    });
+    cx.block_on("waiting for the task to start", started.cancelled())?;
+    task.abort();
+    task.abort();
+    trace.record("aborted twice, handle kept");
+    let out = cx.block_on("awaiting an aborted task", async { (&mut { task }).await })?;
+    ensure!(
+        dropped.is_cancelled(),
+        "the handle resolved before the future was dropped"
+    );
+    ensure!(
+        matches!(out, Err(JoinError::Cancelled)),
+        "expected Err(Cancelled), got {}",
+        describe(&out)
+    );
+    trace.record("Err(Cancelled)");
+    Ok(())
+}
+
+pub(crate) fn d4_cancel_returns_after_the_future_is_dropped<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let started = CancelToken::new();
+    let nap = cx.config.patience * 3;
+
+    /// Records its drop, slowly, so a `cancel()` that returned early would
+    /// be caught.
+    struct SlowDrop(crate::conformance::Trace);
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(20));
+            self.0.record("future dropped");
+        }
+    }
+
+    let task = rt.spawn({
+        let (rt, started, guard) = (rt.clone(), started.clone(), SlowDrop(trace.clone()));
+        async move {
+            let _guard = guard;
+            started.cancel();
+            rt.sleep(nap).await;
+            7_u32
+        }
+    });
+    cx.block_on("waiting for the task to start", started.cancelled())?;
+    let out = cx.block_on("awaiting cancel()", task.cancel())?;
+    trace.record(format!("cancel returned {out:?}"));
+    ensure!(out.is_none(), "cancel() returned {out:?}, expected None");
+    Ok(())
+}
+
+pub(crate) fn d4_cancel_of_a_finished_task_returns_its_output<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let task = rt.spawn(async { 7_u32 });
+    let task = cx.block_on("waiting for the task to finish", async move {
+        while !task.is_finished() {
+            yield_now().await;
+        }
+        task
+    })?;
+    trace.record("finished");
+    let out = cx.block_on("awaiting cancel()", task.cancel())?;
+    ensure!(out == Some(7), "cancel() returned {out:?}, expected Some(7)");
+    trace.record("cancel returned Some(7)");
+    Ok(())
+}
+
+pub(crate) fn d4_panic_is_never_swallowed<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+
+    // cancel(): the panic is resumed at the awaiter.
+    let task = rt.spawn(async {
+        yield_now().await;
+        panic!("boom");
+    });
+    let task = cx.block_on("waiting for the task to panic", async move {
+        while !task.is_finished() {
+            yield_now().await;
+        }
+        task
+    })?;
+    let caught = cx.block_on(
+        "awaiting cancel() of a panicked task",
+        AssertUnwindSafe(task.cancel()).catch_unwind(),
+    )?;
+    match caught {
+        Err(payload) => {
+            let text = panic_text(&*payload);
+            ensure!(text == "boom", "cancel() resumed {text:?}, expected \"boom\"");
+            trace.record("cancel resumed the panic");
+        }
+        Ok(out) => {
+            return Err(Failure::new(format!(
+                "cancel() of a panicked task returned {out:?}: the panic was swallowed"
+            )));
+        }
+    }
+
+    // abort() then await: the payload comes back as JoinError::Panicked.
+    let task = rt.spawn(async {
+        yield_now().await;
+        panic!("boom");
+    });
+    let task = cx.block_on("waiting for the task to panic", async move {
+        while !task.is_finished() {
+            yield_now().await;
+        }
+        task
+    })?;
+    task.abort();
+    let out: std::result::Result<(), JoinError> =
+        cx.block_on("awaiting an aborted, panicked task", task)?;
+    match out {
+        Err(JoinError::Panicked(p)) if panic_text(&*p) == "boom" => {
+            trace.record("abort then await gave the panic");
+            Ok(())
+        }
+        other => Err(Failure::new(format!(
+            "abort() then await of a panicked task gave {}",
+            describe(&other)
+        ))),
+    }
+}
+
+pub(crate) fn d5_cancel_lands_only_at_await_points<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let go = CancelToken::new();
+    let dropped = CancelToken::new();
+    let slot: Arc<Mutex<Option<Task<()>>>> = Arc::default();
+    let task = rt.spawn({
+        let (go, dropped, slot, trace) = (go.clone(), dropped.clone(), slot.clone(), trace.clone());
+        async move {
+            let _on_drop = dropped.drop_guard();
+            go.cancelled().await;
+            trace.record("section start");
+            // Cancellation is requested in the middle of synchronous code...
+            slot.lock()
+                .unwrap()
+                .as_ref()
+                .expect("handle stored before go")
+                .abort();
+            // ...which runs to its end regardless.
+            trace.record("section end");
+            yield_now().await;
+            trace.record("after the next await (must not happen)");
+        }
+    });
+    *slot.lock().unwrap() = Some(task);
+    go.cancel();
+    cx.block_on("waiting for the future to be dropped", dropped.cancelled())?;
+    trace.record("future dropped");
+    let task = slot.lock().unwrap().take().expect("the handle is in the slot");
+    let out = cx.block_on("awaiting the aborted task", task)?;
+    ensure!(
+        matches!(out, Err(JoinError::Cancelled)),
+        "expected Err(Cancelled), got {}",
+        describe(&out)
+    );
+    let events = trace.events();
+    ensure!(
+        !events.iter().any(|e| e.starts_with("after the next await")),
+        "code after the next await ran after cancellation was requested"
+    );
+    Ok(())
+}
+
+pub(crate) fn d6_runtime_shutdown_cancels_pending_tasks<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let trace = &cx.trace;
+    let doomed = (cx.new_runtime)();
+    let started = CancelToken::new();
+    // The tasks must not hold a clone of `doomed`: a task that does keeps
+    // its owned runtime alive (see the adapters' "Caveats").
+    let running = doomed.spawn({
+        let (nap, started) = (doomed.sleep(cx.config.patience * 3), started.clone());
+        async move {
+            started.cancel();
+            nap.await;
+        }
+    });
+    let parked = doomed.spawn(std::future::pending::<()>());
+    // Drive the runtime until the first task has started, so that both a
+    // started and a possibly never-polled task are pending at shutdown.
+    bounded(
+        &doomed,
+        cx.config.patience,
+        "waiting for a task to start",
+        started.cancelled(),
+    )?;
+    drop(doomed);
+    trace.record("runtime dropped");
+
+    for (what, task) in [("sleeping", running), ("parked", parked)] {
+        let out = cx.block_on(
+            "awaiting a task of a runtime that shut down (was it leaked?)",
+            task,
+        )?;
+        ensure!(
+            matches!(out, Err(JoinError::Cancelled)),
+            "a {what} task of a shut-down runtime gave {}",
+            describe(&out)
+        );
+        trace.record(format!("{what} task: Err(Cancelled)"));
+    }
+    Ok(())
+}
+
+// ===== F: tokens =====
+
+pub(crate) fn f1_clones_share_one_idempotent_flag<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let token = CancelToken::new();
+    let clone = token.clone();
+    ensure!(!clone.is_cancelled(), "a new token reports cancelled");
+    let seen = rt.spawn({
+        let clone = clone.clone();
+        async move {
+            clone.cancel();
+            clone.cancel();
+            clone.is_cancelled()
+        }
+    });
+    let seen = cx.block_on("awaiting a task that cancels a clone", seen)?;
+    ensure!(
+        matches!(seen, Ok(true)),
+        "the cancelling task saw {}",
+        describe(&seen)
+    );
+    ensure!(
+        token.is_cancelled() && clone.is_cancelled(),
+        "a clone did not see the cancel"
+    );
+    token.cancel();
+    ensure!(token.is_cancelled(), "cancelling twice un-cancelled");
+    trace.record("all clones cancelled");
+    Ok(())
+}
+
+pub(crate) fn f2_one_cancel_wakes_every_waiter<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    const WAITERS: usize = 32;
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let token = CancelToken::new();
+    let woken = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..WAITERS)
+        .map(|_| {
+            let (token, woken) = (token.clone(), woken.clone());
+            rt.spawn(async move {
+                token.cancelled().await;
+                woken.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    cx.block_on("letting the waiters register", async {
+        for _ in 0..4 {
+            yield_now().await;
+        }
+    })?;
+    token.cancel();
+    cx.block_on("waiting for every waiter to wake", async move {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })?;
+    let n = woken.load(Ordering::SeqCst);
+    ensure!(n == WAITERS, "{n} of {WAITERS} waiters woke");
+    trace.record(format!("{WAITERS} waiters woke"));
+    Ok(())
+}
+
+pub(crate) fn f2_cancelled_is_ready_at_once_when_already_cancelled<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let token = CancelToken::new();
+    token.cancel();
+    let first = cx.block_on(
+        "polling cancelled() once",
+        futures_lite::future::poll_once(token.cancelled()),
+    )?;
+    ensure!(
+        first.is_some(),
+        "cancelled() was pending on an already-cancelled token"
+    );
+    cx.trace.record("ready on first poll");
+    Ok(())
+}
+
+pub(crate) fn f2_cancel_racing_registration_is_never_lost<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    const ROUNDS: usize = 200;
+    let rt = &cx.rt;
+    cx.block_on("racing cancel() against cancelled()", async {
+        for _ in 0..ROUNDS {
+            let token = CancelToken::new();
+            let canceller = rt.spawn({
+                let token = token.clone();
+                async move { token.cancel() }
+            });
+            token.cancelled().await;
+            let _ = canceller.await;
+        }
+    })?;
+    cx.trace.record(format!("{ROUNDS} races, no lost wake-up"));
+    Ok(())
+}
+
+pub(crate) fn f4_drop_guard_cancels_unless_disarmed<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let token = CancelToken::new();
+    let disarmed = cx.block_on(
+        "awaiting a task that disarms a guard",
+        rt.spawn({
+            let token = token.clone();
+            async move { token.drop_guard().disarm().is_cancelled() }
+        }),
+    )?;
+    ensure!(
+        matches!(disarmed, Ok(false)) && !token.is_cancelled(),
+        "a disarmed guard cancelled its token"
+    );
+    trace.record("disarmed guard left the token alone");
+    let task = rt.spawn({
+        let guard = token.clone().drop_guard();
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        }
+    });
+    drop(task);
+    cx.block_on(
+        "waiting for a dropped task's guard to cancel",
+        token.cancelled(),
+    )?;
+    trace.record("dropped guard cancelled the token");
+    Ok(())
+}
+
+pub(crate) fn f5_with_cancel_drops_the_future_when_cancelled<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let token = CancelToken::new();
+    let started = CancelToken::new();
+    let dropped = CancelToken::new();
+    let task = rt.spawn({
+        let (token, started, dropped) = (token.clone(), started.clone(), dropped.clone());
+        async move {
+            let inner = async {
+                let _on_drop = dropped.clone().drop_guard();
+                started.cancel();
+                std::future::pending::<u32>().await
+            };
+            let out = token.run_until_cancelled(inner).await;
+            (out, dropped.is_cancelled())
+        }
+    });
+    cx.block_on("waiting for the inner future to start", started.cancelled())?;
+    token.cancel();
+    let out = cx.block_on("awaiting the cancelled run", task)?;
+    match out {
+        Ok((Err(crate::Cancelled { .. }), true)) => {
+            trace.record("Err(Cancelled), inner future dropped");
+            Ok(())
+        }
+        Ok((Err(_), false)) => Err(Failure::new(
+            "Err(Cancelled) was returned before the inner future was dropped",
+        )),
+        Ok((Ok(v), _)) => Err(Failure::new(format!("expected Err(Cancelled), got Ok({v})"))),
+        Err(e) => Err(Failure::new(format!("the task failed: {e}"))),
+    }
+}
+
+// ===== T: time =====
+
+pub(crate) fn t1_timeout_gives_the_output_in_time<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let rt = &cx.rt;
+    let limit = cx.config.patience;
+    let out = cx.block_on(
+        "awaiting a timeout around a short sleep",
+        timeout(rt, limit, async {
+            rt.sleep(Duration::from_millis(10)).await;
+            7_u32
+        }),
+    )?;
+    ensure!(out == Ok(7), "expected Ok(7), got {out:?}");
+    cx.trace.record("Ok(7)");
+    Ok(())
+}
+
+pub(crate) fn t1_timeout_elapses_after_dropping_the_future<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let limit = Duration::from_millis(20);
+    let dropped = CancelToken::new();
+    let (out, start, end, was_dropped) =
+        cx.block_on("awaiting a timeout around a pending future", async {
+            let start = rt.now();
+            let out = timeout(rt, limit, async {
+                let _on_drop = dropped.clone().drop_guard();
+                std::future::pending::<()>().await
+            })
+            .await;
+            (out, start, rt.now(), dropped.is_cancelled())
+        })?;
+    ensure!(out == Err(Elapsed::new()), "expected Err(Elapsed), got {out:?}");
+    ensure!(
+        was_dropped,
+        "Err(Elapsed) was returned before the inner future was dropped"
+    );
+    ensure!(
+        end >= start + limit,
+        "the timeout elapsed early: after {:?} of {limit:?}",
+        end - start
+    );
+    trace.record("Err(Elapsed), inner future dropped, not early");
+    Ok(())
+}
+
+pub(crate) fn t2_ready_future_wins_even_at_zero<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let (zero, past) = cx.block_on("awaiting timeouts around ready futures", async {
+        let zero = timeout(rt, Duration::ZERO, async { 1_u32 }).await;
+        let now = rt.now();
+        rt.sleep(Duration::from_millis(2)).await;
+        let past = deadline(rt, now, async { 2_u32 }).await;
+        (zero, past)
+    })?;
+    ensure!(zero == Ok(1), "timeout(ZERO, ready) gave {zero:?}");
+    ensure!(past == Ok(2), "deadline(past, ready) gave {past:?}");
+    trace.record("ready future won at ZERO and at a past deadline");
+    let pending = cx.block_on(
+        "awaiting timeout(ZERO) around a pending future",
+        timeout(rt, Duration::ZERO, std::future::pending::<()>()),
+    )?;
+    ensure!(
+        pending == Err(Elapsed::new()),
+        "timeout(ZERO, pending) gave {pending:?}"
+    );
+    trace.record("pending future elapsed at ZERO");
+    Ok(())
+}
+
+pub(crate) fn t3_sleep_never_completes_early<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let rt = &cx.rt;
+    for ms in [1_u64, 5, 20] {
+        let d = Duration::from_millis(ms);
+        let (start, end) = cx.block_on("sleeping", async {
+            let start = rt.now();
+            rt.sleep(d).await;
+            (start, rt.now())
+        })?;
+        ensure!(
+            end >= start + d,
+            "sleep({d:?}) completed after only {:?}",
+            end - start
+        );
+        let (at, end) = cx.block_on("sleeping until an instant", async {
+            let at = rt.now() + d;
+            rt.sleep_until(at).await;
+            (at, rt.now())
+        })?;
+        ensure!(
+            end >= at,
+            "sleep_until completed {:?} before its deadline",
+            at - end
+        );
+        cx.trace.record(format!("{ms} ms: not early"));
+    }
+    Ok(())
+}
+
+pub(crate) fn t3_deadline_elapses_at_its_instant<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let rt = &cx.rt;
+    let (out, at, end) = cx.block_on("awaiting a deadline", async {
+        let at = rt.now() + Duration::from_millis(20);
+        let out = deadline(rt, at, std::future::pending::<()>()).await;
+        (out, at, rt.now())
+    })?;
+    ensure!(out == Err(Elapsed::new()), "expected Err(Elapsed), got {out:?}");
+    ensure!(
+        end >= at,
+        "the deadline elapsed {:?} before its instant",
+        at - end
+    );
+    cx.trace.record("Err(Elapsed) at the instant");
+    Ok(())
+}
+
+pub(crate) fn t3_far_deadlines_mean_never<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let short = Duration::from_millis(10);
+    let (forever, unlimited) = cx.block_on("racing far deadlines", async {
+        // A sleep of Duration::MAX must not complete (nor panic).
+        let forever = timeout(rt, short, rt.sleep(Duration::MAX)).await;
+        // A timeout of Duration::MAX is no limit at all.
+        let unlimited = timeout(rt, Duration::MAX, async {
+            rt.sleep(Duration::from_millis(1)).await;
+            3_u32
+        })
+        .await;
+        (forever, unlimited)
+    })?;
+    ensure!(
+        forever == Err(Elapsed::new()),
+        "sleep(Duration::MAX) completed"
+    );
+    ensure!(
+        unlimited == Ok(3),
+        "timeout(Duration::MAX, ..) gave {unlimited:?}"
+    );
+    trace.record("sleep(MAX) never fired; timeout(MAX) never elapsed");
+    Ok(())
+}
