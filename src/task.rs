@@ -631,8 +631,16 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
 
         drop(task);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "drop wakes the task once");
-        assert_eq!(dropped.load(Ordering::SeqCst), 0, "not dropped on the caller's thread");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "drop wakes the task once"
+        );
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            0,
+            "not dropped on the caller's thread"
+        );
 
         assert!(harness.as_mut().poll(&mut cx).is_ready());
         assert_eq!(dropped.load(Ordering::SeqCst), 1);
@@ -651,7 +659,12 @@ mod tests {
         let (task, harness) = new(async { panic!("boom") });
         let mut harness = Box::pin(harness);
         let (_, waker) = counting();
-        assert!(harness.as_mut().poll(&mut Context::from_waker(&waker)).is_ready());
+        assert!(
+            harness
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+        );
         let err = futures_lite::future::block_on(task).unwrap_err();
         assert_eq!(err.to_string(), "task panicked: boom");
     }
@@ -664,7 +677,12 @@ mod tests {
         assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
         let mut harness = Box::pin(harness);
         let (_, hw) = counting();
-        assert!(harness.as_mut().poll(&mut Context::from_waker(&hw)).is_ready());
+        assert!(
+            harness
+                .as_mut()
+                .poll(&mut Context::from_waker(&hw))
+                .is_ready()
+        );
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         match Pin::new(&mut task).poll(&mut cx) {
             Poll::Ready(Ok(7)) => {}
@@ -677,7 +695,12 @@ mod tests {
         let (task, harness) = new(async { 7 });
         let mut harness = Box::pin(harness);
         let (_, hw) = counting();
-        assert!(harness.as_mut().poll(&mut Context::from_waker(&hw)).is_ready());
+        assert!(
+            harness
+                .as_mut()
+                .poll(&mut Context::from_waker(&hw))
+                .is_ready()
+        );
         assert_eq!(futures_lite::future::block_on(task.cancel()), Some(7));
     }
 
@@ -687,7 +710,12 @@ mod tests {
         task.detach();
         let mut harness = Box::pin(harness);
         let (_, hw) = counting();
-        assert!(harness.as_mut().poll(&mut Context::from_waker(&hw)).is_ready());
+        assert!(
+            harness
+                .as_mut()
+                .poll(&mut Context::from_waker(&hw))
+                .is_ready()
+        );
         // The harness ran the future to completion rather than dropping it.
         assert!(harness.fut.is_none());
     }

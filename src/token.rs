@@ -496,7 +496,9 @@ impl DropGuard {
     /// assert!(!guard.disarm().is_cancelled());
     /// ```
     pub fn disarm(mut self) -> CancelToken {
-        self.token.take().expect("a DropGuard always holds its token until dropped")
+        self.token
+            .take()
+            .expect("a DropGuard always holds its token until dropped")
     }
 }
 
@@ -551,7 +553,10 @@ mod tests {
         let mut f = Box::pin(token.cancelled());
         assert!(f.as_mut().poll(&mut Context::from_waker(&w)).is_ready());
         assert_eq!(c.0.load(Ordering::SeqCst), 0);
-        assert!(f.listener.is_none(), "no listener registered on the fast path");
+        assert!(
+            f.listener.is_none(),
+            "no listener registered on the fast path"
+        );
     }
 
     #[test]
@@ -590,7 +595,11 @@ mod tests {
         let mut polls = 0;
         let fut = std::future::poll_fn(move |_| {
             polls += 1;
-            if polls == 1 { Poll::Pending } else { Poll::Ready(7) }
+            if polls == 1 {
+                Poll::Pending
+            } else {
+                Poll::Ready(7)
+            }
         });
         let mut f = Box::pin(token.run_until_cancelled(fut));
         let (_, w) = counting();

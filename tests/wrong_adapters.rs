@@ -1,0 +1,228 @@
+//! The suite must be able to fail. These adapters are each wrong in one way
+//! an adapter author could plausibly be wrong, and the cases of the contract
+//! line they break must report it — while cases they do not touch still
+//! pass, so the suite is not merely failing everything.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use cancelkit::conformance::{self, Config};
+use cancelkit::rt::Tokio;
+use cancelkit::{Runtime, Spawner, Task, Timer};
+
+/// Runs every case on `new_runtime`; returns (failed, passed) case names.
+fn outcome<R>(new_runtime: &dyn Fn() -> R) -> (Vec<&'static str>, Vec<&'static str>)
+where
+    R: Runtime + Clone + Send + Sync + 'static,
+{
+    // Short patience: the broken behaviours show up as hangs, and we do not
+    // want to wait ten seconds for each.
+    let config = Config::default().patience(Duration::from_millis(500));
+    let (mut failed, mut passed) = (Vec::new(), Vec::new());
+    for case in conformance::cases::<R>() {
+        match conformance::run(new_runtime, &case, &config) {
+            Ok(_) => passed.push(case.name()),
+            Err(failure) => {
+                eprintln!("expected-or-not failure: {failure}");
+                failed.push(case.name());
+            }
+        }
+    }
+    (failed, passed)
+}
+
+fn assert_all_in(names: &[&str], set: &[&str], what: &str) {
+    for name in names {
+        assert!(set.contains(name), "{name} should have {what}; it did not");
+    }
+}
+
+// ===== a detaching task handle =====
+
+/// Overrides `spawn` to run the future as a native tokio task and return a
+/// cancelkit `Task` that merely forwards the native output — the "obvious"
+/// shortcut, which inherits tokio's detach-on-drop.
+#[derive(Clone)]
+struct DetachingTokio(Tokio);
+
+impl Spawner for DetachingTokio {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.0.spawn_detached(fut);
+    }
+
+    fn spawn<F>(&self, fut: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let native = self.0.handle().spawn(fut);
+        self.0.spawn(async move {
+            match native.await {
+                Ok(v) => v,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => std::future::pending().await,
+            }
+        })
+    }
+}
+
+impl Timer for DetachingTokio {
+    type Sleep = <Tokio as Timer>::Sleep;
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        self.0.sleep_until(deadline)
+    }
+}
+
+impl Runtime for DetachingTokio {
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.0.block_on(fut)
+    }
+}
+
+#[test]
+fn suite_catches_a_task_handle_that_detaches_on_drop() {
+    let (failed, passed) = outcome(&|| DetachingTokio(Tokio::multi_thread().unwrap()));
+    assert_all_in(
+        &[
+            "d1_dropping_task_cancels_it",
+            "d4_abort_neither_waits_nor_consumes",
+            "d4_cancel_returns_after_the_future_is_dropped",
+            "d5_cancel_lands_only_at_await_points",
+            "f4_drop_guard_cancels_unless_disarmed",
+        ],
+        &failed,
+        "failed",
+    );
+    assert_all_in(
+        &[
+            "d3_await_gives_the_output",
+            "t1_timeout_elapses_after_dropping_the_future",
+            "t3_sleep_never_completes_early",
+        ],
+        &passed,
+        "passed",
+    );
+}
+
+// ===== an early timer =====
+
+/// A timer that wakes a quarter of the way to its deadline: the kind of
+/// units bug that turns "never early" into "always early". (A quarter, not a
+/// little, so that scheduling delays on a loaded machine cannot hide it.)
+#[derive(Clone)]
+struct EarlyTimer(Tokio);
+
+impl Spawner for EarlyTimer {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.0.spawn_detached(fut);
+    }
+}
+
+impl Timer for EarlyTimer {
+    type Sleep = <Tokio as Timer>::Sleep;
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        let now = self.0.now();
+        let early = now + deadline.saturating_duration_since(now) / 4;
+        self.0.sleep_until(early)
+    }
+}
+
+impl Runtime for EarlyTimer {
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.0.block_on(fut)
+    }
+}
+
+#[test]
+fn suite_catches_a_timer_that_fires_early() {
+    let (failed, passed) = outcome(&|| EarlyTimer(Tokio::multi_thread().unwrap()));
+    assert_all_in(
+        &[
+            "t1_timeout_elapses_after_dropping_the_future",
+            "t3_sleep_never_completes_early",
+            "t3_deadline_elapses_at_its_instant",
+        ],
+        &failed,
+        "failed",
+    );
+    assert_all_in(
+        &[
+            "d1_dropping_task_cancels_it",
+            "d3_await_gives_the_output",
+            "f2_one_cancel_wakes_every_waiter",
+        ],
+        &passed,
+        "passed",
+    );
+}
+
+// ===== a spawner that cancels instead of detaching =====
+
+/// Forgets smol's `.detach()`: the executor's task handle is dropped at
+/// once, which cancels the future before it ever runs.
+#[cfg(feature = "smol")]
+#[derive(Clone)]
+struct ForgotDetach(cancelkit::rt::Smol);
+
+#[cfg(feature = "smol")]
+impl Spawner for ForgotDetach {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        drop(self.0.executor().spawn(fut));
+    }
+}
+
+#[cfg(feature = "smol")]
+impl Timer for ForgotDetach {
+    type Sleep = <cancelkit::rt::Smol as Timer>::Sleep;
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        self.0.sleep_until(deadline)
+    }
+}
+
+#[cfg(feature = "smol")]
+impl Runtime for ForgotDetach {
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.0.block_on(fut)
+    }
+}
+
+#[cfg(feature = "smol")]
+#[test]
+fn suite_catches_a_spawner_that_cancels_what_it_should_run() {
+    let (failed, passed) = outcome(&|| ForgotDetach(cancelkit::rt::Smol::new().unwrap()));
+    assert_all_in(
+        &[
+            "d2_detached_task_runs_to_completion",
+            "d3_await_gives_the_output",
+            "d3_panic_is_caught_and_spares_the_runtime",
+        ],
+        &failed,
+        "failed",
+    );
+    assert_all_in(
+        &[
+            "f2_cancelled_is_ready_at_once_when_already_cancelled",
+            "t3_sleep_never_completes_early",
+        ],
+        &passed,
+        "passed",
+    );
+}

@@ -177,9 +177,7 @@ pub(crate) fn d3_await_after_abort_gives_cancelled<R: CaseRuntime>(cx: &Ctx<'_, 
     Ok(())
 }
 
-pub(crate) fn d3_panic_is_caught_and_spares_the_runtime<R: CaseRuntime>(
-    cx: &Ctx<'_, R>,
-) -> Result {
+pub(crate) fn d3_panic_is_caught_and_spares_the_runtime<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
     let (rt, trace) = (&cx.rt, &cx.trace);
     let release = CancelToken::new();
     let sibling = rt.spawn({
@@ -268,16 +266,19 @@ pub(crate) fn d4_cancel_returns_after_the_future_is_dropped<R: CaseRuntime>(
 
     /// Records its drop, slowly, so a `cancel()` that returned early would
     /// be caught.
-    struct SlowDrop(crate::conformance::Trace);
+    struct SlowDrop(crate::conformance::Trace, CancelToken);
     impl Drop for SlowDrop {
         fn drop(&mut self) {
             std::thread::sleep(Duration::from_millis(20));
             self.0.record("future dropped");
+            self.1.cancel();
         }
     }
+    let dropped = CancelToken::new();
 
     let task = rt.spawn({
-        let (rt, started, guard) = (rt.clone(), started.clone(), SlowDrop(trace.clone()));
+        let guard = SlowDrop(trace.clone(), dropped.clone());
+        let (rt, started) = (rt.clone(), started.clone());
         async move {
             let _guard = guard;
             started.cancel();
@@ -287,6 +288,10 @@ pub(crate) fn d4_cancel_returns_after_the_future_is_dropped<R: CaseRuntime>(
     });
     cx.block_on("waiting for the task to start", started.cancelled())?;
     let out = cx.block_on("awaiting cancel()", task.cancel())?;
+    ensure!(
+        dropped.is_cancelled(),
+        "cancel() returned before the future was dropped"
+    );
     trace.record(format!("cancel returned {out:?}"));
     ensure!(out.is_none(), "cancel() returned {out:?}, expected None");
     Ok(())
@@ -305,7 +310,10 @@ pub(crate) fn d4_cancel_of_a_finished_task_returns_its_output<R: CaseRuntime>(
     })?;
     trace.record("finished");
     let out = cx.block_on("awaiting cancel()", task.cancel())?;
-    ensure!(out == Some(7), "cancel() returned {out:?}, expected Some(7)");
+    ensure!(
+        out == Some(7),
+        "cancel() returned {out:?}, expected Some(7)"
+    );
     trace.record("cancel returned Some(7)");
     Ok(())
 }
@@ -331,7 +339,10 @@ pub(crate) fn d4_panic_is_never_swallowed<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
     match caught {
         Err(payload) => {
             let text = panic_text(&*payload);
-            ensure!(text == "boom", "cancel() resumed {text:?}, expected \"boom\"");
+            ensure!(
+                text == "boom",
+                "cancel() resumed {text:?}, expected \"boom\""
+            );
             trace.record("cancel resumed the panic");
         }
         Ok(out) => {
@@ -394,7 +405,11 @@ pub(crate) fn d5_cancel_lands_only_at_await_points<R: CaseRuntime>(cx: &Ctx<'_, 
     go.cancel();
     cx.block_on("waiting for the future to be dropped", dropped.cancelled())?;
     trace.record("future dropped");
-    let task = slot.lock().unwrap().take().expect("the handle is in the slot");
+    let task = slot
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the handle is in the slot");
     let out = cx.block_on("awaiting the aborted task", task)?;
     ensure!(
         matches!(out, Err(JoinError::Cancelled)),
@@ -409,9 +424,7 @@ pub(crate) fn d5_cancel_lands_only_at_await_points<R: CaseRuntime>(cx: &Ctx<'_, 
     Ok(())
 }
 
-pub(crate) fn d6_runtime_shutdown_cancels_pending_tasks<R: CaseRuntime>(
-    cx: &Ctx<'_, R>,
-) -> Result {
+pub(crate) fn d6_runtime_shutdown_cancels_pending_tasks<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
     let trace = &cx.trace;
     let doomed = (cx.new_runtime)();
     let started = CancelToken::new();
@@ -611,7 +624,9 @@ pub(crate) fn f5_with_cancel_drops_the_future_when_cancelled<R: CaseRuntime>(
         Ok((Err(_), false)) => Err(Failure::new(
             "Err(Cancelled) was returned before the inner future was dropped",
         )),
-        Ok((Ok(v), _)) => Err(Failure::new(format!("expected Err(Cancelled), got Ok({v})"))),
+        Ok((Ok(v), _)) => Err(Failure::new(format!(
+            "expected Err(Cancelled), got Ok({v})"
+        ))),
         Err(e) => Err(Failure::new(format!("the task failed: {e}"))),
     }
 }
@@ -649,7 +664,10 @@ pub(crate) fn t1_timeout_elapses_after_dropping_the_future<R: CaseRuntime>(
             .await;
             (out, start, rt.now(), dropped.is_cancelled())
         })?;
-    ensure!(out == Err(Elapsed::new()), "expected Err(Elapsed), got {out:?}");
+    ensure!(
+        out == Err(Elapsed::new()),
+        "expected Err(Elapsed), got {out:?}"
+    );
     ensure!(
         was_dropped,
         "Err(Elapsed) was returned before the inner future was dropped"
@@ -723,7 +741,10 @@ pub(crate) fn t3_deadline_elapses_at_its_instant<R: CaseRuntime>(cx: &Ctx<'_, R>
         let out = deadline(rt, at, std::future::pending::<()>()).await;
         (out, at, rt.now())
     })?;
-    ensure!(out == Err(Elapsed::new()), "expected Err(Elapsed), got {out:?}");
+    ensure!(
+        out == Err(Elapsed::new()),
+        "expected Err(Elapsed), got {out:?}"
+    );
     ensure!(
         end >= at,
         "the deadline elapsed {:?} before its instant",

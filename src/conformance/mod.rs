@@ -154,7 +154,10 @@ impl Trace {
     }
 
     fn events(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -191,13 +194,10 @@ pub(crate) fn bounded<R: Runtime, F: Future>(
             }
         })
     };
-    let out = rt.block_on(futures_lite::future::or(
-        async { Some(fut.await) },
-        async {
-            expired.cancelled().await;
-            None
-        },
-    ));
+    let out = rt.block_on(futures_lite::future::or(async { Some(fut.await) }, async {
+        expired.cancelled().await;
+        None
+    }));
     drop(disarm);
     let _ = watchdog.join();
     out.ok_or_else(|| Failure::new(format!("hung for {patience:?} while {what}")))
@@ -257,7 +257,7 @@ pub fn cases<R>() -> Vec<Case<R>>
 where
     R: Runtime + Clone + Send + Sync + 'static,
 {
-    crate::__conformance_cases!(list ())
+    crate::__conformance_cases!(list())
 }
 
 /// Runs one case on a fresh runtime from `new_runtime` and returns its
@@ -319,7 +319,10 @@ where
         .find(|c| c.name == name)
         .unwrap_or_else(|| panic!("no conformance case named {name}"));
     if let Err(failure) = run(new_runtime, &case, &Config::default()) {
-        panic!("conformance case {} ({}) failed: {failure}", case.id, case.claim);
+        panic!(
+            "conformance case {} ({}) failed: {failure}",
+            case.id, case.claim
+        );
     }
 }
 
@@ -341,7 +344,7 @@ macro_rules! conformance_tests {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $crate::__conformance_cases!(tests ($new_runtime));
+            $crate::__conformance_cases!(tests($new_runtime));
         }
     };
 }
