@@ -124,8 +124,9 @@ enum Limit {
 pin_project_lite::pin_project! {
     /// The future returned by [`timeout`] and [`deadline`].
     #[must_use = "futures do nothing unless polled"]
-    pub struct Timeout<'a, T: ?Sized, F>
+    pub struct Timeout<'a, T, F>
     where
+        T: ?Sized,
         T: Timer,
     {
         #[pin]

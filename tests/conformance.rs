@@ -4,7 +4,7 @@
 //! `cargo test --all-features --test conformance tokio_multi_thread::` runs
 //! one runtime; `cargo test --all-features d1_` runs one contract line on all.
 
-#![cfg(feature = "conformance")]
+#![cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 
 use std::collections::BTreeMap;
 
@@ -57,10 +57,6 @@ fn traces_are_identical_on_every_runtime() {
     #[cfg(feature = "async-std")]
     runs.push(("async_std", traces(&cancelkit::rt::AsyncStd::scoped)));
 
-    assert!(
-        runs.len() >= 2 || cfg!(not(all(feature = "tokio"))),
-        "with tokio on, at least two flavours are compared"
-    );
     let Some(((first_name, first), rest)) = runs.split_first() else {
         return;
     };

@@ -52,6 +52,13 @@ impl<F: Future> Future for CountPolls<F> {
     }
 }
 
+/// Waits until `task` has finished, without consuming it.
+async fn until_finished<T>(task: &Task<T>) {
+    while !task.is_finished() {
+        yield_now().await;
+    }
+}
+
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
@@ -302,12 +309,7 @@ pub(crate) fn d4_cancel_of_a_finished_task_returns_its_output<R: CaseRuntime>(
 ) -> Result {
     let (rt, trace) = (&cx.rt, &cx.trace);
     let task = rt.spawn(async { 7_u32 });
-    let task = cx.block_on("waiting for the task to finish", async move {
-        while !task.is_finished() {
-            yield_now().await;
-        }
-        task
-    })?;
+    cx.block_on("waiting for the task to finish", until_finished(&task))?;
     trace.record("finished");
     let out = cx.block_on("awaiting cancel()", task.cancel())?;
     ensure!(
@@ -326,12 +328,7 @@ pub(crate) fn d4_panic_is_never_swallowed<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
         yield_now().await;
         panic!("boom");
     });
-    let task = cx.block_on("waiting for the task to panic", async move {
-        while !task.is_finished() {
-            yield_now().await;
-        }
-        task
-    })?;
+    cx.block_on("waiting for the task to panic", until_finished(&task))?;
     let caught = cx.block_on(
         "awaiting cancel() of a panicked task",
         AssertUnwindSafe(task.cancel()).catch_unwind(),
@@ -357,12 +354,7 @@ pub(crate) fn d4_panic_is_never_swallowed<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
         yield_now().await;
         panic!("boom");
     });
-    let task = cx.block_on("waiting for the task to panic", async move {
-        while !task.is_finished() {
-            yield_now().await;
-        }
-        task
-    })?;
+    cx.block_on("waiting for the task to panic", until_finished(&task))?;
     task.abort();
     let out: std::result::Result<(), JoinError> =
         cx.block_on("awaiting an aborted, panicked task", task)?;

@@ -1,0 +1,276 @@
+//! The four seed patterns, written once against cancelkit's traits, shared
+//! by the `drop_handle`, `shared_flag`, `timeout`, `shutdown_broadcast` and
+//! `tour` examples. (Not an example itself: cargo only builds
+//! `examples/*.rs` and `examples/*/main.rs`.)
+//!
+//! Output is deterministic on every runtime: events are ordered by awaiting
+//! signals, and where time itself is the point (the timeout) every timer is
+//! at least 100 ms away from every other.
+
+#![allow(dead_code)] // each example uses only some of this
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cancelkit::{CancelToken, FutureExt, Runtime, Spawner, Timer, timeout};
+
+/// Where a pattern writes its lines: printed as they come, and kept.
+#[derive(Clone, Default)]
+pub(crate) struct Out {
+    lines: Arc<Mutex<Vec<String>>>,
+    echo: bool,
+}
+
+impl Out {
+    /// An output that prints each line as it is written.
+    pub(crate) fn stdout() -> Self {
+        Out {
+            lines: Arc::default(),
+            echo: true,
+        }
+    }
+
+    /// An output that only keeps the lines.
+    pub(crate) fn quiet() -> Self {
+        Out::default()
+    }
+
+    pub(crate) fn line(&self, line: impl Into<String>) {
+        let line = line.into();
+        if self.echo {
+            println!("{line}");
+        }
+        self.lines.lock().unwrap().push(line);
+    }
+
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// A pattern: something to run on any runtime.
+pub(crate) trait Pattern {
+    const NAME: &'static str;
+    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out);
+}
+
+/// Drop the handle: the task stops, on every runtime.
+pub(crate) struct DropHandle;
+
+impl Pattern for DropHandle {
+    const NAME: &'static str = "drop_handle";
+
+    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let two = CancelToken::new();
+        let task = rt.spawn({
+            let (rt, out, ticks, two) = (rt.clone(), out.clone(), ticks.clone(), two.clone());
+            async move {
+                loop {
+                    let n = ticks.fetch_add(1, Ordering::SeqCst) + 1;
+                    out.line(format!("Task running: {n}"));
+                    if n == 2 {
+                        two.cancel();
+                    }
+                    rt.sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+        rt.block_on(async {
+            two.cancelled().await;
+            drop(task); // tokio's and async-std's own JoinHandle would detach here
+            out.line("Task was canceled.");
+            // Keep running for longer than the task's period.
+            rt.sleep(Duration::from_millis(500)).await;
+        });
+        match ticks.load(Ordering::SeqCst) {
+            2 => out.line("Nothing more from the task in the 500 ms after the drop."),
+            n => out.line(format!("BUG: the task kept running ({n} ticks).")),
+        }
+    }
+}
+
+/// A shared flag: the task runs until a token is cancelled.
+pub(crate) struct SharedFlag;
+
+impl Pattern for SharedFlag {
+    const NAME: &'static str = "shared_flag";
+
+    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+        let token = CancelToken::new();
+        let three = CancelToken::new();
+        let task = rt.spawn({
+            let (rt, out, token, three) = (rt.clone(), out.clone(), token.clone(), three.clone());
+            async move {
+                let mut rounds = 0;
+                while !token.is_cancelled() {
+                    out.line("Task is running...");
+                    rounds += 1;
+                    if rounds == 3 {
+                        three.cancel();
+                    }
+                    // Sleep, but wake at once if the flag is raised.
+                    let _ = rt
+                        .sleep(Duration::from_millis(200))
+                        .with_cancel(&token)
+                        .await;
+                }
+                out.line("Task canceled!");
+            }
+        });
+        rt.block_on(async {
+            three.cancelled().await;
+            token.cancel();
+            task.await.expect("the task finishes on its own");
+        });
+    }
+}
+
+/// Run out of time: the task is dropped when its time is up.
+pub(crate) struct Timeout;
+
+impl Pattern for Timeout {
+    const NAME: &'static str = "timeout";
+
+    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+        // Ticks at 0, 200 and 400 ms; the limit at 500 ms; the next tick
+        // would be at 600 ms. Every timer is 100 ms from the next.
+        let work = {
+            let (rt, out) = (rt.clone(), out.clone());
+            async move {
+                for n in 1.. {
+                    out.line(format!("Task running: {n}"));
+                    rt.sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        let task = rt.spawn({
+            let rt = rt.clone();
+            async move { timeout(&rt, Duration::from_millis(500), work).await }
+        });
+        match rt.block_on(task) {
+            Ok(Err(_elapsed)) => out.line("Task timed out and was canceled."),
+            Ok(Ok(())) => out.line("BUG: the task finished"),
+            Err(e) => out.line(format!("BUG: the task failed: {e}")),
+        }
+    }
+}
+
+/// Broadcast a shutdown: one signal, every worker stops.
+pub(crate) struct ShutdownBroadcast;
+
+impl Pattern for ShutdownBroadcast {
+    const NAME: &'static str = "shutdown_broadcast";
+
+    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+        const WORKERS: usize = 3;
+        let shutdown = CancelToken::new();
+        let workers: Vec<_> = (1..=WORKERS)
+            .map(|i| {
+                let ready = CancelToken::new();
+                let task = rt.spawn({
+                    let (shutdown, ready) = (shutdown.clone(), ready.clone());
+                    async move {
+                        ready.cancel();
+                        shutdown.cancelled().await;
+                        format!("Worker {i} received the shutdown signal.")
+                    }
+                });
+                (i, ready, task)
+            })
+            .collect();
+        rt.block_on(async {
+            for (i, ready, _) in &workers {
+                ready.cancelled().await;
+                out.line(format!("Worker {i} is waiting."));
+            }
+            out.line("Broadcasting shutdown.");
+            shutdown.cancel();
+            // Each worker reports in its own words; main prints the reports
+            // in worker order, so the output does not depend on scheduling.
+            for (_, _, task) in workers {
+                out.line(task.await.expect("workers do not fail"));
+            }
+            out.line("All workers stopped.");
+        });
+    }
+}
+
+/// The runtimes this build can run, by the name `--runtime` takes.
+pub(crate) fn runtimes() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if cfg!(feature = "tokio") {
+        names.push("tokio");
+        names.push("tokio-current-thread");
+    }
+    if cfg!(feature = "smol") {
+        names.push("smol");
+    }
+    if cfg!(feature = "async-std") {
+        names.push("async-std");
+    }
+    names
+}
+
+/// Runs pattern `P` on the runtime called `name`.
+pub(crate) fn run_on<P: Pattern>(name: &str, out: &Out) -> Result<(), String> {
+    match name {
+        #[cfg(feature = "tokio")]
+        "tokio" => P::run(
+            &cancelkit::rt::Tokio::multi_thread().map_err(|e| e.to_string())?,
+            out,
+        ),
+        #[cfg(feature = "tokio")]
+        "tokio-current-thread" => P::run(
+            &cancelkit::rt::Tokio::current_thread().map_err(|e| e.to_string())?,
+            out,
+        ),
+        #[cfg(feature = "smol")]
+        "smol" => P::run(&cancelkit::rt::Smol::new().map_err(|e| e.to_string())?, out),
+        #[cfg(feature = "async-std")]
+        "async-std" => P::run(&cancelkit::rt::AsyncStd::scoped(), out),
+        other => {
+            return Err(format!(
+                "unknown or disabled runtime {other:?}; this build has: {:?} \
+                 (enable more with --features tokio,smol,async-std or --all-features)",
+                runtimes()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `main` of a single-pattern example: `--runtime NAME` (default: the
+/// first enabled runtime).
+pub(crate) fn main_for<P: Pattern>() {
+    let mut args = std::env::args().skip(1);
+    let mut runtime = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runtime" => runtime = args.next(),
+            "-h" | "--help" => {
+                println!(
+                    "usage: cargo run --example {} --all-features -- [--runtime NAME]\n\
+                     runtimes in this build: {:?}",
+                    P::NAME,
+                    runtimes()
+                );
+                return;
+            }
+            other => {
+                eprintln!("unexpected argument {other:?}; try --help");
+                std::process::exit(2);
+            }
+        }
+    }
+    let Some(runtime) = runtime.or_else(|| runtimes().first().map(|s| s.to_string())) else {
+        eprintln!("no runtime enabled: run with --features tokio, smol or async-std");
+        std::process::exit(2);
+    };
+    println!("[{} on {runtime}]", P::NAME);
+    if let Err(e) = run_on::<P>(&runtime, &Out::stdout()) {
+        eprintln!("{e}");
+        std::process::exit(2);
+    }
+}
