@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cancelkit::{CancelToken, FutureExt, Runtime, Spawner, Timer, timeout};
+use cancelkit::{CancelToken, FutureExt, Runtime, timeout};
 
 /// Where a pattern writes its lines: printed as they come, and kept.
 #[derive(Clone, Default)]
