@@ -25,12 +25,10 @@ fn report(runtime: &str, handle: &str, before: usize, after: usize) {
     println!("{runtime:<10} drop {handle:<22} ticks {before} -> {after} 200 ms later: {verdict}");
 }
 
-fn ticker(ticks: Arc<AtomicUsize>) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        loop {
-            ticks.fetch_add(1, Ordering::SeqCst);
-            async_io::Timer::after(TICK).await;
-        }
+async fn ticker(ticks: Arc<AtomicUsize>) {
+    loop {
+        ticks.fetch_add(1, Ordering::SeqCst);
+        async_io::Timer::after(TICK).await;
     }
 }
 
@@ -98,8 +96,7 @@ fn panics() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let caught = rt.block_on(
-        AssertUnwindSafe(async { rt.spawn(async { panic!("boom") }).await.map(|()| ()) })
-            .catch_unwind(),
+        AssertUnwindSafe(async { rt.spawn(async { panic!("boom") }).await }).catch_unwind(),
     );
     println!("{:<10} panic in task: {}", "tokio", describe_await(caught));
 

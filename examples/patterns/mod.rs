@@ -214,22 +214,22 @@ pub(crate) fn runtimes() -> Vec<&'static str> {
 }
 
 /// Runs pattern `P` on the runtime called `name`.
+// With no runtime feature, only the error arm remains: `out` is unused and
+// the code after the match is unreachable.
+#[allow(unused_variables, unreachable_code)]
 pub(crate) fn run_on<P: Pattern>(name: &str, out: &Out) -> Result<(), String> {
-    match name {
+    let started: Result<(), std::io::Error> = match name {
         #[cfg(feature = "tokio")]
-        "tokio" => P::run(
-            &cancelkit::rt::Tokio::multi_thread().map_err(|e| e.to_string())?,
-            out,
-        ),
+        "tokio" => cancelkit::rt::Tokio::multi_thread().map(|rt| P::run(&rt, out)),
         #[cfg(feature = "tokio")]
-        "tokio-current-thread" => P::run(
-            &cancelkit::rt::Tokio::current_thread().map_err(|e| e.to_string())?,
-            out,
-        ),
+        "tokio-current-thread" => cancelkit::rt::Tokio::current_thread().map(|rt| P::run(&rt, out)),
         #[cfg(feature = "smol")]
-        "smol" => P::run(&cancelkit::rt::Smol::new().map_err(|e| e.to_string())?, out),
+        "smol" => cancelkit::rt::Smol::new().map(|rt| P::run(&rt, out)),
         #[cfg(feature = "async-std")]
-        "async-std" => P::run(&cancelkit::rt::AsyncStd::scoped(), out),
+        "async-std" => {
+            P::run(&cancelkit::rt::AsyncStd::scoped(), out);
+            Ok(())
+        }
         other => {
             return Err(format!(
                 "unknown or disabled runtime {other:?}; this build has: {:?} \
@@ -237,8 +237,8 @@ pub(crate) fn run_on<P: Pattern>(name: &str, out: &Out) -> Result<(), String> {
                 runtimes()
             ));
         }
-    }
-    Ok(())
+    };
+    started.map_err(|e| format!("cannot start {name}: {e}"))
 }
 
 /// The `main` of a single-pattern example: `--runtime NAME` (default: the
