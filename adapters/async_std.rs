@@ -79,7 +79,7 @@ impl AsyncStd {
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{Runtime, Spawner, rt::AsyncStd};
+    /// use cancelkit::{Spawner, rt::AsyncStd};
     ///
     /// let rt = AsyncStd::scoped();
     /// let task = rt.spawn(std::future::pending::<()>());

@@ -93,7 +93,7 @@ impl Smol {
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    /// use cancelkit::{Spawner, rt::Smol};
     ///
     /// let rt = Smol::new()?;
     /// let task = rt.spawn(std::future::pending::<()>());

@@ -23,10 +23,11 @@
 //! let rt = Tokio::multi_thread().unwrap();
 //! let gone = CancelToken::new();
 //! let task = rt.spawn({
-//!     let (rt, gone) = (rt.clone(), gone.clone());
+//!     // Cancels `gone` when dropped, i.e. when the task's future is dropped.
+//!     let (sleep, on_drop) = (rt.sleep(Duration::from_secs(3600)), gone.clone().drop_guard());
 //!     async move {
-//!         let _on_drop = gone.drop_guard(); // cancelled when the future is dropped
-//!         rt.sleep(Duration::from_secs(3600)).await;
+//!         let _on_drop = on_drop;
+//!         sleep.await;
 //!     }
 //! });
 //! drop(task); // on tokio's own JoinHandle this would detach
@@ -126,6 +127,11 @@
 
 #[macro_use]
 mod cfg;
+
+/// The README's examples, compiled and run as doctests so it cannot lie.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod runtime;
 mod signal;

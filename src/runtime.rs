@@ -178,7 +178,7 @@ pub(crate) fn saturating_deadline(now: Instant, duration: Duration) -> Instant {
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
-/// use cancelkit::{Runtime, Spawner, rt::Tokio};
+/// use cancelkit::{Runtime, rt::Tokio};
 ///
 /// fn answer<R: Runtime>(rt: &R) -> u32 {
 ///     rt.block_on(rt.spawn(async { 42 })).unwrap()

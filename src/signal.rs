@@ -51,7 +51,7 @@ pub trait Signal {
 
     /// A future that completes once the signal is raised.
     ///
-    /// ```ignore
+    /// ```text
     /// async fn raised(&self);
     /// ```
     ///

@@ -347,7 +347,7 @@ impl<T> Task<T> {
     /// Resolves to `Some(output)` if the task had already finished, `None`
     /// if it was cancelled before finishing.
     ///
-    /// ```ignore
+    /// ```text
     /// async fn cancel(self) -> Option<T>;
     /// ```
     ///
@@ -487,7 +487,7 @@ impl<T> Future for Cancel<T> {
 ///
 /// ```
 /// # #[cfg(feature = "smol")] {
-/// use cancelkit::{JoinError, Runtime, Spawner, rt::Smol};
+/// use cancelkit::{Runtime, Spawner, rt::Smol};
 ///
 /// let rt = Smol::new().unwrap();
 /// let err = rt.block_on(rt.spawn(async { panic!("boom") })).unwrap_err();

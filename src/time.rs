@@ -26,7 +26,7 @@ use crate::runtime::Timer;
 
 /// Limits `fut` to `duration`, counted from its first poll (T1, T2).
 ///
-/// ```ignore
+/// ```text
 /// async fn timeout<F: Future>(timer: &impl Timer, duration: Duration, fut: F)
 ///     -> Result<F::Output, Elapsed>;
 /// ```
@@ -72,7 +72,7 @@ where
 
 /// Limits `fut` to finish by the instant `at`, on `timer`'s clock (T3).
 ///
-/// ```ignore
+/// ```text
 /// async fn deadline<F: Future>(timer: &impl Timer, at: Instant, fut: F)
 ///     -> Result<F::Output, Elapsed>;
 /// ```

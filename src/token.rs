@@ -180,7 +180,7 @@ impl CancelToken {
 
     /// Waits until the token is cancelled.
     ///
-    /// ```ignore
+    /// ```text
     /// async fn cancelled(&self);
     /// ```
     ///

@@ -7,7 +7,7 @@
 //! smol and async-std in this crate's own tests, and you can run them on
 //! your runtime or your adapter with one macro call:
 //!
-//! ```ignore
+//! ```text
 //! // tests/conformance.rs of your crate, with cancelkit's `conformance` feature on
 //! cancelkit::conformance_tests!(my_runtime, || MyRuntime::new());
 //! ```
@@ -335,8 +335,13 @@ where
 ///
 /// # Examples
 ///
-/// ```ignore
+/// In a file under `tests/` (in a doctest the generated tests compile but
+/// are not run):
+///
+/// ```
+/// # #[cfg(feature = "smol")]
 /// cancelkit::conformance_tests!(smol, || cancelkit::rt::Smol::new().unwrap());
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {

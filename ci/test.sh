@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The gate CI runs, and what a contributor runs by hand: lints, docs, the
+# feature matrix, then the README's test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+rustc --version
+# rustfmt and clippy come with the toolchain; say so clearly if not.
+for tool in rustfmt clippy-driver; do
+    command -v "$tool" >/dev/null || { echo "missing $tool: rustup component add rustfmt clippy"; exit 1; }
+done
+
+step "fmt"
+cargo fmt --check
+
+step "clippy (all features, all targets)"
+cargo clippy --all-features --all-targets -- -D warnings
+
+step "docs (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --all-features --no-deps
+
+step "every feature combination compiles"
+bash ci/features.sh
+
+step "tests: no features (the runtime-free core)"
+cargo test
+for feature in tokio smol async-std; do
+    step "tests: --features $feature"
+    cargo test --features "$feature"
+done
+
+# The README's test command, verbatim.
+step "tests: cargo test --all-features"
+cargo test --all-features
+
+step "examples: the tour prints identical traces on every runtime"
+cargo run --example tour --all-features
