@@ -23,6 +23,13 @@ cargo clippy --all-features --all-targets -- -D warnings
 step "docs (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --all-features --no-deps
 
+# docs.rs builds with `--cfg docsrs` on nightly (feature badges); check that
+# too when a nightly toolchain is installed.
+if cargo +nightly --version >/dev/null 2>&1; then
+    step "docs as docs.rs builds them (nightly, --cfg docsrs)"
+    RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo +nightly doc --all-features --no-deps
+fi
+
 step "every feature combination compiles"
 bash ci/features.sh
 

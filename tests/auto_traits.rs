@@ -1,0 +1,92 @@
+//! Pins the auto traits (`Send`, `Sync`, `Unpin`) of every public type and
+//! future, so a change that loses one is a test failure, not a surprise for
+//! users.
+
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::future::Pending;
+
+use cancelkit::*;
+
+fn send<T: Send>() {}
+fn sync<T: Sync>() {}
+fn unpin<T: Unpin>() {}
+
+/// A `Send + !Sync` output, to see which bounds a handle really needs.
+type NotSync = Cell<u8>;
+
+#[test]
+fn task_handles() {
+    send::<Task<u8>>();
+    sync::<Task<u8>>();
+    unpin::<Task<u8>>();
+    // The output only needs to be Send for the handle to be Send + Sync.
+    send::<Task<NotSync>>();
+    sync::<Task<NotSync>>();
+    send::<Cancel<u8>>();
+    sync::<Cancel<u8>>();
+    unpin::<Cancel<u8>>();
+    send::<JoinError>();
+    unpin::<JoinError>();
+}
+
+#[test]
+fn tokens_and_their_futures() {
+    send::<CancelToken>();
+    sync::<CancelToken>();
+    unpin::<CancelToken>();
+    send::<WhenCancelled<'static>>();
+    sync::<WhenCancelled<'static>>();
+    unpin::<WhenCancelled<'static>>();
+    send::<WhenCancelledOwned>();
+    sync::<WhenCancelledOwned>();
+    unpin::<WhenCancelledOwned>();
+    send::<WithCancel<'static, Pending<u8>>>();
+    sync::<WithCancel<'static, Pending<u8>>>();
+    unpin::<WithCancel<'static, Pending<u8>>>();
+    send::<DropGuard>();
+    sync::<DropGuard>();
+    send::<Cancelled>();
+    sync::<Cancelled>();
+    send::<Elapsed>();
+    sync::<Elapsed>();
+    send::<Or<CancelToken, CancelToken>>();
+    sync::<Or<CancelToken, CancelToken>>();
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_adapter() {
+    use cancelkit::rt::{Tokio, TokioSleep};
+    send::<Tokio>();
+    sync::<Tokio>();
+    unpin::<Tokio>();
+    send::<TokioSleep>();
+    sync::<TokioSleep>();
+    unpin::<TokioSleep>();
+    send::<Timeout<'static, Tokio, Pending<u8>>>();
+    unpin::<Timeout<'static, Tokio, Pending<u8>>>();
+}
+
+#[cfg(feature = "smol")]
+#[test]
+fn smol_adapter() {
+    use cancelkit::rt::{Smol, SmolSleep};
+    send::<Smol>();
+    sync::<Smol>();
+    send::<SmolSleep>();
+    sync::<SmolSleep>();
+    unpin::<SmolSleep>();
+}
+
+#[cfg(feature = "async-std")]
+#[test]
+fn async_std_adapter() {
+    use cancelkit::rt::{AsyncStd, AsyncStdSleep};
+    send::<AsyncStd>();
+    sync::<AsyncStd>();
+    send::<AsyncStdSleep>();
+    sync::<AsyncStdSleep>();
+    unpin::<AsyncStdSleep>();
+}
