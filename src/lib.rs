@@ -127,6 +127,7 @@
 
 #[macro_use]
 mod cfg;
+mod loom;
 
 /// The README's examples, compiled and run as doctests so it cannot lie.
 #[cfg(all(doctest, feature = "tokio"))]
@@ -144,7 +145,8 @@ pub use signal::{DynSignal, Or, OrRaised, Signal, SignalExt};
 pub use task::{Cancel, JoinError, Task};
 pub use time::{Elapsed, Timeout, deadline, timeout};
 pub use token::{
-    CancelToken, Cancelled, DropGuard, FutureExt, WhenCancelled, WhenCancelledOwned, WithCancel,
+    CancelKind, CancelToken, Cancelled, DropGuard, FutureExt, OnCancel, PanicGuard, WhenCancelled,
+    WhenCancelledOwned, WithCancel,
 };
 
 // Not through `cfg_conformance!`: the module exports macros, and

@@ -1,0 +1,22 @@
+//! Picks `loom`'s synchronisation primitives under `--cfg loom`, and `std`'s
+//! otherwise, for the code whose concurrency loom models (the token tree).
+//!
+//! `OnceLock` has no loom counterpart and stays `std`'s: it is read only
+//! after an atomic the model does see (see `token/node.rs`, invariant 3).
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU8, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU8, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Locks `m`, ignoring poisoning: the token never runs user code while it
+/// holds a lock, so a poisoned lock can only come from a bug of ours, and
+/// the data it guards is still consistent at every unlock point.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

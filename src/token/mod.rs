@@ -1,0 +1,902 @@
+//! [`CancelToken`]: a cancellation flag that can be awaited, forms trees,
+//! carries a cause, can have a deadline, and runs callbacks.
+//!
+//! A token is a cheap handle to shared state. Any clone can
+//! [`cancel`](CancelToken::cancel) it; every clone then reports
+//! [`is_cancelled`](CancelToken::is_cancelled) (one atomic load), every task
+//! awaiting [`cancelled`](CancelToken::cancelled) wakes, and every
+//! [child](CancelToken::child) and [linked token](CancelToken::any) is
+//! cancelled too, with the same [`Cancelled`] cause. It needs no runtime,
+//! except to drive a [deadline](CancelToken::with_deadline).
+//!
+//! # Memory
+//!
+//! A child that is dropped (all its clones) detaches from its parent in
+//! O(1), so a long-lived parent's memory stays flat however many children
+//! come and go — unless the child still has live descendants or callbacks,
+//! which stay reachable through it. Cancelling is iterative: a chain a
+//! hundred thousand tokens deep cancels (and drops) without recursion.
+//!
+//! The algorithm and its invariants are documented in `token/node.rs`.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use event_listener::EventListener;
+
+use crate::loom::Arc;
+use crate::runtime::{Spawner, Timer};
+use crate::signal::Signal;
+
+mod cause;
+mod node;
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+pub use cause::{CancelKind, Cancelled};
+use node::{Entry, Node};
+
+/// The shared handle of all clones of one token. When the last clone goes,
+/// the node is released (and detached from its parents if nothing else
+/// needs it).
+struct Handle {
+    node: Arc<Node>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.node.release();
+    }
+}
+
+/// A cancellation token: a flag shared by its clones, which can be awaited
+/// and which cancels its children.
+///
+/// # Contract (F1–F6)
+///
+/// - Clones share one state. [`cancel`](CancelToken::cancel) is idempotent;
+///   the first cancel's [cause](CancelToken::reason) wins.
+/// - [`is_cancelled`](CancelToken::is_cancelled) is one atomic load: it
+///   never blocks, never takes a lock, and reads a cache line that neither
+///   clones nor children write.
+/// - [`cancelled`](CancelToken::cancelled) completes at once if the token is
+///   already cancelled, otherwise when it is; one cancel wakes every waiter,
+///   and a cancel that races with a waiter's registration is never lost.
+/// - A [`child`](CancelToken::child) is cancelled when its parent is (with
+///   the parent's cause); cancelling a child leaves the parent alone; a child
+///   of a cancelled parent is born cancelled. When `cancel()` returns, every
+///   descendant reports cancelled.
+/// - Dropping a child's last clone detaches it from its parent, in O(1);
+///   its own descendants stay reachable.
+///
+/// # Examples
+///
+/// ```
+/// use cancelkit::CancelToken;
+///
+/// let root = CancelToken::new();
+/// let request = root.child();
+/// let subtask = request.child();
+///
+/// request.cancel();
+/// assert!(subtask.is_cancelled());
+/// assert!(!root.is_cancelled());
+///
+/// root.cancel();
+/// let late = root.child();
+/// assert!(late.is_cancelled());
+/// ```
+#[derive(Clone)]
+pub struct CancelToken {
+    handle: Arc<Handle>,
+}
+
+// A token's state is consistent at every point user code can observe (no
+// user code runs under its locks), so it is safe to use after a caught panic,
+// whatever the user's cause type is.
+impl std::panic::UnwindSafe for CancelToken {}
+impl std::panic::RefUnwindSafe for CancelToken {}
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("reason", &self.reason())
+            .field("deadline", &self.deadline())
+            .finish()
+    }
+}
+
+impl CancelToken {
+    fn from_node(node: Arc<Node>) -> Self {
+        CancelToken {
+            handle: Arc::new(Handle { node }),
+        }
+    }
+
+    #[inline]
+    fn node(&self) -> &Arc<Node> {
+        &self.handle.node
+    }
+
+    /// A new token, not cancelled, with no parent.
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// assert!(!token.is_cancelled());
+    /// ```
+    pub fn new() -> Self {
+        Self::from_node(Node::root(None))
+    }
+
+    /// A child token: cancelled whenever this one is, with the same cause,
+    /// but cancelling it leaves this one alone (F3).
+    ///
+    /// If this token is already cancelled, the child is born cancelled.
+    ///
+    /// ```
+    /// let parent = cancelkit::CancelToken::new();
+    /// let child = parent.child();
+    /// child.cancel();
+    /// assert!(!parent.is_cancelled());
+    /// ```
+    pub fn child(&self) -> CancelToken {
+        Self::from_node(Node::child(self.node(), None))
+    }
+
+    /// A token cancelled as soon as **any** of `parents` is, with that
+    /// parent's cause. It is itself a child of each of them: dropping it
+    /// removes it from all of them, so long-lived parents do not leak.
+    ///
+    /// With no parents, it is a plain new token.
+    ///
+    /// ```
+    /// use cancelkit::CancelToken;
+    ///
+    /// let user_gave_up = CancelToken::new();
+    /// let server_stops = CancelToken::new();
+    /// let either = CancelToken::any([&user_gave_up, &server_stops]);
+    /// server_stops.cancel();
+    /// assert!(either.is_cancelled());
+    /// assert!(!user_gave_up.is_cancelled());
+    /// ```
+    pub fn any<'a>(parents: impl IntoIterator<Item = &'a CancelToken>) -> CancelToken {
+        let parents: Vec<Arc<Node>> = parents.into_iter().map(|t| t.node().clone()).collect();
+        match parents.as_slice() {
+            [] => Self::new(),
+            [one] => Self::from_node(Node::child(one, None)),
+            many => Self::from_node(Node::linked(many)),
+        }
+    }
+
+    /// Cancels the token and all its descendants, with kind
+    /// [`CancelKind::Explicit`] at the caller's location.
+    ///
+    /// Returns `true` if this call cancelled it, `false` if it already was
+    /// (idempotent; the first cause wins). Waiters are woken and callbacks
+    /// run on the calling thread, after every descendant is marked and with
+    /// no lock held.
+    ///
+    /// # Panics
+    ///
+    /// If an [`on_cancel`](CancelToken::on_cancel) callback panics, the
+    /// other callbacks still run and the token is fully cancelled; then the
+    /// first panic is resumed here (unless the thread is already panicking).
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// assert!(token.cancel());
+    /// assert!(!token.cancel());
+    /// assert!(token.is_cancelled());
+    /// ```
+    #[track_caller]
+    pub fn cancel(&self) -> bool {
+        self.cancel_at(CancelKind::Explicit, None, Location::caller())
+    }
+
+    /// Cancels with a kind and a cause of your own (F6).
+    ///
+    /// Returns `true` if this call cancelled the token; if it was already
+    /// cancelled, the earlier cause stays and `cause` is dropped.
+    ///
+    /// # Panics
+    ///
+    /// As [`cancel`](CancelToken::cancel), if a callback panics.
+    ///
+    /// ```
+    /// use cancelkit::{CancelKind, CancelToken};
+    ///
+    /// let token = CancelToken::new();
+    /// token.cancel_with(CancelKind::Shutdown, std::io::Error::other("SIGTERM"));
+    /// token.cancel_with(CancelKind::Explicit, std::io::Error::other("too late"));
+    /// let why = token.reason().unwrap();
+    /// assert_eq!(why.kind(), CancelKind::Shutdown);
+    /// assert_eq!(why.cause().unwrap().to_string(), "SIGTERM");
+    /// ```
+    #[track_caller]
+    pub fn cancel_with<E>(&self, kind: CancelKind, cause: E) -> bool
+    where
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+    {
+        self.cancel_at(kind, Some(cause.into()), Location::caller())
+    }
+
+    fn cancel_at(
+        &self,
+        kind: CancelKind,
+        cause: Option<Box<dyn Error + Send + Sync + 'static>>,
+        location: &'static Location<'static>,
+    ) -> bool {
+        if self.is_cancelled() {
+            return false;
+        }
+        node::cancel(self.node(), Cancelled::with(kind, cause, location))
+    }
+
+    /// Whether the token has been cancelled: one `Acquire` load, wait-free.
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// assert!(!token.is_cancelled());
+    /// token.cancel();
+    /// assert!(token.is_cancelled());
+    /// ```
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.node().is_cancelled()
+    }
+
+    /// Why the token was cancelled, or `None` if it was not (F6).
+    ///
+    /// Descendants cancelled through this token report the same value.
+    ///
+    /// ```
+    /// use cancelkit::{CancelKind, CancelToken};
+    ///
+    /// let token = CancelToken::new();
+    /// assert!(token.reason().is_none());
+    /// token.cancel();
+    /// assert_eq!(token.reason().unwrap().kind(), CancelKind::Explicit);
+    /// ```
+    pub fn reason(&self) -> Option<Cancelled> {
+        self.node().reason()
+    }
+
+    /// The effective deadline: the earliest of this token's own deadline and
+    /// all its ancestors' (F6). Leaf code can forward it, e.g. to an RPC.
+    ///
+    /// ```
+    /// use cancelkit::CancelToken;
+    ///
+    /// assert_eq!(CancelToken::new().deadline(), None);
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node().deadline()
+    }
+
+    /// A root token that cancels itself, with
+    /// [`CancelKind::DeadlineExceeded`], when `rt`'s clock reaches `at`
+    /// (F6).
+    ///
+    /// # How the deadline is driven
+    ///
+    /// A small task is spawned on `rt` that sleeps until `at` and then
+    /// cancels the token; it ends early if the token is cancelled or all its
+    /// clones are dropped. So [`is_cancelled`](CancelToken::is_cancelled)
+    /// stays a single atomic load, and the token flips to cancelled when
+    /// that task runs — at or after `at`, never before.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{CancelKind, CancelToken, Runtime, Timer, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let at = rt.now() + Duration::from_millis(10);
+    /// let token = CancelToken::with_deadline(&rt, at);
+    /// assert_eq!(token.deadline(), Some(at));
+    /// rt.block_on(token.cancelled());
+    /// assert!(rt.now() >= at);
+    /// assert_eq!(token.reason().unwrap().kind(), CancelKind::DeadlineExceeded);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn with_deadline<R: Spawner + Timer + ?Sized>(rt: &R, at: Instant) -> CancelToken {
+        let token = Self::from_node(Node::root(Some(at)));
+        arm_deadline(rt, token.node(), at, Location::caller());
+        token
+    }
+
+    /// [`with_deadline`](CancelToken::with_deadline) at `rt.now() + timeout`.
+    /// A timeout too large for `Instant` means no deadline.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{CancelToken, Runtime, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let token = CancelToken::with_timeout(&rt, Duration::from_millis(5));
+    /// rt.block_on(token.cancelled());
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn with_timeout<R: Spawner + Timer + ?Sized>(rt: &R, timeout: Duration) -> CancelToken {
+        match rt.now().checked_add(timeout) {
+            Some(at) => Self::with_deadline(rt, at),
+            None => Self::new(),
+        }
+    }
+
+    /// A child with a deadline of its own. Its effective deadline is the
+    /// earlier of `at` and this token's; a timer task is spawned only if
+    /// `at` is the earlier one.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{CancelToken, Runtime, Timer, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let soon = rt.now() + Duration::from_millis(10);
+    /// let request = CancelToken::with_deadline(&rt, soon);
+    /// let later = request.child_with_deadline(&rt, soon + Duration::from_secs(60));
+    /// assert_eq!(later.deadline(), Some(soon), "the earlier deadline wins");
+    /// rt.block_on(later.cancelled());
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn child_with_deadline<R: Spawner + Timer + ?Sized>(&self, rt: &R, at: Instant) -> CancelToken {
+        let inherited = self.deadline();
+        let child = Self::from_node(Node::child(self.node(), Some(at)));
+        if inherited.is_none_or(|d| at < d) {
+            arm_deadline(rt, child.node(), at, Location::caller());
+        }
+        child
+    }
+
+    /// [`child_with_deadline`](CancelToken::child_with_deadline) at
+    /// `rt.now() + timeout`; a timeout too large for `Instant` gives a
+    /// plain child.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{CancelToken, Runtime, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let parent = CancelToken::new();
+    /// let child = parent.child_with_timeout(&rt, Duration::from_millis(5));
+    /// rt.block_on(child.cancelled());
+    /// assert!(!parent.is_cancelled());
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn child_with_timeout<R: Spawner + Timer + ?Sized>(
+        &self,
+        rt: &R,
+        timeout: Duration,
+    ) -> CancelToken {
+        match rt.now().checked_add(timeout) {
+            Some(at) => self.child_with_deadline(rt, at),
+            None => self.child(),
+        }
+    }
+
+    /// Runs `f` once when the token is cancelled; immediately, on this
+    /// thread, if it already is. Dropping the returned guard unregisters
+    /// `f` without blocking (if `f` is running on another thread right then,
+    /// it finishes there).
+    ///
+    /// `f` runs on the thread that cancels the token (for a deadline, the
+    /// runtime thread that runs its timer task), after the whole tree is
+    /// marked cancelled, with no lock of the token held — so it may use the
+    /// token freely. A panicking `f` does not stop the other callbacks and
+    /// does not poison the token (see [`cancel`](CancelToken::cancel)).
+    /// If every clone of the token is dropped before it is cancelled, `f` is
+    /// dropped without running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use cancelkit::CancelToken;
+    ///
+    /// let runs = Arc::new(AtomicUsize::new(0));
+    /// let token = CancelToken::new();
+    /// let guard = token.on_cancel({
+    ///     let runs = runs.clone();
+    ///     move |why| {
+    ///         assert_eq!(why.kind(), cancelkit::CancelKind::Explicit);
+    ///         runs.fetch_add(1, Ordering::SeqCst);
+    ///     }
+    /// });
+    /// token.cancel();
+    /// token.cancel();
+    /// assert_eq!(runs.load(Ordering::SeqCst), 1);
+    /// drop(guard);
+    /// ```
+    pub fn on_cancel<F>(&self, f: F) -> OnCancel
+    where
+        F: FnOnce(&Cancelled) + Send + 'static,
+    {
+        match self.node().add_entry(Entry::Callback(Box::new(f))) {
+            Ok(key) => OnCancel {
+                registration: Some((self.node().clone(), key)),
+            },
+            Err(Entry::Callback(f)) => {
+                let why = self.reason().expect("add_entry refuses only when cancelled");
+                node::run_callbacks(vec![f], &why);
+                OnCancel { registration: None }
+            }
+            Err(Entry::Child(_)) => unreachable!("we added a callback"),
+        }
+    }
+
+    /// Waits until the token is cancelled.
+    ///
+    /// ```text
+    /// async fn cancelled(&self);
+    /// ```
+    ///
+    /// Completes at once if the token is already cancelled; allocates only
+    /// if it actually has to wait.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// token.cancel();
+    /// futures_lite::future::block_on(token.cancelled());
+    /// ```
+    pub fn cancelled(&self) -> WhenCancelled<'_> {
+        WhenCancelled {
+            token: self,
+            listener: None,
+        }
+    }
+
+    /// Like [`cancelled`](CancelToken::cancelled), but owns the token, so the
+    /// future is `'static` and can be moved into a task.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// let wait = token.clone().cancelled_owned();
+    /// let waiter = std::thread::spawn(move || futures_lite::future::block_on(wait));
+    /// token.cancel();
+    /// waiter.join().unwrap();
+    /// ```
+    pub fn cancelled_owned(self) -> WhenCancelledOwned {
+        WhenCancelledOwned {
+            token: self,
+            listener: None,
+        }
+    }
+
+    /// Runs `fut` until it completes or the token is cancelled (F5).
+    ///
+    /// Gives `Ok(output)` if `fut` completes first, and `Err(Cancelled)` —
+    /// the token's [reason](CancelToken::reason) — once the token is
+    /// cancelled, after dropping `fut`.
+    ///
+    /// # Fairness
+    ///
+    /// If the token is already cancelled when the returned future is first
+    /// polled, `fut` is never polled. After that, each poll polls `fut`
+    /// first: if `fut` is ready in the same poll that the cancellation is
+    /// seen, the tie goes to `fut`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel safe as `fut`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancelkit::CancelToken;
+    ///
+    /// let token = CancelToken::new();
+    /// token.cancel();
+    /// let out = futures_lite::future::block_on(token.run_until_cancelled(async { 1 }));
+    /// assert!(out.is_err());
+    /// ```
+    pub fn run_until_cancelled<F: Future>(&self, fut: F) -> WithCancel<'_, F> {
+        WithCancel {
+            fut: Some(fut),
+            cancelled: self.cancelled(),
+            first: true,
+        }
+    }
+
+    /// A guard that cancels this token (kind
+    /// [`CancelKind::GuardDropped`], located where the guard was made) when dropped, unless
+    /// [disarmed](DropGuard::disarm) (F4).
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// {
+    ///     let _guard = token.clone().drop_guard();
+    /// }
+    /// assert!(token.is_cancelled());
+    ///
+    /// let token = cancelkit::CancelToken::new();
+    /// let token = token.drop_guard().disarm();
+    /// assert!(!token.is_cancelled());
+    /// ```
+    #[track_caller]
+    pub fn drop_guard(self) -> DropGuard {
+        DropGuard {
+            token: Some(self),
+            location: Location::caller(),
+        }
+    }
+
+    /// A guard that cancels this token only if it is dropped while the
+    /// thread is panicking — when the code holding it unwinds — and
+    /// otherwise does nothing.
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// {
+    ///     let _guard = token.clone().drop_guard_on_panic();
+    /// }
+    /// assert!(!token.is_cancelled(), "no panic, no cancel");
+    ///
+    /// let t2 = token.clone();
+    /// let _ = std::thread::spawn(move || {
+    ///     let _guard = t2.drop_guard_on_panic();
+    ///     panic!("worker failed");
+    /// })
+    /// .join();
+    /// assert!(token.is_cancelled());
+    /// ```
+    #[track_caller]
+    pub fn drop_guard_on_panic(self) -> PanicGuard {
+        PanicGuard {
+            token: Some(self),
+            location: Location::caller(),
+        }
+    }
+}
+
+/// Spawns the task that fires `node`'s deadline. It holds the node but not a
+/// handle, and ends when the deadline fires, the node is cancelled, or the
+/// node's last handle is dropped (`release` notifies its event).
+fn arm_deadline<R: Spawner + Timer + ?Sized>(
+    rt: &R,
+    node: &Arc<Node>,
+    at: Instant,
+    location: &'static Location<'static>,
+) {
+    let mut sleep = Box::pin(rt.sleep_until(at));
+    let node = node.clone();
+    rt.spawn_detached(async move {
+        loop {
+            if node.is_cancelled() || node.is_released() {
+                return;
+            }
+            // Register before re-checking, so a cancel or release between
+            // the check above and the wait below is not lost.
+            let mut listener = node.event.listen();
+            if node.is_cancelled() || node.is_released() {
+                return;
+            }
+            let fired = std::future::poll_fn(|cx| {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(true)
+                } else if Pin::new(&mut listener).poll(cx).is_ready() {
+                    Poll::Ready(false)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            if fired {
+                node::cancel(&node, node::deadline_cause(location));
+                return;
+            }
+        }
+    });
+}
+
+impl Signal for CancelToken {
+    type Raised<'a> = WhenCancelled<'a>;
+
+    fn is_raised(&self) -> bool {
+        self.is_cancelled()
+    }
+
+    fn raised(&self) -> WhenCancelled<'_> {
+        self.cancelled()
+    }
+}
+
+// ===== waiting =====
+
+/// The shared polling logic of the two "cancelled" futures.
+fn poll_cancelled(
+    node: &Node,
+    listener: &mut Option<EventListener>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    loop {
+        if node.is_cancelled() {
+            return Poll::Ready(());
+        }
+        match listener {
+            None => {
+                // The lost-wake-up argument: `listen()` registers us with
+                // `event` (it contains a full fence), and only then do we
+                // re-check the flag at the top of the loop. `cancel` sets
+                // the flag before it notifies. So either that re-check sees
+                // the flag, or the notify comes after our registration and
+                // wakes the listener we hold.
+                *listener = Some(node.event.listen());
+            }
+            Some(l) => {
+                if Pin::new(l).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // Notified: by a cancel (the loop sees the flag) or by
+                // something else (the loop re-arms).
+                *listener = None;
+            }
+        }
+    }
+}
+
+/// The future returned by [`CancelToken::cancelled`].
+#[must_use = "futures do nothing unless polled"]
+pub struct WhenCancelled<'a> {
+    token: &'a CancelToken,
+    listener: Option<EventListener>,
+}
+
+impl fmt::Debug for WhenCancelled<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhenCancelled")
+            .field("cancelled", &self.token.is_cancelled())
+            .finish()
+    }
+}
+
+impl Future for WhenCancelled<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        poll_cancelled(this.token.node(), &mut this.listener, cx)
+    }
+}
+
+/// The future returned by [`CancelToken::cancelled_owned`].
+#[must_use = "futures do nothing unless polled"]
+pub struct WhenCancelledOwned {
+    token: CancelToken,
+    listener: Option<EventListener>,
+}
+
+impl fmt::Debug for WhenCancelledOwned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhenCancelledOwned")
+            .field("cancelled", &self.token.is_cancelled())
+            .finish()
+    }
+}
+
+impl Future for WhenCancelledOwned {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        poll_cancelled(this.token.node(), &mut this.listener, cx)
+    }
+}
+
+// ===== run until cancelled =====
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`CancelToken::run_until_cancelled`] and
+    /// [`FutureExt::with_cancel`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithCancel<'a, F> {
+        #[pin]
+        fut: Option<F>,
+        cancelled: WhenCancelled<'a>,
+        first: bool,
+    }
+}
+
+impl<F> fmt::Debug for WithCancel<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithCancel")
+            .field("running", &self.fut.is_some())
+            .finish()
+    }
+}
+
+impl<F: Future> Future for WithCancel<'_, F> {
+    type Output = Result<F::Output, Cancelled>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let first = std::mem::replace(this.first, false);
+        if !(first && this.cancelled.token.is_cancelled()) {
+            let fut = this
+                .fut
+                .as_mut()
+                .as_pin_mut()
+                .expect("`WithCancel` polled after it returned `Poll::Ready`");
+            if let Poll::Ready(out) = fut.poll(cx) {
+                this.fut.set(None);
+                return Poll::Ready(Ok(out));
+            }
+        }
+        match Pin::new(&mut *this.cancelled).poll(cx) {
+            Poll::Ready(()) => {
+                this.fut.set(None);
+                let why = this
+                    .cancelled
+                    .token
+                    .reason()
+                    .expect("cancelled implies a reason");
+                Poll::Ready(Err(why))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Extension methods on futures.
+pub trait FutureExt: Future + Sized {
+    /// Runs this future until it completes or `token` is cancelled; the same
+    /// as [`token.run_until_cancelled(self)`](CancelToken::run_until_cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancelkit::{CancelToken, FutureExt};
+    ///
+    /// let token = CancelToken::new();
+    /// let out = futures_lite::future::block_on(async { 5 }.with_cancel(&token));
+    /// assert_eq!(out.unwrap(), 5);
+    /// ```
+    fn with_cancel(self, token: &CancelToken) -> WithCancel<'_, Self> {
+        token.run_until_cancelled(self)
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+// ===== guards =====
+
+/// Unregisters an [`on_cancel`](CancelToken::on_cancel) callback when
+/// dropped.
+#[must_use = "dropping the guard unregisters the callback; use `.forget()` to keep it"]
+pub struct OnCancel {
+    registration: Option<(Arc<Node>, u32)>,
+}
+
+impl OnCancel {
+    /// Keeps the callback registered for as long as the token lives,
+    /// without a guard.
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// token.on_cancel(|_| println!("cancelled")).forget();
+    /// token.cancel();
+    /// ```
+    pub fn forget(mut self) {
+        self.registration = None;
+    }
+}
+
+impl fmt::Debug for OnCancel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnCancel")
+            .field("registered", &self.registration.is_some())
+            .finish()
+    }
+}
+
+impl Drop for OnCancel {
+    fn drop(&mut self) {
+        if let Some((node, key)) = self.registration.take() {
+            // Removing never waits for a callback that is running: a cancel
+            // takes entries out under the lock and runs them after.
+            drop(node.remove_entry(key));
+        }
+    }
+}
+
+/// Cancels its token when dropped, unless disarmed. Made by
+/// [`CancelToken::drop_guard`].
+#[must_use = "the token is cancelled as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct DropGuard {
+    token: Option<CancelToken>,
+    /// Where the guard was made: the location its cancel reports.
+    location: &'static Location<'static>,
+}
+
+impl DropGuard {
+    /// Gives the token back without cancelling it.
+    ///
+    /// ```
+    /// let guard = cancelkit::CancelToken::new().drop_guard();
+    /// assert!(!guard.disarm().is_cancelled());
+    /// ```
+    pub fn disarm(mut self) -> CancelToken {
+        self.token
+            .take()
+            .expect("a DropGuard holds its token until dropped or disarmed")
+    }
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            token.cancel_at(CancelKind::GuardDropped, None, self.location);
+        }
+    }
+}
+
+/// Cancels its token when dropped during a panic. Made by
+/// [`CancelToken::drop_guard_on_panic`].
+#[must_use = "the guard does its work when dropped; bind it to a variable"]
+#[derive(Debug)]
+pub struct PanicGuard {
+    token: Option<CancelToken>,
+    /// Where the guard was made: the location its cancel reports.
+    location: &'static Location<'static>,
+}
+
+impl PanicGuard {
+    /// Gives the token back without cancelling it.
+    ///
+    /// ```
+    /// let guard = cancelkit::CancelToken::new().drop_guard_on_panic();
+    /// assert!(!guard.disarm().is_cancelled());
+    /// ```
+    pub fn disarm(mut self) -> CancelToken {
+        self.token
+            .take()
+            .expect("a PanicGuard holds its token until dropped or disarmed")
+    }
+}
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            if std::thread::panicking() {
+                token.cancel_at(CancelKind::GuardDropped, None, self.location);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,485 @@
+//! The token graph: nodes, their children and callbacks, and the
+//! cancellation and detachment algorithms. `CancelToken` (in `mod.rs`) is a
+//! thin handle over this.
+//!
+//! # Structure
+//!
+//! A [`Node`] is one token's shared state. Its first cache line (the type is
+//! `align(64)`, and `Arc`'s counters sit in the line before it) holds only
+//! fields that are written at most once — the `state` byte, the cause, the
+//! event waiters park on, the immutable parent links and the pointer to the
+//! lazily created [`Ext`] — so `is_cancelled()` never shares a line with
+//! anything clones (`Arc` counters) or children (the parent's `Ext`) write.
+//!
+//! [`Ext`] holds what changes: the slab of entries (children, linked
+//! tokens, callbacks), the own deadline, and whether handles remain. It is
+//! allocated on first need only, so a leaf token costs one allocation for
+//! the node plus one for its [`Handle`].
+//!
+//! References point **up**: a node holds strong references to its parents;
+//! a parent holds its children in its slab until they detach or it is
+//! cancelled. A token's handles share one [`Handle`]; when its last clone is
+//! dropped the node is *released*, and a released node with no entries
+//! *detaches* from its parents, which may release them in turn — an
+//! iterative walk up, never recursion.
+//!
+//! # Invariants
+//!
+//! 1. `CANCELLED` is set at most once, only after `cause` was set, by the
+//!    thread whose `cause.set` succeeded (first cause wins), and never
+//!    cleared.
+//! 2. `HAS_EXT` is set (with `fetch_or`) after `ext` is initialised and
+//!    before the first entry is added to it; `cancel` drains `ext` only if
+//!    its own `fetch_or(CANCELLED)` saw `HAS_EXT`. Both are read-modify-
+//!    writes of one atomic, so they are totally ordered: either the canceller
+//!    sees `HAS_EXT` and drains, or the adder's later check of `CANCELLED`
+//!    under the `ext` lock sees it and does not add.
+//! 3. `cause` is read only after `CANCELLED` was observed with `Acquire`, or
+//!    under the `ext` lock after the canceller released it.
+//! 4. Entries are added to a node's slab only under its `ext` lock and only
+//!    while `CANCELLED` is clear (checked under that lock); once a cancel
+//!    has drained the slab (`closed`), nothing is ever added again.
+//! 5. A node's slab key, stored in the child's `parents`, stays valid until
+//!    the child removes it (detach) or the parent drains it (cancel);
+//!    removal after a drain is a no-op because the slab is `closed`.
+//! 6. A node is *detached* at most once: when its handles are gone and its
+//!    slab is empty, observed under its `ext` lock (or without an `ext`, by
+//!    the release of its last handle).
+//!
+//! # Lock order
+//!
+//! No code path holds two `ext` locks of different nodes at once, except
+//! cancellation, which holds a parent's `ext` lock while it marks (atomics
+//! only, no lock) each drained child. Linked nodes' `links` lock is never
+//! held while taking an `ext` lock. User callbacks and wakers run with no
+//! lock held.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use event_listener::Event;
+use slab::Slab;
+
+use super::cause::{CancelKind, Cancelled};
+use crate::loom::{Arc, AtomicU8, Mutex, Ordering, lock};
+
+/// Set once the node is cancelled (invariant 1).
+pub(super) const CANCELLED: u8 = 0b01;
+/// Set once `ext` exists and may hold entries (invariant 2).
+const HAS_EXT: u8 = 0b10;
+
+/// A user callback registered with `on_cancel`.
+pub(super) type Callback = Box<dyn FnOnce(&Cancelled) + Send + 'static>;
+
+pub(super) enum Entry {
+    Child(Arc<Node>),
+    Callback(Callback),
+}
+
+/// A link to a parent: the parent and this node's key in its slab.
+type Link = (Arc<Node>, u32);
+
+/// The parents a node follows. Immutable once the node is shared, except
+/// the keys of a linked node, which are filled in as it registers.
+enum Parents {
+    Root,
+    One { parent: Arc<Node>, key: u32 },
+    Many(Box<Mutex<Vec<Link>>>),
+}
+
+#[repr(C, align(64))]
+pub(super) struct Node {
+    /// `CANCELLED | HAS_EXT`. The only field `is_cancelled` reads.
+    state: AtomicU8,
+    /// Waiters of `cancelled()` park here.
+    pub(super) event: Event,
+    /// Why it was cancelled (invariant 1, 3).
+    cause: OnceLock<Cancelled>,
+    parents: Parents,
+    /// Children, callbacks, deadline; created on first need.
+    ext: OnceLock<Box<Ext>>,
+}
+
+#[repr(align(64))]
+struct Ext {
+    /// This node's own deadline, if it was created with one.
+    deadline: Option<Instant>,
+    inner: Mutex<ExtInner>,
+}
+
+#[derive(Default)]
+struct ExtInner {
+    entries: Slab<Entry>,
+    /// The last handle was dropped.
+    released: bool,
+    /// Detached from its parents (invariant 6).
+    detached: bool,
+    /// Drained by a cancel (invariant 4).
+    closed: bool,
+}
+
+impl Node {
+    fn alloc(parents: Parents, deadline: Option<Instant>) -> Arc<Node> {
+        let ext = OnceLock::new();
+        let mut state = 0;
+        if deadline.is_some() {
+            let _ = ext.set(Box::new(Ext {
+                deadline,
+                inner: Mutex::new(ExtInner::default()),
+            }));
+            state |= HAS_EXT;
+        }
+        Arc::new(Node {
+            state: AtomicU8::new(state),
+            event: Event::new(),
+            cause: OnceLock::new(),
+            parents,
+            ext,
+        })
+    }
+
+    /// A root node, optionally with a deadline.
+    pub(super) fn root(deadline: Option<Instant>) -> Arc<Node> {
+        Node::alloc(Parents::Root, deadline)
+    }
+
+    /// A node born cancelled with `cause`, attached to nothing.
+    fn born_cancelled(cause: Cancelled, deadline: Option<Instant>) -> Arc<Node> {
+        let node = Node::alloc(Parents::Root, deadline);
+        let _ = node.cause.set(cause);
+        node.state.fetch_or(CANCELLED, Ordering::Release);
+        node
+    }
+
+    #[inline]
+    pub(super) fn is_cancelled(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CANCELLED != 0
+    }
+
+    /// The cause, once cancelled (invariant 3).
+    pub(super) fn reason(&self) -> Option<Cancelled> {
+        if self.is_cancelled() {
+            self.cause.get().cloned()
+        } else {
+            None
+        }
+    }
+
+    /// `ext`, created if needed, with `HAS_EXT` published (invariant 2).
+    fn ext(&self) -> &Ext {
+        let ext = self.ext.get_or_init(|| {
+            Box::new(Ext {
+                deadline: None,
+                inner: Mutex::new(ExtInner::default()),
+            })
+        });
+        if self.state.load(Ordering::Relaxed) & HAS_EXT == 0 {
+            self.state.fetch_or(HAS_EXT, Ordering::AcqRel);
+        }
+        ext
+    }
+
+    /// The earlier of this node's own deadline and all its ancestors'.
+    /// Walks the graph iteratively (chains may be very deep).
+    pub(super) fn deadline(self: &Arc<Node>) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut stack = vec![self.clone()];
+        while let Some(node) = stack.pop() {
+            if let Some(d) = node.ext.get().and_then(|e| e.deadline) {
+                earliest = Some(earliest.map_or(d, |e| e.min(d)));
+            }
+            match &node.parents {
+                Parents::Root => {}
+                Parents::One { parent, .. } => stack.push(parent.clone()),
+                Parents::Many(links) => {
+                    stack.extend(lock(links).iter().map(|(p, _)| p.clone()));
+                }
+            }
+        }
+        earliest
+    }
+
+    /// Creates a child of `parent`: born cancelled if `parent` is (F3).
+    pub(super) fn child(parent: &Arc<Node>, deadline: Option<Instant>) -> Arc<Node> {
+        if let Some(cause) = parent.reason() {
+            return Node::born_cancelled(cause, deadline);
+        }
+        let ext = parent.ext();
+        let mut inner = lock(&ext.inner);
+        // Invariant 4: checked under the lock.
+        if parent.is_cancelled() {
+            drop(inner);
+            let cause = parent.reason().expect("cancelled implies a cause");
+            return Node::born_cancelled(cause, deadline);
+        }
+        let entry = inner.entries.vacant_entry();
+        let key = u32::try_from(entry.key()).expect("fewer than 2^32 live children");
+        let child = Node::alloc(
+            Parents::One {
+                parent: parent.clone(),
+                key,
+            },
+            deadline,
+        );
+        entry.insert(Entry::Child(child.clone()));
+        child
+    }
+
+    /// Creates a node that follows every node of `parents` (linked token).
+    pub(super) fn linked(parents: &[Arc<Node>]) -> Arc<Node> {
+        if let Some(cause) = parents.iter().find_map(|p| p.reason()) {
+            return Node::born_cancelled(cause, None);
+        }
+        let node = Node::alloc(
+            Parents::Many(Box::new(Mutex::new(Vec::with_capacity(parents.len())))),
+            None,
+        );
+        let Parents::Many(links) = &node.parents else {
+            unreachable!("allocated with Parents::Many")
+        };
+        for parent in parents {
+            match parent.add_entry(Entry::Child(node.clone())) {
+                Ok(key) => lock(links).push((parent.clone(), key)),
+                Err(Entry::Child(_)) => {
+                    // `parent` was cancelled meanwhile: so is the link.
+                    let cause = parent.reason().expect("cancelled implies a cause");
+                    cancel(&node, cause);
+                    break;
+                }
+                Err(Entry::Callback(_)) => unreachable!("we added a child"),
+            }
+        }
+        node
+    }
+
+    /// Adds an entry unless cancelled (invariant 4); gives it back if so.
+    pub(super) fn add_entry(&self, entry: Entry) -> Result<u32, Entry> {
+        if self.is_cancelled() {
+            return Err(entry);
+        }
+        let ext = self.ext();
+        let mut inner = lock(&ext.inner);
+        if self.is_cancelled() {
+            return Err(entry);
+        }
+        let key = inner.entries.insert(entry);
+        Ok(u32::try_from(key).expect("fewer than 2^32 live entries"))
+    }
+
+    /// Removes entry `key` (a callback whose guard was dropped). Returns it
+    /// if it was still there, and detaches the node if that leaves it
+    /// released and empty.
+    pub(super) fn remove_entry(self: &Arc<Node>, key: u32) -> Option<Entry> {
+        let ext = self.ext.get()?;
+        let mut inner = lock(&ext.inner);
+        if inner.closed {
+            return None;
+        }
+        let entry = inner.entries.try_remove(key as usize);
+        let orphan = take_orphan(&mut inner);
+        drop(inner);
+        if orphan {
+            detach(self.clone());
+        }
+        entry
+    }
+
+    /// The last handle of this node was dropped.
+    pub(super) fn release(self: &Arc<Node>) {
+        let orphan = match self.ext.get() {
+            Some(ext) => {
+                let mut inner = lock(&ext.inner);
+                inner.released = true;
+                take_orphan(&mut inner)
+            }
+            // No ext: no children, no callbacks, nobody else can add any.
+            None => true,
+        };
+        // Wake whoever waits without being a handle (a deadline's timer task),
+        // so it can notice there is nothing left to cancel.
+        self.event.notify(usize::MAX);
+        if orphan {
+            detach(self.clone());
+        }
+    }
+
+    /// `(len, capacity)` of the entry slab, for tests of memory flatness.
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> (usize, usize) {
+        self.ext.get().map_or((0, 0), |ext| {
+            let inner = lock(&ext.inner);
+            (inner.entries.len(), inner.entries.capacity())
+        })
+    }
+
+    /// Whether the last handle is gone (for the deadline timer task).
+    pub(super) fn is_released(&self) -> bool {
+        self.ext.get().is_some_and(|ext| lock(&ext.inner).released)
+    }
+}
+
+/// Marks `inner`'s node detached if it is released and empty; says whether
+/// the caller must now detach it (invariant 6).
+fn take_orphan(inner: &mut ExtInner) -> bool {
+    if inner.released && !inner.detached && inner.entries.is_empty() {
+        inner.detached = true;
+        true
+    } else {
+        false
+    }
+}
+
+/// Removes `node` from its parents' slabs, then walks up, detaching every
+/// parent this leaves released and empty. Iterative.
+fn detach(node: Arc<Node>) {
+    let mut work = vec![node];
+    while let Some(node) = work.pop() {
+        let links: Vec<Link> = match &node.parents {
+            Parents::Root => Vec::new(),
+            Parents::One { parent, key } => vec![(parent.clone(), *key)],
+            Parents::Many(links) => lock(links).clone(),
+        };
+        for (parent, key) in links {
+            let Some(ext) = parent.ext.get() else { continue };
+            let mut inner = lock(&ext.inner);
+            if inner.closed {
+                continue; // invariant 5: the cancel already took us out
+            }
+            let removed = inner.entries.try_remove(key as usize);
+            let orphan = take_orphan(&mut inner);
+            drop(inner);
+            drop(removed); // may free `node`'s last other reference; not ours
+            if orphan {
+                work.push(parent);
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Dropping a node drops its references to its parents, which may
+        // free them, which drops theirs... Unroll that chain into a loop so
+        // a 100 000-deep chain does not overflow the stack.
+        let mut pending: Vec<Arc<Node>> = Vec::new();
+        take_parents(&mut self.parents, &mut pending);
+        while let Some(parent) = pending.pop() {
+            if let Ok(mut node) = Arc::try_unwrap(parent) {
+                take_parents(&mut node.parents, &mut pending);
+                // `node` drops here with no parents left: no recursion.
+            }
+        }
+    }
+}
+
+fn take_parents(parents: &mut Parents, into: &mut Vec<Arc<Node>>) {
+    match std::mem::replace(parents, Parents::Root) {
+        Parents::Root => {}
+        Parents::One { parent, .. } => into.push(parent),
+        Parents::Many(links) => {
+            let links = match links.into_inner() {
+                Ok(v) => v,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            into.extend(links.into_iter().map(|(p, _)| p));
+        }
+    }
+}
+
+/// Marks one node cancelled with `cause` if nothing else did first.
+/// Returns whether it did, and whether the node may have entries.
+fn mark(node: &Node, cause: &Cancelled) -> Option<bool> {
+    // Invariant 1: first cause wins.
+    node.cause.set(cause.clone()).ok()?;
+    let prev = node.state.fetch_or(CANCELLED, Ordering::AcqRel);
+    Some(prev & HAS_EXT != 0)
+}
+
+/// Cancels `root` and, iteratively, everything that follows it. Returns
+/// whether this call did it (false if it was already cancelled).
+///
+/// Every node is marked before any waiter is woken or callback run, and
+/// both happen with no lock held. If callbacks panic, all of them still
+/// run, and the first panic is resumed at the end (unless this thread is
+/// already panicking, when it is dropped to avoid an abort).
+pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
+    let Some(has_ext) = mark(root, &cause) else {
+        return false;
+    };
+    let mut marked: Vec<(Arc<Node>, bool)> = vec![(root.clone(), has_ext)];
+    let mut callbacks: Vec<Callback> = Vec::new();
+    let mut i = 0;
+    while i < marked.len() {
+        let (node, has_ext) = (marked[i].0.clone(), marked[i].1);
+        i += 1;
+        if !has_ext {
+            continue;
+        }
+        let Some(ext) = node.ext.get() else { continue };
+        let mut inner = lock(&ext.inner);
+        inner.closed = true;
+        let entries = std::mem::take(&mut inner.entries);
+        drop(inner);
+        for (_, entry) in entries {
+            match entry {
+                Entry::Child(child) => {
+                    if let Some(has_ext) = mark(&child, &cause) {
+                        marked.push((child, has_ext));
+                    }
+                }
+                Entry::Callback(f) => callbacks.push(f),
+            }
+        }
+    }
+    for (node, _) in &marked {
+        node.event.notify(usize::MAX);
+    }
+    drop(marked);
+    run_callbacks(callbacks, &cause);
+    true
+}
+
+/// Runs `callbacks` outside any lock, each under `catch_unwind`.
+pub(super) fn run_callbacks(callbacks: Vec<Callback>, cause: &Cancelled) {
+    let mut first_panic: Option<Box<dyn Any + Send>> = None;
+    for f in callbacks {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(cause))) {
+            first_panic.get_or_insert(p);
+        }
+    }
+    if let Some(p) = first_panic {
+        if !std::thread::panicking() {
+            resume_unwind(p);
+        }
+    }
+}
+
+/// The cause of a deadline firing, located where the deadline was set.
+pub(super) fn deadline_cause(location: &'static Location<'static>) -> Cancelled {
+    Cancelled::with(CancelKind::DeadlineExceeded, None, location)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_is_one_cache_line() {
+        assert_eq!(std::mem::align_of::<Node>(), 64);
+        assert_eq!(std::mem::size_of::<Node>(), 64);
+    }
+
+    #[test]
+    fn children_detach_and_the_parent_slab_stays_small() {
+        let root = Node::root(None);
+        for _ in 0..1000 {
+            let child = Node::child(&root, None);
+            child.release();
+        }
+        let inner = lock(&root.ext.get().unwrap().inner);
+        assert!(inner.entries.is_empty());
+        assert!(inner.entries.capacity() <= 4, "vacant slots are reused");
+    }
+}

@@ -1,0 +1,390 @@
+//! Deterministic unit tests of the token: polled by hand with counting
+//! wakers, asserting exact wake counts.
+
+use std::sync::Arc as StdArc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::*;
+
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: StdArc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counting() -> (StdArc<CountingWaker>, Waker) {
+    let c = StdArc::new(CountingWaker(AtomicUsize::new(0)));
+    (c.clone(), c.into())
+}
+
+fn wakes(c: &CountingWaker) -> usize {
+    c.0.load(Ordering::SeqCst)
+}
+
+#[test]
+fn one_cancel_wakes_every_waiter_exactly_once() {
+    let token = CancelToken::new();
+    let mut futs: Vec<_> = (0..3).map(|_| Box::pin(token.cancelled())).collect();
+    let wakers: Vec<_> = (0..3).map(|_| counting()).collect();
+    for (f, (_, w)) in futs.iter_mut().zip(&wakers) {
+        assert!(f.as_mut().poll(&mut Context::from_waker(w)).is_pending());
+    }
+    token.cancel();
+    token.cancel();
+    for (f, (c, w)) in futs.iter_mut().zip(&wakers) {
+        assert_eq!(wakes(c), 1);
+        assert!(f.as_mut().poll(&mut Context::from_waker(w)).is_ready());
+    }
+}
+
+#[test]
+fn cancelling_a_parent_wakes_waiters_of_every_descendant_once() {
+    let root = CancelToken::new();
+    let child = root.child();
+    let grandchild = child.child();
+    let (c1, w1) = counting();
+    let (c2, w2) = counting();
+    let mut f1 = Box::pin(child.cancelled());
+    let mut f2 = Box::pin(grandchild.cancelled());
+    assert!(f1.as_mut().poll(&mut Context::from_waker(&w1)).is_pending());
+    assert!(f2.as_mut().poll(&mut Context::from_waker(&w2)).is_pending());
+    root.cancel();
+    assert_eq!((wakes(&c1), wakes(&c2)), (1, 1));
+    assert!(f2.as_mut().poll(&mut Context::from_waker(&w2)).is_ready());
+}
+
+#[test]
+fn cancelled_is_ready_at_once_when_already_cancelled() {
+    let token = CancelToken::new();
+    token.cancel();
+    let (c, w) = counting();
+    let mut f = Box::pin(token.cancelled());
+    assert!(f.as_mut().poll(&mut Context::from_waker(&w)).is_ready());
+    assert_eq!(wakes(&c), 0);
+    assert!(f.listener.is_none(), "no listener registered on the fast path");
+}
+
+#[test]
+fn with_cancel_does_not_poll_when_already_cancelled() {
+    let token = CancelToken::new();
+    token.cancel();
+    let polled = AtomicUsize::new(0);
+    let fut = std::future::poll_fn(|_| {
+        polled.fetch_add(1, Ordering::SeqCst);
+        Poll::Ready(())
+    });
+    let out = futures_lite::future::block_on(token.run_until_cancelled(fut));
+    assert!(out.is_err());
+    assert_eq!(polled.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn with_cancel_sees_a_cancel_raised_during_the_futures_poll() {
+    let token = CancelToken::new();
+    let t2 = token.clone();
+    let fut = std::future::poll_fn(move |_| {
+        t2.cancel();
+        Poll::<()>::Pending
+    });
+    let mut f = Box::pin(token.run_until_cancelled(fut));
+    let (_, w) = counting();
+    assert!(matches!(
+        f.as_mut().poll(&mut Context::from_waker(&w)),
+        Poll::Ready(Err(_))
+    ));
+}
+
+#[test]
+fn with_cancel_tie_goes_to_the_future_after_the_first_poll() {
+    let token = CancelToken::new();
+    let mut polls = 0;
+    let fut = std::future::poll_fn(move |_| {
+        polls += 1;
+        if polls == 1 {
+            Poll::Pending
+        } else {
+            Poll::Ready(7)
+        }
+    });
+    let mut f = Box::pin(token.run_until_cancelled(fut));
+    let (_, w) = counting();
+    let mut cx = Context::from_waker(&w);
+    assert!(f.as_mut().poll(&mut cx).is_pending());
+    token.cancel();
+    // Both are ready now: the future wins the tie.
+    assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready(Ok(7))));
+}
+
+#[test]
+fn with_cancel_reports_the_tokens_reason() {
+    let token = CancelToken::new();
+    token.cancel_with(CancelKind::Shutdown, "bye");
+    let err = futures_lite::future::block_on(std::future::pending::<()>().with_cancel(&token))
+        .unwrap_err();
+    assert_eq!(err.kind(), CancelKind::Shutdown);
+    assert!(err.same_as(&token.reason().unwrap()));
+}
+
+#[test]
+fn cancel_racing_registration_from_threads_is_never_lost() {
+    for _ in 0..1000 {
+        let token = CancelToken::new();
+        let t2 = token.clone();
+        let h = std::thread::spawn(move || t2.cancel());
+        futures_lite::future::block_on(token.cancelled());
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn the_state_line_is_not_the_arc_counters_line() {
+    let token = CancelToken::new();
+    let node: &Node = token.node();
+    let addr = node as *const Node as usize;
+    assert_eq!(addr % 64, 0, "the node starts a cache line");
+    // `Arc`'s counters precede the node, so they are on the previous line.
+}
+
+// ===== hierarchy (F3) =====
+
+#[test]
+fn child_of_a_cancelled_parent_is_born_cancelled_with_its_cause() {
+    let parent = CancelToken::new();
+    parent.cancel_with(CancelKind::Explicit, "first");
+    let child = parent.child();
+    assert!(child.is_cancelled());
+    assert!(child.reason().unwrap().same_as(&parent.reason().unwrap()));
+}
+
+#[test]
+fn cancelling_a_child_leaves_the_parent_alone() {
+    let parent = CancelToken::new();
+    let child = parent.child();
+    child.cancel();
+    assert!(!parent.is_cancelled());
+    assert!(!parent.child().is_cancelled());
+}
+
+#[test]
+fn grandchild_is_cancelled_through_the_root_after_the_middle_token_was_dropped() {
+    let root = CancelToken::new();
+    let middle = root.child();
+    let grandchild = middle.child();
+    drop(middle);
+    root.cancel();
+    assert!(grandchild.is_cancelled());
+    assert!(grandchild.reason().unwrap().same_as(&root.reason().unwrap()));
+}
+
+#[test]
+fn every_descendant_reports_cancelled_when_cancel_returns() {
+    let root = CancelToken::new();
+    let mut all = vec![root.clone()];
+    for i in 0..200 {
+        let parent = all[i / 3].clone();
+        all.push(parent.child());
+    }
+    root.cancel();
+    assert!(all.iter().all(CancelToken::is_cancelled));
+    let why = root.reason().unwrap();
+    assert!(all.iter().all(|t| t.reason().unwrap().same_as(&why)));
+}
+
+#[test]
+fn dropped_children_do_not_accumulate_in_a_long_lived_parent() {
+    let parent = CancelToken::new();
+    for _ in 0..10_000 {
+        let child = parent.child();
+        let _grand = child.child();
+    }
+    let (len, capacity) = parent.node().entries();
+    assert_eq!(len, 0);
+    assert!(capacity <= 4, "vacant slots are reused");
+}
+
+#[test]
+fn first_cause_wins_and_cancel_says_whether_it_won() {
+    let token = CancelToken::new();
+    assert!(token.cancel_with(CancelKind::Shutdown, "one"));
+    assert!(!token.cancel_with(CancelKind::Explicit, "two"));
+    assert!(!token.cancel());
+    let why = token.reason().unwrap();
+    assert_eq!(why.kind(), CancelKind::Shutdown);
+    assert_eq!(why.cause().unwrap().to_string(), "one");
+}
+
+#[test]
+fn cancel_records_the_callers_location() {
+    let token = CancelToken::new();
+    token.cancel(); // this line
+    let why = token.reason().unwrap();
+    assert_eq!(why.location().file(), file!());
+    assert_eq!(why.location().line(), line!() - 3);
+}
+
+// ===== linked tokens =====
+
+#[test]
+fn linked_token_fires_when_either_parent_fires_with_that_cause() {
+    let a = CancelToken::new();
+    let b = CancelToken::new();
+    let link = CancelToken::any([&a, &b]);
+    b.cancel_with(CancelKind::Shutdown, "b");
+    assert!(link.is_cancelled());
+    assert_eq!(link.reason().unwrap().cause().unwrap().to_string(), "b");
+    assert!(!a.is_cancelled());
+}
+
+#[test]
+fn linked_token_of_a_cancelled_parent_is_born_cancelled() {
+    let a = CancelToken::new();
+    let b = CancelToken::new();
+    a.cancel();
+    assert!(CancelToken::any([&a, &b]).is_cancelled());
+}
+
+#[test]
+fn dropped_linked_tokens_leave_no_entries_in_their_parents() {
+    let a = CancelToken::new();
+    let b = CancelToken::new();
+    for _ in 0..1000 {
+        let link = CancelToken::any([&a, &b]);
+        let _child = link.child();
+    }
+    for t in [&a, &b] {
+        assert_eq!(t.node().entries().0, 0);
+    }
+}
+
+// ===== callbacks =====
+
+#[test]
+fn callback_runs_once_with_the_cause_and_immediately_if_already_cancelled() {
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let token = CancelToken::new();
+    let counter = |runs: &StdArc<AtomicUsize>| {
+        let runs = runs.clone();
+        move |why: &Cancelled| {
+            assert_eq!(why.kind(), CancelKind::Explicit);
+            runs.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let _g = token.on_cancel(counter(&runs));
+    token.cancel();
+    token.cancel();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let _late = token.on_cancel(counter(&runs));
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "ran at once on registration");
+}
+
+#[test]
+fn dropped_callback_guard_unregisters() {
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let token = CancelToken::new();
+    let g = token.on_cancel({
+        let runs = runs.clone();
+        move |_| {
+            runs.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    drop(g);
+    token.cancel();
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_panicking_callback_does_not_stop_the_others_and_does_not_poison() {
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let token = CancelToken::new();
+    let child = token.child();
+    let _a = token.on_cancel(|_| panic!("callback failed"));
+    let _b = token.on_cancel({
+        let runs = runs.clone();
+        move |_| {
+            runs.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let panicked = std::panic::catch_unwind(|| token.cancel());
+    assert!(panicked.is_err(), "the first panic is resumed after all ran");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(child.is_cancelled());
+    // Not poisoned: the token still works.
+    assert!(token.child().is_cancelled());
+    let _late = token.on_cancel({
+        let runs = runs.clone();
+        move |_| {
+            runs.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn callbacks_can_use_the_token_they_belong_to() {
+    let token = CancelToken::new();
+    let seen = StdArc::new(AtomicUsize::new(0));
+    let _g = token.on_cancel({
+        let (token, seen) = (token.clone(), seen.clone());
+        move |_| {
+            // Would deadlock if callbacks ran under the token's lock.
+            let _child = token.child();
+            let _again = token.on_cancel(|_| {});
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    token.cancel();
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+}
+
+// ===== guards =====
+
+#[test]
+fn drop_guard_cancels_with_guard_dropped_at_its_creation() {
+    let token = CancelToken::new();
+    let guard = token.clone().drop_guard(); // created here
+    let line = line!() - 1;
+    drop(guard);
+    let why = token.reason().unwrap();
+    assert_eq!(why.kind(), CancelKind::GuardDropped);
+    assert_eq!(why.location().line(), line);
+}
+
+#[test]
+fn panic_guard_cancels_only_on_panic() {
+    let token = CancelToken::new();
+    drop(token.clone().drop_guard_on_panic());
+    assert!(!token.is_cancelled());
+    let t2 = token.clone();
+    let _ = std::panic::catch_unwind(move || {
+        let _g = t2.drop_guard_on_panic();
+        panic!("unwinding");
+    });
+    assert_eq!(token.reason().unwrap().kind(), CancelKind::GuardDropped);
+}
+
+// ===== deep chains =====
+
+#[test]
+fn a_deep_chain_cancels_and_drops_without_recursion() {
+    // Deep enough to overflow a test thread's stack if either recursed.
+    let root = CancelToken::new();
+    let mut leaf = root.clone();
+    for _ in 0..100_000 {
+        leaf = leaf.child();
+    }
+    root.cancel();
+    assert!(leaf.is_cancelled());
+    drop(root);
+    drop(leaf);
+
+    let root = CancelToken::new();
+    let mut leaf = root.clone();
+    for _ in 0..100_000 {
+        leaf = leaf.child();
+    }
+    drop(leaf); // detaches the whole chain, bottom up, iteratively
+    assert_eq!(root.node().entries().0, 0);
+}
