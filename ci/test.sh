@@ -44,5 +44,8 @@ done
 step "tests: cargo test --all-features"
 cargo test --all-features
 
+step "loom models of the token (ci/loom.sh)"
+bash ci/loom.sh
+
 step "examples: the tour prints identical traces on every runtime"
 cargo run --example tour --all-features

@@ -590,7 +590,7 @@ impl fmt::Display for JoinError {
 
 impl std::error::Error for JoinError {}
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;

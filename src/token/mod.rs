@@ -34,9 +34,9 @@ use crate::runtime::{Spawner, Timer};
 use crate::signal::Signal;
 
 mod cause;
-mod node;
 #[cfg(all(test, loom))]
 mod loom_tests;
+mod node;
 
 pub use cause::{CancelKind, Cancelled};
 use node::{Entry, Node};
@@ -50,7 +50,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.node.release();
+        Node::release(&self.node);
     }
 }
 
@@ -281,7 +281,7 @@ impl CancelToken {
     /// assert_eq!(CancelToken::new().deadline(), None);
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        self.node().deadline()
+        Node::deadline(self.node())
     }
 
     /// A root token that cancels itself, with
@@ -358,7 +358,11 @@ impl CancelToken {
     /// # }
     /// ```
     #[track_caller]
-    pub fn child_with_deadline<R: Spawner + Timer + ?Sized>(&self, rt: &R, at: Instant) -> CancelToken {
+    pub fn child_with_deadline<R: Spawner + Timer + ?Sized>(
+        &self,
+        rt: &R,
+        at: Instant,
+    ) -> CancelToken {
         let inherited = self.deadline();
         let child = Self::from_node(Node::child(self.node(), Some(at)));
         if inherited.is_none_or(|d| at < d) {
@@ -438,7 +442,9 @@ impl CancelToken {
                 registration: Some((self.node().clone(), key)),
             },
             Err(Entry::Callback(f)) => {
-                let why = self.reason().expect("add_entry refuses only when cancelled");
+                let why = self
+                    .reason()
+                    .expect("add_entry refuses only when cancelled");
                 node::run_callbacks(vec![f], &why);
                 OnCancel { registration: None }
             }
@@ -827,7 +833,7 @@ impl Drop for OnCancel {
         if let Some((node, key)) = self.registration.take() {
             // Removing never waits for a callback that is running: a cancel
             // takes entries out under the lock and runs them after.
-            drop(node.remove_entry(key));
+            drop(Node::remove_entry(&node, key));
         }
     }
 }

@@ -183,9 +183,9 @@ impl Node {
 
     /// The earlier of this node's own deadline and all its ancestors'.
     /// Walks the graph iteratively (chains may be very deep).
-    pub(super) fn deadline(self: &Arc<Node>) -> Option<Instant> {
+    pub(super) fn deadline(node: &Arc<Node>) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
-        let mut stack = vec![self.clone()];
+        let mut stack = vec![node.clone()];
         while let Some(node) = stack.pop() {
             if let Some(d) = node.ext.get().and_then(|e| e.deadline) {
                 earliest = Some(earliest.map_or(d, |e| e.min(d)));
@@ -271,8 +271,8 @@ impl Node {
     /// Removes entry `key` (a callback whose guard was dropped). Returns it
     /// if it was still there, and detaches the node if that leaves it
     /// released and empty.
-    pub(super) fn remove_entry(self: &Arc<Node>, key: u32) -> Option<Entry> {
-        let ext = self.ext.get()?;
+    pub(super) fn remove_entry(node: &Arc<Node>, key: u32) -> Option<Entry> {
+        let ext = node.ext.get()?;
         let mut inner = lock(&ext.inner);
         if inner.closed {
             return None;
@@ -281,14 +281,14 @@ impl Node {
         let orphan = take_orphan(&mut inner);
         drop(inner);
         if orphan {
-            detach(self.clone());
+            detach(node.clone());
         }
         entry
     }
 
     /// The last handle of this node was dropped.
-    pub(super) fn release(self: &Arc<Node>) {
-        let orphan = match self.ext.get() {
+    pub(super) fn release(node: &Arc<Node>) {
+        let orphan = match node.ext.get() {
             Some(ext) => {
                 let mut inner = lock(&ext.inner);
                 inner.released = true;
@@ -299,9 +299,9 @@ impl Node {
         };
         // Wake whoever waits without being a handle (a deadline's timer task),
         // so it can notice there is nothing left to cancel.
-        self.event.notify(usize::MAX);
+        node.event.notify(usize::MAX);
         if orphan {
-            detach(self.clone());
+            detach(node.clone());
         }
     }
 
@@ -342,7 +342,9 @@ fn detach(node: Arc<Node>) {
             Parents::Many(links) => lock(links).clone(),
         };
         for (parent, key) in links {
-            let Some(ext) = parent.ext.get() else { continue };
+            let Some(ext) = parent.ext.get() else {
+                continue;
+            };
             let mut inner = lock(&ext.inner);
             if inner.closed {
                 continue; // invariant 5: the cancel already took us out
@@ -476,7 +478,7 @@ mod tests {
         let root = Node::root(None);
         for _ in 0..1000 {
             let child = Node::child(&root, None);
-            child.release();
+            Node::release(&child);
         }
         let inner = lock(&root.ext.get().unwrap().inner);
         assert!(inner.entries.is_empty());

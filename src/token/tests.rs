@@ -64,7 +64,10 @@ fn cancelled_is_ready_at_once_when_already_cancelled() {
     let mut f = Box::pin(token.cancelled());
     assert!(f.as_mut().poll(&mut Context::from_waker(&w)).is_ready());
     assert_eq!(wakes(&c), 0);
-    assert!(f.listener.is_none(), "no listener registered on the fast path");
+    assert!(
+        f.listener.is_none(),
+        "no listener registered on the fast path"
+    );
 }
 
 #[test]
@@ -176,7 +179,12 @@ fn grandchild_is_cancelled_through_the_root_after_the_middle_token_was_dropped()
     drop(middle);
     root.cancel();
     assert!(grandchild.is_cancelled());
-    assert!(grandchild.reason().unwrap().same_as(&root.reason().unwrap()));
+    assert!(
+        grandchild
+            .reason()
+            .unwrap()
+            .same_as(&root.reason().unwrap())
+    );
 }
 
 #[test]
@@ -277,7 +285,11 @@ fn callback_runs_once_with_the_cause_and_immediately_if_already_cancelled() {
     token.cancel();
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     let _late = token.on_cancel(counter(&runs));
-    assert_eq!(runs.load(Ordering::SeqCst), 2, "ran at once on registration");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "ran at once on registration"
+    );
 }
 
 #[test]
@@ -308,7 +320,10 @@ fn a_panicking_callback_does_not_stop_the_others_and_does_not_poison() {
         }
     });
     let panicked = std::panic::catch_unwind(|| token.cancel());
-    assert!(panicked.is_err(), "the first panic is resumed after all ran");
+    assert!(
+        panicked.is_err(),
+        "the first panic is resumed after all ran"
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert!(child.is_cancelled());
     // Not poisoned: the token still works.

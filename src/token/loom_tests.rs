@@ -1,0 +1,231 @@
+//! loom models of the token's races. Run with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --lib loom_`
+//! (what `ci/loom.sh` does).
+//!
+//! Each model states the property it checks; loom explores every
+//! interleaving of the token's atomics and locks (and of event-listener's,
+//! built with its `loom` feature) up to the preemption bound.
+
+use std::sync::Arc as StdArc;
+use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+
+use loom::thread;
+
+use super::node;
+use super::*;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(f);
+}
+
+/// A counter that is not part of the model (it only records outcomes).
+fn counter() -> StdArc<AtomicUsize> {
+    StdArc::new(AtomicUsize::new(0))
+}
+
+#[test]
+fn loom_cancel_vs_cancelled_registration_never_loses_the_wakeup() {
+    model(|| {
+        let token = CancelToken::new();
+        let t2 = token.clone();
+        let th = thread::spawn(move || {
+            t2.cancel();
+        });
+        loom::future::block_on(token.cancelled());
+        th.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_one_cancel_wakes_two_waiters() {
+    model(|| {
+        let token = CancelToken::new();
+        let waiter = {
+            let t = token.clone();
+            thread::spawn(move || loom::future::block_on(t.cancelled()))
+        };
+        let canceller = {
+            let t = token.clone();
+            thread::spawn(move || {
+                t.cancel();
+            })
+        };
+        loom::future::block_on(token.cancelled());
+        waiter.join().unwrap();
+        canceller.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_cancel_vs_child_creation_never_misses_the_child() {
+    model(|| {
+        let parent = CancelToken::new();
+        let p2 = parent.clone();
+        let th = thread::spawn(move || {
+            p2.cancel();
+        });
+        let child = parent.child();
+        th.join().unwrap();
+        assert!(
+            child.is_cancelled(),
+            "a child created during a cancel escaped it"
+        );
+        assert!(child.reason().unwrap().same_as(&parent.reason().unwrap()));
+    });
+}
+
+#[test]
+fn loom_cancel_vs_child_drop_leaves_no_entry_behind() {
+    model(|| {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        let th = thread::spawn(move || drop(child));
+        parent.cancel();
+        th.join().unwrap();
+        assert_eq!(parent.node().entries().0, 0);
+    });
+}
+
+#[test]
+fn loom_two_causes_exactly_one_wins_everywhere() {
+    model(|| {
+        let token = CancelToken::new();
+        let child = token.child();
+        let t2 = token.clone();
+        let th = thread::spawn(move || t2.cancel_with(CancelKind::Shutdown, "shutdown"));
+        let main_won = token.cancel_with(CancelKind::Explicit, "explicit");
+        let other_won = th.join().unwrap();
+        assert!(main_won ^ other_won, "exactly one cancel wins");
+        let why = token.reason().unwrap();
+        let expected = if main_won {
+            CancelKind::Explicit
+        } else {
+            CancelKind::Shutdown
+        };
+        assert_eq!(why.kind(), expected);
+        assert!(child.reason().unwrap().same_as(&why));
+    });
+}
+
+#[test]
+fn loom_callback_registration_vs_cancel_runs_it_exactly_once() {
+    model(|| {
+        let runs = counter();
+        let token = CancelToken::new();
+        let t2 = token.clone();
+        let th = thread::spawn(move || {
+            t2.cancel();
+        });
+        let guard = token.on_cancel({
+            let runs = runs.clone();
+            move |_| {
+                runs.fetch_add(1, StdOrdering::SeqCst);
+            }
+        });
+        th.join().unwrap();
+        assert_eq!(runs.load(StdOrdering::SeqCst), 1);
+        drop(guard);
+    });
+}
+
+#[test]
+fn loom_guard_drop_vs_cancel_runs_at_most_once_and_leaves_nothing() {
+    model(|| {
+        let runs = counter();
+        let token = CancelToken::new();
+        let guard = token.on_cancel({
+            let runs = runs.clone();
+            move |_| {
+                runs.fetch_add(1, StdOrdering::SeqCst);
+            }
+        });
+        let th = thread::spawn(move || drop(guard));
+        token.cancel();
+        th.join().unwrap();
+        assert!(runs.load(StdOrdering::SeqCst) <= 1);
+        assert_eq!(token.node().entries().0, 0);
+    });
+}
+
+#[test]
+fn loom_deadline_vs_explicit_cancel_one_cause_wins() {
+    model(|| {
+        let token = CancelToken::new();
+        let node = token.node().clone();
+        let th = thread::spawn(move || {
+            node::cancel(&node, node::deadline_cause(std::panic::Location::caller()))
+        });
+        let explicit_won = token.cancel();
+        let deadline_won = th.join().unwrap();
+        assert!(explicit_won ^ deadline_won);
+        let kind = token.reason().unwrap().kind();
+        if deadline_won {
+            assert_eq!(kind, CancelKind::DeadlineExceeded);
+        } else {
+            assert_eq!(kind, CancelKind::Explicit);
+        }
+    });
+}
+
+#[test]
+fn loom_linked_token_vs_either_parent_never_misses_the_cancel() {
+    model(|| {
+        let a = CancelToken::new();
+        let b = CancelToken::new();
+        let b2 = b.clone();
+        let th = thread::spawn(move || {
+            b2.cancel();
+        });
+        let link = CancelToken::any([&a, &b]);
+        th.join().unwrap();
+        assert!(link.is_cancelled());
+        drop(link);
+        assert_eq!(a.node().entries().0, 0, "the link left an entry in a");
+    });
+}
+
+#[test]
+fn loom_middle_drop_vs_root_cancel_still_reaches_the_grandchild() {
+    model(|| {
+        let root = CancelToken::new();
+        let middle = root.child();
+        let grandchild = middle.child();
+        let th = thread::spawn(move || drop(middle));
+        root.cancel();
+        th.join().unwrap();
+        assert!(grandchild.is_cancelled());
+    });
+}
+
+#[test]
+fn loom_concurrent_last_drops_of_parent_and_child_detach_cleanly() {
+    model(|| {
+        let root = CancelToken::new();
+        let middle = root.child();
+        let leaf = middle.child();
+        let th = thread::spawn(move || drop(leaf));
+        drop(middle);
+        th.join().unwrap();
+        assert_eq!(root.node().entries().0, 0, "the chain detached fully");
+    });
+}
+
+#[test]
+fn loom_clone_and_drop_vs_cancel() {
+    model(|| {
+        let token = CancelToken::new();
+        let t2 = token.clone();
+        let th = thread::spawn(move || {
+            let t3 = t2.clone();
+            drop(t2);
+            t3.is_cancelled()
+        });
+        token.cancel();
+        let _ = th.join().unwrap();
+        assert!(token.is_cancelled());
+    });
+}
