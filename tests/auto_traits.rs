@@ -51,6 +51,13 @@ fn tokens_and_their_futures() {
     sync::<Cancelled>();
     send::<Elapsed>();
     sync::<Elapsed>();
+    send::<OnCancel>();
+    sync::<OnCancel>();
+    send::<PanicGuard>();
+    sync::<PanicGuard>();
+    send::<CancelKind>();
+    sync::<CancelKind>();
+    unpin::<CancelKind>();
     send::<Or<CancelToken, CancelToken>>();
     sync::<Or<CancelToken, CancelToken>>();
 }

@@ -771,3 +771,159 @@ pub(crate) fn t3_far_deadlines_mean_never<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
     trace.record("sleep(MAX) never fired; timeout(MAX) never elapsed");
     Ok(())
 }
+
+// ===== F3, F6: token trees, causes, deadlines =====
+
+pub(crate) fn f3_child_follows_its_parent_but_not_the_reverse<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let parent = CancelToken::new();
+    let child = parent.child();
+    let sibling = parent.child();
+    let waiter = rt.spawn({
+        let child = child.clone();
+        async move { child.cancelled().await }
+    });
+    sibling.cancel();
+    ensure!(
+        !parent.is_cancelled() && !child.is_cancelled(),
+        "cancelling a child reached its parent or sibling"
+    );
+    trace.record("child cancel stayed local");
+    parent.cancel();
+    ensure!(
+        child.is_cancelled(),
+        "the child did not report cancelled when cancel() returned"
+    );
+    cx.block_on("waiting for a child's waiter to wake", waiter)?
+        .map_err(|e| Failure::new(format!("the waiter failed: {e}")))?;
+    trace.record("parent cancel woke the child's waiter");
+    ensure!(
+        parent.child().is_cancelled(),
+        "a child of a cancelled parent was not born cancelled"
+    );
+    trace.record("late child born cancelled");
+    Ok(())
+}
+
+pub(crate) fn f3_grandchild_stays_reachable_after_the_middle_is_dropped<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let root = CancelToken::new();
+    let middle = root.child();
+    let grandchild = middle.child();
+    drop(middle);
+    let waiter = rt.spawn(grandchild.clone().cancelled_owned());
+    root.cancel();
+    cx.block_on("waiting for the grandchild's waiter", waiter)?
+        .map_err(|e| Failure::new(format!("the waiter failed: {e}")))?;
+    let same = grandchild
+        .reason()
+        .zip(root.reason())
+        .is_some_and(|(a, b)| a.same_as(&b));
+    ensure!(
+        same,
+        "the grandchild reports a different cause than the root"
+    );
+    trace.record("grandchild cancelled through the root, same cause");
+    Ok(())
+}
+
+pub(crate) fn f6_every_descendant_reports_the_first_cause<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let root = CancelToken::new();
+    let leaf = root.child().child();
+    let task = rt.spawn({
+        let leaf = leaf.clone();
+        async move {
+            leaf.run_until_cancelled(std::future::pending::<()>())
+                .await
+                .unwrap_err()
+        }
+    });
+    let won = root.cancel_with(crate::CancelKind::Shutdown, "maintenance");
+    let lost = root.cancel_with(crate::CancelKind::Explicit, "too late");
+    ensure!(won && !lost, "cancel_with did not report who won");
+    let err = cx
+        .block_on("awaiting a run cancelled through its ancestors", task)?
+        .map_err(|e| Failure::new(format!("the task failed: {e}")))?;
+    ensure!(
+        err.kind() == crate::CancelKind::Shutdown,
+        "kind {:?}",
+        err.kind()
+    );
+    ensure!(
+        err.cause().map(|c| c.to_string()).as_deref() == Some("maintenance"),
+        "cause {:?}",
+        err.cause().map(|c| c.to_string())
+    );
+    trace.record(format!(
+        "leaf saw: {:?}, {}",
+        err.kind(),
+        err.cause().unwrap()
+    ));
+    Ok(())
+}
+
+pub(crate) fn f6_deadline_fires_not_early_as_deadline_exceeded<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let at = rt.now() + Duration::from_millis(20);
+    let token = CancelToken::with_deadline(rt, at);
+    ensure!(
+        token.deadline() == Some(at),
+        "deadline() = {:?}",
+        token.deadline()
+    );
+    let child = token.child();
+    ensure!(
+        child.deadline() == Some(at),
+        "a child did not inherit the deadline"
+    );
+    cx.block_on("waiting for a deadline to fire", child.cancelled())?;
+    let now = rt.now();
+    ensure!(
+        now >= at,
+        "the deadline fired {:?} early",
+        at.saturating_duration_since(now)
+    );
+    let kind = token.reason().map(|r| r.kind());
+    ensure!(
+        kind == Some(crate::CancelKind::DeadlineExceeded),
+        "kind {kind:?}"
+    );
+    trace.record("deadline fired, not early, DeadlineExceeded");
+    Ok(())
+}
+
+pub(crate) fn f6_child_deadline_is_the_earlier_of_its_own_and_its_parents<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    let far = rt.now() + cx.config.patience * 3;
+    let parent = CancelToken::with_deadline(rt, far);
+    let soon = rt.now() + Duration::from_millis(10);
+    let short = parent.child_with_deadline(rt, soon);
+    let long = parent.child_with_deadline(rt, far + Duration::from_secs(60));
+    ensure!(
+        short.deadline() == Some(soon),
+        "short child: {:?}",
+        short.deadline()
+    );
+    ensure!(
+        long.deadline() == Some(far),
+        "a later own deadline should yield the parent's"
+    );
+    cx.block_on("waiting for the child's own deadline", short.cancelled())?;
+    ensure!(
+        !parent.is_cancelled() && !long.is_cancelled(),
+        "a child's deadline reached its parent or sibling"
+    );
+    trace.record("child's own deadline fired alone");
+    Ok(())
+}

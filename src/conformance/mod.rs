@@ -411,10 +411,20 @@ macro_rules! __conformance_cases {
                 "cancelled() on a cancelled token completes on its first poll";
             f2_cancel_racing_registration_is_never_lost => "F2",
                 "a cancel() racing with a waiter's registration always wakes it";
+            f3_child_follows_its_parent_but_not_the_reverse => "F3",
+                "a child is cancelled with its parent, cancelling a child leaves its parent alone, and a late child is born cancelled";
+            f3_grandchild_stays_reachable_after_the_middle_is_dropped => "F3",
+                "a grandchild is still cancelled through the root after the middle token was dropped";
             f4_drop_guard_cancels_unless_disarmed => "F4",
                 "a drop guard cancels its token when dropped, unless disarmed";
             f5_with_cancel_drops_the_future_when_cancelled => "F5",
                 "run_until_cancelled gives Err(Cancelled) and drops the future when the token fires first";
+            f6_every_descendant_reports_the_first_cause => "F6",
+                "the first cancel's kind and cause win and reach every descendant";
+            f6_deadline_fires_not_early_as_deadline_exceeded => "F6",
+                "a token's deadline cancels it, not early, with DeadlineExceeded, and children inherit it";
+            f6_child_deadline_is_the_earlier_of_its_own_and_its_parents => "F6",
+                "a child's effective deadline is the earlier of its own and its parent's";
             t1_timeout_gives_the_output_in_time => "T1",
                 "timeout gives Ok(output) when the future completes in time";
             t1_timeout_elapses_after_dropping_the_future => "T1",
