@@ -44,6 +44,9 @@ done
 step "tests: cargo test --all-features"
 cargo test --all-features
 
+step "token stress tests, release build"
+cargo test --release --all-features --test token_memory --test token_stress
+
 step "loom models of the token (ci/loom.sh)"
 bash ci/loom.sh
 
