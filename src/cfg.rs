@@ -22,3 +22,7 @@ macro_rules! cfg_smol {
 macro_rules! cfg_async_std {
     ($($item:item)*) => { cfg_feature!("async-std"; $($item)*); };
 }
+
+macro_rules! cfg_tokio_util {
+    ($($item:item)*) => { cfg_feature!("tokio-util"; $($item)*); };
+}

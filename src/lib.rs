@@ -109,6 +109,9 @@
 //! - `async-std` — [`rt::AsyncStd`]: async-std's global runtime. async-std
 //!   is no longer developed upstream (its authors point to smol); it stays
 //!   supported here because users still run it.
+//! - `tokio-util` — [`CancelToken::to_tokio_util`] and
+//!   [`CancelToken::follow_tokio_util`]: interop with
+//!   `tokio_util::sync::CancellationToken`, both ways.
 //! - `conformance` — [`conformance`]: the behaviour-contract suite, generic
 //!   over any [`Runtime`], and the [`conformance_tests!`] macro.
 //!
@@ -140,6 +143,10 @@ mod signal;
 mod task;
 mod time;
 mod token;
+
+cfg_tokio_util! {
+    mod interop;
+}
 
 pub use runtime::{BoxFuture, BoxSleep, DynSpawner, DynTimer, Runtime, Spawner, Timer};
 pub use signal::{DynSignal, Or, OrRaised, Signal, SignalExt};

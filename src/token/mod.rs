@@ -13,8 +13,9 @@
 //!
 //! A child that is dropped (all its clones) detaches from its parent in
 //! O(1), so a long-lived parent's memory stays flat however many children
-//! come and go — unless the child still has live descendants or callbacks,
-//! which stay reachable through it. Cancelling is iterative: a chain a
+//! come and go — unless the child still has live descendants, which stay
+//! reachable through it. (Its callbacks do not keep it: a token nobody holds
+//! can never be cancelled, so they are dropped unrun.) Cancelling is iterative: a chain a
 //! hundred thousand tokens deep cancels (and drops) without recursion.
 //!
 //! The algorithm and its invariants are documented in `token/node.rs`.
@@ -39,7 +40,8 @@ mod loom_tests;
 mod node;
 
 pub use cause::{CancelKind, Cancelled};
-use node::{Entry, Node};
+use node::Entry;
+pub(crate) use node::Node;
 
 /// The shared handle of all clones of one token. When the last clone goes,
 /// the node is released (and detached from its parents if nothing else
@@ -125,7 +127,7 @@ impl CancelToken {
     }
 
     #[inline]
-    fn node(&self) -> &Arc<Node> {
+    pub(crate) fn node(&self) -> &Arc<Node> {
         &self.handle.node
     }
 
@@ -231,7 +233,7 @@ impl CancelToken {
         self.cancel_at(kind, Some(cause.into()), Location::caller())
     }
 
-    fn cancel_at(
+    pub(crate) fn cancel_at(
         &self,
         kind: CancelKind,
         cause: Option<Box<dyn Error + Send + Sync + 'static>>,
@@ -588,18 +590,28 @@ impl CancelToken {
     }
 }
 
-/// Spawns the task that fires `node`'s deadline. It holds the node but not a
-/// handle, and ends when the deadline fires, the node is cancelled, or the
-/// node's last handle is dropped (`release` notifies its event).
+/// Spawns the task that fires `node`'s deadline.
 fn arm_deadline<R: Spawner + Timer + ?Sized>(
     rt: &R,
     node: &Arc<Node>,
     at: Instant,
     location: &'static Location<'static>,
 ) {
-    let mut sleep = Box::pin(rt.sleep_until(at));
+    watch(rt, node, rt.sleep_until(at), node::deadline_cause(location));
+}
+
+/// Spawns a task that cancels `node` with `cause` when `trigger` completes.
+/// The task holds the node but not a handle: it ends early, dropping
+/// `trigger`, once the node is cancelled or its last handle is dropped
+/// (`release` notifies the node's event).
+pub(crate) fn watch<S, F>(spawner: &S, node: &Arc<Node>, trigger: F, cause: Cancelled)
+where
+    S: Spawner + ?Sized,
+    F: Future<Output = ()> + Send + 'static,
+{
     let node = node.clone();
-    rt.spawn_detached(async move {
+    let mut trigger = Box::pin(trigger);
+    spawner.spawn_detached(async move {
         loop {
             if node.is_cancelled() || node.is_released() {
                 return;
@@ -611,7 +623,7 @@ fn arm_deadline<R: Spawner + Timer + ?Sized>(
                 return;
             }
             let fired = std::future::poll_fn(|cx| {
-                if sleep.as_mut().poll(cx).is_ready() {
+                if trigger.as_mut().poll(cx).is_ready() {
                     Poll::Ready(true)
                 } else if Pin::new(&mut listener).poll(cx).is_ready() {
                     Poll::Ready(false)
@@ -621,7 +633,7 @@ fn arm_deadline<R: Spawner + Timer + ?Sized>(
             })
             .await;
             if fired {
-                node::cancel(&node, node::deadline_cause(location));
+                node::cancel(&node, cause);
                 return;
             }
         }

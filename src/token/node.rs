@@ -19,9 +19,10 @@
 //! References point **up**: a node holds strong references to its parents;
 //! a parent holds its children in its slab until they detach or it is
 //! cancelled. A token's handles share one [`Handle`]; when its last clone is
-//! dropped the node is *released*, and a released node with no entries
-//! *detaches* from its parents, which may release them in turn — an
-//! iterative walk up, never recursion.
+//! dropped the node is *released*, and a released node with no children
+//! *detaches* from its parents — dropping its callbacks unrun, since nothing
+//! can cancel it any more — which may leave them released and childless in
+//! turn: an iterative walk up, never recursion.
 //!
 //! # Invariants
 //!
@@ -42,9 +43,11 @@
 //! 5. A node's slab key, stored in the child's `parents`, stays valid until
 //!    the child removes it (detach) or the parent drains it (cancel);
 //!    removal after a drain is a no-op because the slab is `closed`.
-//! 6. A node is *detached* at most once: when its handles are gone and its
-//!    slab is empty, observed under its `ext` lock (or without an `ext`, by
-//!    the release of its last handle).
+//! 6. A node is *detached* at most once: when its handles are gone and it
+//!    has no children (`children` counts the `Child` entries of its slab),
+//!    observed under its `ext` lock (or without an `ext`, by the release of
+//!    its last handle). Nothing is added to a detached node's slab: adding
+//!    needs a handle.
 //!
 //! # Lock order
 //!
@@ -69,6 +72,8 @@ use crate::loom::{Arc, AtomicU8, Mutex, Ordering, lock};
 pub(super) const CANCELLED: u8 = 0b01;
 /// Set once `ext` exists and may hold entries (invariant 2).
 const HAS_EXT: u8 = 0b10;
+/// Set once, when the last handle is dropped.
+const RELEASED: u8 = 0b100;
 
 /// A user callback registered with `on_cancel`.
 pub(super) type Callback = Box<dyn FnOnce(&Cancelled) + Send + 'static>;
@@ -90,8 +95,9 @@ enum Parents {
 }
 
 #[repr(C, align(64))]
-pub(super) struct Node {
-    /// `CANCELLED | HAS_EXT`. The only field `is_cancelled` reads.
+pub(crate) struct Node {
+    /// `CANCELLED | HAS_EXT | RELEASED`. The only field `is_cancelled`
+    /// reads; each bit is set once.
     state: AtomicU8,
     /// Waiters of `cancelled()` park here.
     pub(super) event: Event,
@@ -112,6 +118,8 @@ struct Ext {
 #[derive(Default)]
 struct ExtInner {
     entries: Slab<Entry>,
+    /// How many of `entries` are `Child` entries.
+    children: usize,
     /// The last handle was dropped.
     released: bool,
     /// Detached from its parents (invariant 6).
@@ -224,6 +232,7 @@ impl Node {
             deadline,
         );
         entry.insert(Entry::Child(child.clone()));
+        inner.children += 1;
         child
     }
 
@@ -264,39 +273,41 @@ impl Node {
         if self.is_cancelled() {
             return Err(entry);
         }
+        if let Entry::Child(_) = entry {
+            inner.children += 1;
+        }
         let key = inner.entries.insert(entry);
         Ok(u32::try_from(key).expect("fewer than 2^32 live entries"))
     }
 
-    /// Removes entry `key` (a callback whose guard was dropped). Returns it
-    /// if it was still there, and detaches the node if that leaves it
-    /// released and empty.
+    /// Removes callback entry `key` (its guard was dropped). Returns it if
+    /// it was still there. (Removing a callback never orphans a node:
+    /// callbacks do not keep nodes attached.)
     pub(super) fn remove_entry(node: &Arc<Node>, key: u32) -> Option<Entry> {
         let ext = node.ext.get()?;
         let mut inner = lock(&ext.inner);
-        if inner.closed {
+        if inner.closed || inner.detached {
             return None;
         }
-        let entry = inner.entries.try_remove(key as usize);
-        let orphan = take_orphan(&mut inner);
-        drop(inner);
-        if orphan {
-            detach(node.clone());
+        match inner.entries.get(key as usize) {
+            Some(Entry::Callback(_)) => inner.entries.try_remove(key as usize),
+            _ => None,
         }
-        entry
     }
 
     /// The last handle of this node was dropped.
     pub(super) fn release(node: &Arc<Node>) {
-        let orphan = match node.ext.get() {
+        node.state.fetch_or(RELEASED, Ordering::AcqRel);
+        let (orphan, leftovers) = match node.ext.get() {
             Some(ext) => {
                 let mut inner = lock(&ext.inner);
                 inner.released = true;
                 take_orphan(&mut inner)
             }
             // No ext: no children, no callbacks, nobody else can add any.
-            None => true,
+            None => (true, Slab::new()),
         };
+        drop(leftovers); // unrun callbacks: dropped outside the lock
         // Wake whoever waits without being a handle (a deadline's timer task),
         // so it can notice there is nothing left to cancel.
         node.event.notify(usize::MAX);
@@ -316,18 +327,19 @@ impl Node {
 
     /// Whether the last handle is gone (for the deadline timer task).
     pub(super) fn is_released(&self) -> bool {
-        self.ext.get().is_some_and(|ext| lock(&ext.inner).released)
+        self.state.load(Ordering::Acquire) & RELEASED != 0
     }
 }
 
-/// Marks `inner`'s node detached if it is released and empty; says whether
-/// the caller must now detach it (invariant 6).
-fn take_orphan(inner: &mut ExtInner) -> bool {
-    if inner.released && !inner.detached && inner.entries.is_empty() {
+/// Marks `inner`'s node detached if it is released and has no children
+/// (invariant 6). Says whether the caller must now detach it, and hands back
+/// the callbacks left behind, to be dropped unrun outside the lock.
+fn take_orphan(inner: &mut ExtInner) -> (bool, Slab<Entry>) {
+    if inner.released && !inner.detached && inner.children == 0 {
         inner.detached = true;
-        true
+        (true, std::mem::take(&mut inner.entries))
     } else {
-        false
+        (false, Slab::new())
     }
 }
 
@@ -350,9 +362,14 @@ fn detach(node: Arc<Node>) {
                 continue; // invariant 5: the cancel already took us out
             }
             let removed = inner.entries.try_remove(key as usize);
-            let orphan = take_orphan(&mut inner);
+            if let Some(Entry::Child(_)) = removed {
+                inner.children -= 1;
+            }
+            let (orphan, leftovers) = take_orphan(&mut inner);
             drop(inner);
-            drop(removed); // may free `node`'s last other reference; not ours
+            // May free `node`'s last other reference (not ours) and run user
+            // destructors of unrun callbacks: both outside the lock.
+            drop((removed, leftovers));
             if orphan {
                 work.push(parent);
             }
@@ -422,6 +439,7 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
         let Some(ext) = node.ext.get() else { continue };
         let mut inner = lock(&ext.inner);
         inner.closed = true;
+        inner.children = 0;
         let entries = std::mem::take(&mut inner.entries);
         drop(inner);
         for (_, entry) in entries {

@@ -403,3 +403,36 @@ fn a_deep_chain_cancels_and_drops_without_recursion() {
     drop(leaf); // detaches the whole chain, bottom up, iteratively
     assert_eq!(root.node().entries().0, 0);
 }
+
+#[test]
+fn a_dropped_child_with_a_forgotten_callback_detaches_and_drops_it_unrun() {
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let dropped = StdArc::new(AtomicUsize::new(0));
+    struct OnDrop(StdArc<AtomicUsize>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let parent = CancelToken::new();
+    let child = parent.child();
+    let witness = OnDrop(dropped.clone());
+    child
+        .on_cancel({
+            let runs = runs.clone();
+            move |_| {
+                let _witness = &witness;
+                runs.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .forget();
+    drop(child);
+    assert_eq!(parent.node().entries().0, 0, "the child detached");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "its callback was dropped"
+    );
+    parent.cancel();
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "and never ran");
+}
