@@ -1,0 +1,248 @@
+//! CancelToken against tokio-util's `CancellationToken` and futures'
+//! `AbortHandle`, in the same run, so ratios can be taken on a noisy machine.
+//!
+//! `cargo bench --bench token --features tokio`; `ci/bench.sh` turns the
+//! results into the README's ratio table.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cancelkit::CancelToken;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use futures::future::AbortHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A background thread running `work` in a loop until dropped.
+struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(mut work: impl FnMut() + Send + 'static) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    work();
+                }
+            })
+        };
+        // Let it get going.
+        std::thread::sleep(Duration::from_millis(10));
+        Background {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+fn is_cancelled(c: &mut Criterion) {
+    let mut g = c.benchmark_group("is_cancelled/uncontended");
+    let ck = CancelToken::new();
+    let tu = CancellationToken::new();
+    let (ab, _reg) = AbortHandle::new_pair();
+    g.bench_function("cancelkit", |b| b.iter(|| black_box(&ck).is_cancelled()));
+    g.bench_function("tokio-util", |b| b.iter(|| black_box(&tu).is_cancelled()));
+    g.bench_function("futures-abort", |b| b.iter(|| black_box(&ab).is_aborted()));
+    g.finish();
+
+    let mut g = c.benchmark_group("is_cancelled/while-another-thread-clones-and-makes-children");
+    {
+        let ck = CancelToken::new();
+        let _bg = Background::start({
+            let ck = ck.clone();
+            move || {
+                let c = ck.clone();
+                let child = ck.child();
+                black_box((c, child));
+            }
+        });
+        g.bench_function("cancelkit", |b| b.iter(|| black_box(&ck).is_cancelled()));
+    }
+    {
+        let tu = CancellationToken::new();
+        let _bg = Background::start({
+            let tu = tu.clone();
+            move || {
+                let c = tu.clone();
+                let child = tu.child_token();
+                black_box((c, child));
+            }
+        });
+        g.bench_function("tokio-util", |b| b.iter(|| black_box(&tu).is_cancelled()));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("is_cancelled/with-a-second-reader");
+    {
+        let ck = CancelToken::new();
+        let _bg = Background::start({
+            let ck = ck.clone();
+            move || {
+                black_box(ck.is_cancelled());
+            }
+        });
+        g.bench_function("cancelkit", |b| b.iter(|| black_box(&ck).is_cancelled()));
+    }
+    {
+        let tu = CancellationToken::new();
+        let _bg = Background::start({
+            let tu = tu.clone();
+            move || {
+                black_box(tu.is_cancelled());
+            }
+        });
+        g.bench_function("tokio-util", |b| b.iter(|| black_box(&tu).is_cancelled()));
+    }
+    g.finish();
+}
+
+fn children(c: &mut Criterion) {
+    let mut g = c.benchmark_group("child/create");
+    let ck = CancelToken::new();
+    let tu = CancellationToken::new();
+    // Keep a few live siblings so the parent's collection is not trivially empty.
+    let _ck_keep: Vec<_> = (0..8).map(|_| ck.child()).collect();
+    let _tu_keep: Vec<_> = (0..8).map(|_| tu.child_token()).collect();
+    g.bench_function("cancelkit", |b| {
+        b.iter_batched(|| (), |()| ck.child(), BatchSize::SmallInput)
+    });
+    g.bench_function("tokio-util", |b| {
+        b.iter_batched(|| (), |()| tu.child_token(), BatchSize::SmallInput)
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("child/drop");
+    g.bench_function("cancelkit", |b| {
+        b.iter_batched(|| ck.child(), drop, BatchSize::SmallInput)
+    });
+    g.bench_function("tokio-util", |b| {
+        b.iter_batched(|| tu.child_token(), drop, BatchSize::SmallInput)
+    });
+    g.finish();
+}
+
+fn cancel_wide(c: &mut Criterion) {
+    const N: usize = 10_000;
+    let mut g = c.benchmark_group("cancel/10000-children");
+    g.sample_size(30);
+    g.bench_function("cancelkit", |b| {
+        b.iter_batched(
+            || {
+                let root = CancelToken::new();
+                let kids: Vec<_> = (0..N).map(|_| root.child()).collect();
+                (root, kids)
+            },
+            |(root, kids)| {
+                root.cancel();
+                (root, kids) // dropped outside the measurement
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("tokio-util", |b| {
+        b.iter_batched(
+            || {
+                let root = CancellationToken::new();
+                let kids: Vec<_> = (0..N).map(|_| root.child_token()).collect();
+                (root, kids)
+            },
+            |(root, kids)| {
+                root.cancel();
+                (root, kids)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+/// Cancel until 10 000 parked tasks on a multi-thread tokio runtime have
+/// all observed it.
+fn cancel_parked(c: &mut Criterion) {
+    const N: usize = 10_000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("cancel/until-10000-parked-tasks-observed");
+    g.sample_size(20);
+    g.bench_function("cancelkit", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let root = CancelToken::new();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+                for _ in 0..N {
+                    let (t, tx) = (root.child(), tx.clone());
+                    rt.spawn(async move {
+                        t.cancelled().await;
+                        let _ = tx.send(());
+                    });
+                }
+                rt.block_on(tokio::task::yield_now()); // let them park
+                std::thread::sleep(Duration::from_millis(5));
+                let start = Instant::now();
+                root.cancel();
+                rt.block_on(async {
+                    for _ in 0..N {
+                        rx.recv().await.unwrap();
+                    }
+                });
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.bench_function("tokio-util", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let root = CancellationToken::new();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+                for _ in 0..N {
+                    let (t, tx) = (root.child_token(), tx.clone());
+                    rt.spawn(async move {
+                        t.cancelled().await;
+                        let _ = tx.send(());
+                    });
+                }
+                rt.block_on(tokio::task::yield_now());
+                std::thread::sleep(Duration::from_millis(5));
+                let start = Instant::now();
+                root.cancel();
+                rt.block_on(async {
+                    for _ in 0..N {
+                        rx.recv().await.unwrap();
+                    }
+                });
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    targets = is_cancelled, children, cancel_wide, cancel_parked
+}
+criterion_main!(benches);
