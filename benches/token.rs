@@ -3,6 +3,7 @@
 //!
 //! `cargo bench --bench token --features tokio`; `ci/bench.sh` turns the
 //! results into the README's ratio table.
+#![allow(missing_docs)] // criterion_group! defines an undocumented `pub fn`
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! (what `ci/loom.sh` does).
 //!
 //! Each model states the property it checks; loom explores every
-//! interleaving of the token's atomics and locks (and of event-listener's,
-//! built with its `loom` feature) up to the preemption bound.
+//! interleaving of the token's atomics and locks — waiters included, since
+//! they park in the token's own slab — up to the preemption bound.
 
 use std::sync::Arc as StdArc;
 use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
@@ -228,4 +228,46 @@ fn loom_clone_and_drop_vs_cancel() {
         let _ = th.join().unwrap();
         assert!(token.is_cancelled());
     });
+}
+
+#[test]
+fn loom_waiter_giving_up_vs_cancel_leaves_no_slot() {
+    model(|| {
+        let token = CancelToken::new();
+        let t2 = token.clone();
+        let th = thread::spawn(move || {
+            let waker = futures_task_noop();
+            let mut f = Box::pin(t2.cancelled());
+            let _ = f.as_mut().poll(&mut std::task::Context::from_waker(&waker));
+            drop(f);
+        });
+        token.cancel();
+        th.join().unwrap();
+        assert_eq!(token.node().entries().0, 0);
+    });
+}
+
+#[test]
+fn loom_release_wakes_a_waiter_that_is_not_a_handle() {
+    model(|| {
+        let token = CancelToken::new();
+        let node = token.node().clone();
+        let th = thread::spawn(move || drop(token));
+        loom::future::block_on(Wait {
+            node: &node,
+            key: None,
+            or_released: true,
+        });
+        th.join().unwrap();
+        assert!(node.is_released());
+    });
+}
+
+/// A waker that does nothing (the model only checks bookkeeping).
+fn futures_task_noop() -> std::task::Waker {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: StdArc<Self>) {}
+    }
+    StdArc::new(Noop).into()
 }

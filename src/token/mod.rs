@@ -28,8 +28,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use event_listener::EventListener;
-
 use crate::loom::Arc;
 use crate::runtime::{Spawner, Timer};
 use crate::signal::Signal;
@@ -450,7 +448,7 @@ impl CancelToken {
                 node::run_callbacks(vec![f], &why);
                 OnCancel { registration: None }
             }
-            Err(Entry::Child(_)) => unreachable!("we added a callback"),
+            Err(_) => unreachable!("we added a callback"),
         }
     }
 
@@ -460,8 +458,9 @@ impl CancelToken {
     /// async fn cancelled(&self);
     /// ```
     ///
-    /// Completes at once if the token is already cancelled; allocates only
-    /// if it actually has to wait.
+    /// Completes at once if the token is already cancelled. Waiting
+    /// allocates nothing per waiter: the waker goes into a slot of the
+    /// token's slab.
     ///
     /// # Cancel safety
     ///
@@ -477,7 +476,11 @@ impl CancelToken {
     pub fn cancelled(&self) -> WhenCancelled<'_> {
         WhenCancelled {
             token: self,
-            listener: None,
+            wait: Wait {
+                node: self.node(),
+                key: None,
+                or_released: false,
+            },
         }
     }
 
@@ -500,7 +503,7 @@ impl CancelToken {
     pub fn cancelled_owned(self) -> WhenCancelledOwned {
         WhenCancelledOwned {
             token: self,
-            listener: None,
+            key: None,
         }
     }
 
@@ -603,7 +606,7 @@ fn arm_deadline<R: Spawner + Timer + ?Sized>(
 /// Spawns a task that cancels `node` with `cause` when `trigger` completes.
 /// The task holds the node but not a handle: it ends early, dropping
 /// `trigger`, once the node is cancelled or its last handle is dropped
-/// (`release` notifies the node's event).
+/// (`release` wakes the waiters it finds).
 pub(crate) fn watch<S, F>(spawner: &S, node: &Arc<Node>, trigger: F, cause: Cancelled)
 where
     S: Spawner + ?Sized,
@@ -612,30 +615,24 @@ where
     let node = node.clone();
     let mut trigger = Box::pin(trigger);
     spawner.spawn_detached(async move {
-        loop {
-            if node.is_cancelled() || node.is_released() {
-                return;
+        let mut wait = Wait {
+            node: &node,
+            key: None,
+            or_released: true,
+        };
+        let fired = std::future::poll_fn(|cx| {
+            if trigger.as_mut().poll(cx).is_ready() {
+                Poll::Ready(true)
+            } else if Pin::new(&mut wait).poll(cx).is_ready() {
+                Poll::Ready(false)
+            } else {
+                Poll::Pending
             }
-            // Register before re-checking, so a cancel or release between
-            // the check above and the wait below is not lost.
-            let mut listener = node.event.listen();
-            if node.is_cancelled() || node.is_released() {
-                return;
-            }
-            let fired = std::future::poll_fn(|cx| {
-                if trigger.as_mut().poll(cx).is_ready() {
-                    Poll::Ready(true)
-                } else if Pin::new(&mut listener).poll(cx).is_ready() {
-                    Poll::Ready(false)
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            if fired {
-                node::cancel(&node, cause);
-                return;
-            }
+        })
+        .await;
+        drop(wait);
+        if fired {
+            node::cancel(&node, cause);
         }
     });
 }
@@ -654,34 +651,39 @@ impl Signal for CancelToken {
 
 // ===== waiting =====
 
-/// The shared polling logic of the two "cancelled" futures.
-fn poll_cancelled(
-    node: &Node,
-    listener: &mut Option<EventListener>,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    loop {
-        if node.is_cancelled() {
-            return Poll::Ready(());
+/// A registration as a waiter of a node: the shared logic of the waiting
+/// futures. Unregisters itself on drop if it was never woken.
+struct Wait<'a> {
+    node: &'a Node,
+    key: Option<u32>,
+    /// Also complete when the node's last handle is dropped (for tasks that
+    /// wait without being a handle).
+    or_released: bool,
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        // The lost-wake-up argument is in `Node::poll_wait`: the flag is
+        // re-checked under the lock that a cancel takes to drain wakers.
+        if this
+            .node
+            .poll_wait(&mut this.key, cx.waker(), this.or_released)
+        {
+            this.key = None; // drained (or never registered): nothing to undo
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
-        match listener {
-            None => {
-                // The lost-wake-up argument: `listen()` registers us with
-                // `event` (it contains a full fence), and only then do we
-                // re-check the flag at the top of the loop. `cancel` sets
-                // the flag before it notifies. So either that re-check sees
-                // the flag, or the notify comes after our registration and
-                // wakes the listener we hold.
-                *listener = Some(node.event.listen());
-            }
-            Some(l) => {
-                if Pin::new(l).poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                // Notified: by a cancel (the loop sees the flag) or by
-                // something else (the loop re-arms).
-                *listener = None;
-            }
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.node.cancel_wait(key);
         }
     }
 }
@@ -690,7 +692,7 @@ fn poll_cancelled(
 #[must_use = "futures do nothing unless polled"]
 pub struct WhenCancelled<'a> {
     token: &'a CancelToken,
-    listener: Option<EventListener>,
+    wait: Wait<'a>,
 }
 
 impl fmt::Debug for WhenCancelled<'_> {
@@ -705,8 +707,7 @@ impl Future for WhenCancelled<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        poll_cancelled(this.token.node(), &mut this.listener, cx)
+        Pin::new(&mut self.wait).poll(cx)
     }
 }
 
@@ -714,7 +715,7 @@ impl Future for WhenCancelled<'_> {
 #[must_use = "futures do nothing unless polled"]
 pub struct WhenCancelledOwned {
     token: CancelToken,
-    listener: Option<EventListener>,
+    key: Option<u32>,
 }
 
 impl fmt::Debug for WhenCancelledOwned {
@@ -730,7 +731,24 @@ impl Future for WhenCancelledOwned {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        poll_cancelled(this.token.node(), &mut this.listener, cx)
+        if this
+            .token
+            .node()
+            .poll_wait(&mut this.key, cx.waker(), false)
+        {
+            this.key = None;
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for WhenCancelledOwned {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.token.node().cancel_wait(key);
+        }
     }
 }
 

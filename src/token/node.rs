@@ -7,14 +7,16 @@
 //! A [`Node`] is one token's shared state. Its first cache line (the type is
 //! `align(64)`, and `Arc`'s counters sit in the line before it) holds only
 //! fields that are written at most once — the `state` byte, the cause, the
-//! event waiters park on, the immutable parent links and the pointer to the
-//! lazily created [`Ext`] — so `is_cancelled()` never shares a line with
-//! anything clones (`Arc` counters) or children (the parent's `Ext`) write.
+//! immutable parent links and the pointer to the lazily created [`Ext`] —
+//! so `is_cancelled()` never shares a line with anything clones (`Arc`
+//! counters) or children (the parent's `Ext`) write.
 //!
 //! [`Ext`] holds what changes: the slab of entries (children, linked
-//! tokens, callbacks), the own deadline, and whether handles remain. It is
-//! allocated on first need only, so a leaf token costs one allocation for
-//! the node plus one for its [`Handle`].
+//! tokens, callbacks, and the wakers of waiting tasks), the own deadline,
+//! and whether handles remain. It is allocated on first need only, so a
+//! leaf token nobody waits on costs one allocation for the node plus one for
+//! its `Handle`. A waiting task stores its `Waker` in a slab slot: no
+//! allocation per waiter beyond the slab's amortised growth.
 //!
 //! References point **up**: a node holds strong references to its parents;
 //! a parent holds its children in its slab until they detach or it is
@@ -62,8 +64,8 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use event_listener::Event;
 use slab::Slab;
+use std::task::Waker;
 
 use super::cause::{CancelKind, Cancelled};
 use crate::loom::{Arc, AtomicU8, Mutex, Ordering, lock};
@@ -81,6 +83,7 @@ pub(super) type Callback = Box<dyn FnOnce(&Cancelled) + Send + 'static>;
 pub(super) enum Entry {
     Child(Arc<Node>),
     Callback(Callback),
+    Waiter(Waker),
 }
 
 /// A link to a parent: the parent and this node's key in its slab.
@@ -99,8 +102,6 @@ pub(crate) struct Node {
     /// `CANCELLED | HAS_EXT | RELEASED`. The only field `is_cancelled`
     /// reads; each bit is set once.
     state: AtomicU8,
-    /// Waiters of `cancelled()` park here.
-    pub(super) event: Event,
     /// Why it was cancelled (invariant 1, 3).
     cause: OnceLock<Cancelled>,
     parents: Parents,
@@ -141,7 +142,6 @@ impl Node {
         }
         Arc::new(Node {
             state: AtomicU8::new(state),
-            event: Event::new(),
             cause: OnceLock::new(),
             parents,
             ext,
@@ -257,7 +257,7 @@ impl Node {
                     cancel(&node, cause);
                     break;
                 }
-                Err(Entry::Callback(_)) => unreachable!("we added a child"),
+                Err(_) => unreachable!("we added a child"),
             }
         }
         node
@@ -298,21 +298,71 @@ impl Node {
     /// The last handle of this node was dropped.
     pub(super) fn release(node: &Arc<Node>) {
         node.state.fetch_or(RELEASED, Ordering::AcqRel);
-        let (orphan, leftovers) = match node.ext.get() {
+        let (orphan, leftovers, waiters) = match node.ext.get() {
             Some(ext) => {
                 let mut inner = lock(&ext.inner);
                 inner.released = true;
-                take_orphan(&mut inner)
+                // Whoever still waits is not a handle (a deadline's timer
+                // task): wake it so it notices there is nothing to cancel.
+                let waiters = take_waiters(&mut inner);
+                let (orphan, leftovers) = take_orphan(&mut inner);
+                (orphan, leftovers, waiters)
             }
             // No ext: no children, no callbacks, nobody else can add any.
-            None => (true, Slab::new()),
+            None => (true, Slab::new(), Vec::new()),
         };
-        drop(leftovers); // unrun callbacks: dropped outside the lock
-        // Wake whoever waits without being a handle (a deadline's timer task),
-        // so it can notice there is nothing left to cancel.
-        node.event.notify(usize::MAX);
+        // Outside the lock: unrun callbacks' destructors, and wake-ups.
+        drop(leftovers);
+        waiters.into_iter().for_each(Waker::wake);
         if orphan {
             detach(node.clone());
+        }
+    }
+
+    /// Registers (or refreshes) a waiter's waker, unless the node is
+    /// cancelled — or, with `or_released`, released. Returns `true` if it is,
+    /// so the waiter is done. Checked under the `ext` lock, the same lock a
+    /// cancel (or release) takes to drain the wakers (invariants 2 and 4):
+    /// either we see the bit, or our waker is there to be drained.
+    pub(super) fn poll_wait(
+        &self,
+        key: &mut Option<u32>,
+        waker: &Waker,
+        or_released: bool,
+    ) -> bool {
+        let done = |n: &Node| n.is_cancelled() || (or_released && n.is_released());
+        if done(self) {
+            return true;
+        }
+        let ext = self.ext();
+        let mut inner = lock(&ext.inner);
+        if done(self) {
+            return true;
+        }
+        if let Some(k) = *key {
+            if let Some(Entry::Waiter(w)) = inner.entries.get_mut(k as usize) {
+                if !w.will_wake(waker) {
+                    w.clone_from(waker);
+                }
+                return false;
+            }
+        }
+        let k = inner.entries.insert(Entry::Waiter(waker.clone()));
+        *key = Some(u32::try_from(k).expect("fewer than 2^32 live entries"));
+        false
+    }
+
+    /// Removes a waiter that gives up before it was woken.
+    pub(super) fn cancel_wait(&self, key: u32) {
+        let Some(ext) = self.ext.get() else { return };
+        let mut inner = lock(&ext.inner);
+        if inner.closed {
+            return;
+        }
+        if let Some(Entry::Waiter(_)) = inner.entries.get(key as usize) {
+            let waker = inner.entries.try_remove(key as usize);
+            drop(inner);
+            drop(waker);
         }
     }
 
@@ -329,6 +379,22 @@ impl Node {
     pub(super) fn is_released(&self) -> bool {
         self.state.load(Ordering::Acquire) & RELEASED != 0
     }
+}
+
+/// Takes every waiter's waker out of `inner`.
+fn take_waiters(inner: &mut ExtInner) -> Vec<Waker> {
+    let keys: Vec<usize> = inner
+        .entries
+        .iter()
+        .filter(|(_, e)| matches!(e, Entry::Waiter(_)))
+        .map(|(k, _)| k)
+        .collect();
+    keys.into_iter()
+        .filter_map(|k| match inner.entries.try_remove(k) {
+            Some(Entry::Waiter(w)) => Some(w),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Marks `inner`'s node detached if it is released and has no children
@@ -427,15 +493,15 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
     let Some(has_ext) = mark(root, &cause) else {
         return false;
     };
-    let mut marked: Vec<(Arc<Node>, bool)> = vec![(root.clone(), has_ext)];
     let mut callbacks: Vec<Callback> = Vec::new();
-    let mut i = 0;
-    while i < marked.len() {
-        let (node, has_ext) = (marked[i].0.clone(), marked[i].1);
-        i += 1;
-        if !has_ext {
-            continue;
-        }
+    let mut wakers: Vec<Waker> = Vec::new();
+    // Nodes marked, whose entries are still to be drained. Children are
+    // moved out of the slabs, so nothing is cloned per node.
+    let mut pending: Vec<Arc<Node>> = Vec::new();
+    if has_ext {
+        pending.push(root.clone());
+    }
+    while let Some(node) = pending.pop() {
         let Some(ext) = node.ext.get() else { continue };
         let mut inner = lock(&ext.inner);
         inner.closed = true;
@@ -445,18 +511,17 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
         for (_, entry) in entries {
             match entry {
                 Entry::Child(child) => {
-                    if let Some(has_ext) = mark(&child, &cause) {
-                        marked.push((child, has_ext));
+                    if let Some(true) = mark(&child, &cause) {
+                        pending.push(child);
                     }
                 }
                 Entry::Callback(f) => callbacks.push(f),
+                Entry::Waiter(w) => wakers.push(w),
             }
         }
     }
-    for (node, _) in &marked {
-        node.event.notify(usize::MAX);
-    }
-    drop(marked);
+    // Every descendant is marked: wake, then run callbacks, lock-free.
+    wakers.into_iter().for_each(Waker::wake);
     run_callbacks(callbacks, &cause);
     true
 }

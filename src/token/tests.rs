@@ -65,9 +65,10 @@ fn cancelled_is_ready_at_once_when_already_cancelled() {
     assert!(f.as_mut().poll(&mut Context::from_waker(&w)).is_ready());
     assert_eq!(wakes(&c), 0);
     assert!(
-        f.listener.is_none(),
-        "no listener registered on the fast path"
+        f.wait.key.is_none(),
+        "no waiter registered on the fast path"
     );
+    assert_eq!(token.node().entries(), (0, 0), "not even an Ext was made");
 }
 
 #[test]
@@ -435,4 +436,22 @@ fn a_dropped_child_with_a_forgotten_callback_detaches_and_drops_it_unrun() {
     );
     parent.cancel();
     assert_eq!(runs.load(Ordering::SeqCst), 0, "and never ran");
+}
+
+#[test]
+fn a_waiter_that_gives_up_leaves_no_slot_and_reregistering_reuses_one() {
+    let token = CancelToken::new();
+    let (c, w) = counting();
+    let mut cx = Context::from_waker(&w);
+    for _ in 0..100 {
+        let mut f = Box::pin(token.cancelled());
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            f.as_mut().poll(&mut cx).is_pending(),
+            "re-poll keeps one slot"
+        );
+        assert_eq!(token.node().entries().0, 1);
+    }
+    assert_eq!(token.node().entries().0, 0);
+    assert_eq!(wakes(&c), 0);
 }
