@@ -412,63 +412,82 @@ fn take_orphan(inner: &mut ExtInner) -> (bool, Slab<Entry>) {
 /// Removes `node` from its parents' slabs, then walks up, detaching every
 /// parent this leaves released and empty. Iterative.
 fn detach(node: Arc<Node>) {
-    let mut work = vec![node];
-    while let Some(node) = work.pop() {
-        let links: Vec<Link> = match &node.parents {
-            Parents::Root => Vec::new(),
-            Parents::One { parent, key } => vec![(parent.clone(), *key)],
-            Parents::Many(links) => lock(links).clone(),
-        };
-        for (parent, key) in links {
-            let Some(ext) = parent.ext.get() else {
-                continue;
-            };
-            let mut inner = lock(&ext.inner);
-            if inner.closed {
-                continue; // invariant 5: the cancel already took us out
+    // `next` carries the common single-parent walk without allocating; only
+    // linked nodes (several parents) spill into `more`.
+    let mut next = Some(node);
+    let mut more: Vec<Arc<Node>> = Vec::new();
+    while let Some(node) = next.take().or_else(|| more.pop()) {
+        match &node.parents {
+            Parents::Root => {}
+            Parents::One { parent, key } => {
+                if unlink(parent, *key) {
+                    next = Some(parent.clone());
+                }
             }
-            let removed = inner.entries.try_remove(key as usize);
-            if let Some(Entry::Child(_)) = removed {
-                inner.children -= 1;
-            }
-            let (orphan, leftovers) = take_orphan(&mut inner);
-            drop(inner);
-            // May free `node`'s last other reference (not ours) and run user
-            // destructors of unrun callbacks: both outside the lock.
-            drop((removed, leftovers));
-            if orphan {
-                work.push(parent);
+            Parents::Many(links) => {
+                let links = lock(links).clone();
+                for (parent, key) in links {
+                    if unlink(&parent, key) {
+                        more.push(parent);
+                    }
+                }
             }
         }
     }
+}
+
+/// Removes entry `key` from `parent`'s slab; says whether that left
+/// `parent` orphaned (released and childless), so it must detach too.
+fn unlink(parent: &Node, key: u32) -> bool {
+    let Some(ext) = parent.ext.get() else {
+        return false;
+    };
+    let mut inner = lock(&ext.inner);
+    if inner.closed {
+        return false; // invariant 5: the cancel already took us out
+    }
+    let removed = inner.entries.try_remove(key as usize);
+    if let Some(Entry::Child(_)) = removed {
+        inner.children -= 1;
+    }
+    let (orphan, leftovers) = take_orphan(&mut inner);
+    drop(inner);
+    // May free the child's last other reference (not the caller's) and run
+    // user destructors of unrun callbacks: both outside the lock.
+    drop((removed, leftovers));
+    orphan
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         // Dropping a node drops its references to its parents, which may
         // free them, which drops theirs... Unroll that chain into a loop so
-        // a 100 000-deep chain does not overflow the stack.
-        let mut pending: Vec<Arc<Node>> = Vec::new();
-        take_parents(&mut self.parents, &mut pending);
-        while let Some(parent) = pending.pop() {
+        // a 100 000-deep chain does not overflow the stack. `next` handles
+        // single parents without allocating.
+        let mut more: Vec<Arc<Node>> = Vec::new();
+        let mut next = take_parents(&mut self.parents, &mut more);
+        while let Some(parent) = next.take().or_else(|| more.pop()) {
             if let Ok(mut node) = Arc::try_unwrap(parent) {
-                take_parents(&mut node.parents, &mut pending);
+                next = take_parents(&mut node.parents, &mut more);
                 // `node` drops here with no parents left: no recursion.
             }
         }
     }
 }
 
-fn take_parents(parents: &mut Parents, into: &mut Vec<Arc<Node>>) {
+/// Takes a node's parent references: a single one is returned, several go
+/// into `more`.
+fn take_parents(parents: &mut Parents, more: &mut Vec<Arc<Node>>) -> Option<Arc<Node>> {
     match std::mem::replace(parents, Parents::Root) {
-        Parents::Root => {}
-        Parents::One { parent, .. } => into.push(parent),
+        Parents::Root => None,
+        Parents::One { parent, .. } => Some(parent),
         Parents::Many(links) => {
             let links = match links.into_inner() {
                 Ok(v) => v,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            into.extend(links.into_iter().map(|(p, _)| p));
+            more.extend(links.into_iter().map(|(p, _)| p));
+            None
         }
     }
 }
