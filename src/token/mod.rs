@@ -183,9 +183,11 @@ impl CancelToken {
     /// [`CancelKind::Explicit`] at the caller's location.
     ///
     /// Returns `true` if this call cancelled it, `false` if it already was
-    /// (idempotent; the first cause wins). Waiters are woken and callbacks
-    /// run on the calling thread, after every descendant is marked and with
-    /// no lock held.
+    /// (idempotent; the first cause wins). The walk over the descendants is
+    /// iterative and runs on the calling thread: each token's waiters are
+    /// woken as soon as that token is marked, callbacks run once every
+    /// descendant is marked, and both happen with no lock held. When this
+    /// returns, every descendant reports cancelled.
     ///
     /// # Panics
     ///

@@ -439,6 +439,13 @@ fn detach(node: Arc<Node>) {
 /// Removes entry `key` from `parent`'s slab; says whether that left
 /// `parent` orphaned (released and childless), so it must detach too.
 fn unlink(parent: &Node, key: u32) -> bool {
+    // A cancelled parent has drained (or is draining) its slab and will
+    // never be orphaned or detached again: skip its lock. This keeps the
+    // children of a just-cancelled parent from all contending on it as
+    // they finish.
+    if parent.is_cancelled() {
+        return false;
+    }
     let Some(ext) = parent.ext.get() else {
         return false;
     };
@@ -504,8 +511,9 @@ fn mark(node: &Node, cause: &Cancelled) -> Option<bool> {
 /// Cancels `root` and, iteratively, everything that follows it. Returns
 /// whether this call did it (false if it was already cancelled).
 ///
-/// Every node is marked before any waiter is woken or callback run, and
-/// both happen with no lock held. If callbacks panic, all of them still
+/// A node's waiters are woken once that node is marked and its slab
+/// drained (so they run while the walk goes on); callbacks run once every
+/// node is marked. Both happen with no lock held. If callbacks panic, all of them still
 /// run, and the first panic is resumed at the end (unless this thread is
 /// already panicking, when it is dropped to avoid an abort).
 pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
@@ -538,9 +546,11 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
                 Entry::Waiter(w) => wakers.push(w),
             }
         }
+        // Wake this node's waiters now (no lock held), so woken tasks run
+        // on other threads while we walk on; their node is marked.
+        wakers.drain(..).for_each(Waker::wake);
     }
-    // Every descendant is marked: wake, then run callbacks, lock-free.
-    wakers.into_iter().for_each(Waker::wake);
+    // Every descendant is marked: run the callbacks, lock-free.
     run_callbacks(callbacks, &cause);
     true
 }

@@ -1,0 +1,59 @@
+"""Builds the README's ratio table from criterion's estimates (medians) and
+the heap benchmark's output (on stdin). Run by ci/bench.sh."""
+
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path("target/criterion")
+
+# (operation, criterion group directory, ours, anchor, target ratio)
+ROWS = [
+    ("`is_cancelled()` uncontended", "is_cancelled_uncontended", "cancelkit", "tokio-util", 0.35),
+    ("`is_cancelled()` uncontended", "is_cancelled_uncontended", "cancelkit", "futures-abort", 1.3),
+    ("`is_cancelled()` while another thread clones and makes children",
+     "is_cancelled_while-another-thread-clones-and-makes-children", "cancelkit", "tokio-util", 0.10),
+    ("`is_cancelled()` with a second thread also reading",
+     "is_cancelled_with-a-second-reader", "cancelkit", "tokio-util", 0.05),
+    ("`child()` create", "child_create", "cancelkit", "tokio-util", 0.8),
+    ("child drop", "child_drop", "cancelkit", "tokio-util", 0.8),
+    ("`cancel()` of a token with 10 000 children", "cancel_10000-children", "cancelkit", "tokio-util", 0.5),
+    ("cancel until 10 000 parked tasks observed (tokio multi-thread)",
+     "cancel_until-10000-parked-tasks-observed", "cancelkit", "tokio-util", 1.0),
+]
+
+
+def median_ns(group, bench):
+    path = ROOT / group / bench / "new" / "estimates.json"
+    return json.loads(path.read_text())["median"]["point_estimate"]
+
+
+def fmt(ns):
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+print("| operation | cancelkit | anchor | ratio | target | |")
+print("|---|---|---|---|---|---|")
+for op, group, ours, anchor, target in ROWS:
+    try:
+        a, b = median_ns(group, ours), median_ns(group, anchor)
+    except FileNotFoundError:
+        print(f"| {op} | not run | | | ≤ {target} | |")
+        continue
+    ratio = a / b
+    met = "met" if ratio <= target else "**missed**"
+    print(f"| {op} | {fmt(a)} | {anchor}: {fmt(b)} | {ratio:.2f} | ≤ {target} | {met} |")
+
+heap = {}
+for line in sys.stdin:
+    key, _, value = line.partition(":")
+    heap[key.strip()] = value.strip()
+if "heap/per-live-child/cancelkit" in heap:
+    ours = float(heap["heap/per-live-child/cancelkit"].split()[0])
+    theirs = float(heap["heap/per-live-child/tokio-util"].split()[0])
+    ratio = ours / theirs
+    met = "met" if ratio <= 0.75 else "**missed**"
+    print(f"| heap bytes per live child | {ours:.0f} B | tokio-util: {theirs:.0f} B | {ratio:.2f} | ≤ 0.75 | {met} |")
