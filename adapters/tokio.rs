@@ -213,7 +213,7 @@ impl Timer for Tokio {
         // sleep can be created from any thread.
         let _enter = self.handle.enter();
         Sleep {
-            inner: Box::pin(tokio::time::sleep_until(deadline.into())),
+            inner: tokio::time::sleep_until(deadline.into()),
         }
     }
 }
@@ -229,19 +229,21 @@ impl Runtime for Tokio {
 
 // ===== impl Sleep =====
 
-/// The sleep future of [`Tokio`]: a `tokio::time::Sleep`.
-///
-/// Boxed so that it is `Unpin`, like the sleeps of the other adapters.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Sleep {
-    inner: Pin<Box<tokio::time::Sleep>>,
+pin_project_lite::pin_project! {
+    /// The sleep future of [`Tokio`]: a `tokio::time::Sleep`, held inline
+    /// (no extra allocation).
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Sleep {
+        #[pin]
+        inner: tokio::time::Sleep,
+    }
 }
 
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().inner.poll(cx)
     }
 }
