@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //' || echo unknown)
 echo "machine: ${cpu}, $(nproc) cores, $(rustc --version)" >&2
 
+cargo bench --all-features --bench runtime >&2
 cargo bench --features tokio --bench token >&2
 heap=$(cargo bench --bench token_heap 2>/dev/null | grep '^heap/')
 echo "$heap" >&2
