@@ -137,6 +137,14 @@ impl Runtime for AsyncStd {
 
 /// The sleep future of [`AsyncStd`]: an `async_io::Timer`, which is what
 /// async-std's own `sleep` uses.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, Timer, rt::AsyncStd};
+///
+/// let rt = AsyncStd::new();
+/// rt.block_on(rt.sleep(Duration::from_millis(1)));
+/// ```
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct Sleep(async_io::Timer);

@@ -217,6 +217,14 @@ impl Runtime for Smol {
 // ===== impl Sleep =====
 
 /// The sleep future of [`Smol`]: an `async_io::Timer`.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, Timer, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// rt.block_on(rt.sleep(Duration::from_millis(1)));
+/// ```
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct Sleep(async_io::Timer);

@@ -232,6 +232,14 @@ impl Runtime for Tokio {
 pin_project_lite::pin_project! {
     /// The sleep future of [`Tokio`]: a `tokio::time::Sleep`, held inline
     /// (no extra allocation).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, Timer, rt::Tokio};
+    ///
+    /// let rt = Tokio::current_thread().unwrap();
+    /// rt.block_on(rt.sleep(Duration::from_millis(1)));
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     #[derive(Debug)]
     pub struct Sleep {

@@ -22,9 +22,19 @@ use crate::task::Task;
 
 /// A boxed, `Send`, `'static` future with no output: what [`DynSpawner`]
 /// accepts.
+///
+/// ```
+/// let fut: cancelkit::BoxFuture = Box::pin(async {});
+/// futures_lite::future::block_on(fut);
+/// ```
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A boxed sleep: what [`DynTimer`] returns.
+///
+/// ```
+/// let sleep: cancelkit::BoxSleep = Box::pin(std::future::ready(()));
+/// futures_lite::future::block_on(sleep);
+/// ```
 pub type BoxSleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Runs futures in the background.

@@ -77,7 +77,15 @@ impl<S: Signal + ?Sized> Signal for &S {
     }
 }
 
-/// Combinators for [`Signal`]s.
+/// Combinators for [`Signal`]s, implemented for every signal.
+///
+/// ```
+/// use cancelkit::{CancelToken, Signal, SignalExt};
+///
+/// let (a, b) = (CancelToken::new(), CancelToken::new());
+/// a.cancel();
+/// assert!(a.or(b).is_raised());
+/// ```
 pub trait SignalExt: Signal + Sized {
     /// A signal raised as soon as either `self` or `other` is.
     ///
@@ -105,6 +113,13 @@ pub trait SignalExt: Signal + Sized {
 impl<S: Signal> SignalExt for S {}
 
 /// The signal returned by [`SignalExt::or`]: raised when either is.
+///
+/// ```
+/// use cancelkit::{CancelToken, Or, Signal, SignalExt};
+///
+/// let either: Or<CancelToken, CancelToken> = CancelToken::new().or(CancelToken::new());
+/// assert!(!either.is_raised());
+/// ```
 #[derive(Debug, Clone)]
 pub struct Or<A, B> {
     first: A,
@@ -131,6 +146,15 @@ impl<A: Signal, B: Signal> Signal for Or<A, B> {
 
 pin_project_lite::pin_project! {
     /// The future returned by [`Or::raised`](Signal::raised).
+    ///
+    /// ```
+    /// use cancelkit::{CancelToken, Signal, SignalExt};
+    ///
+    /// let (a, b) = (CancelToken::new(), CancelToken::new());
+    /// let either = a.or(b.clone());
+    /// b.cancel();
+    /// futures_lite::future::block_on(either.raised());
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     #[derive(Debug)]
     pub struct OrRaised<A, B> {

@@ -442,6 +442,16 @@ impl<T> fmt::Debug for Task<T> {
 }
 
 /// The future returned by [`Task::cancel`].
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{Cancel, Runtime, Spawner, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let stopping: Cancel<()> = rt.spawn(std::future::pending()).cancel();
+/// assert_eq!(rt.block_on(stopping), None);
+/// # }
+/// ```
 #[must_use = "futures do nothing unless polled; dropping this cancels the task without waiting"]
 #[derive(Debug)]
 pub struct Cancel<T> {

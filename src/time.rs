@@ -123,6 +123,17 @@ enum Limit {
 
 pin_project_lite::pin_project! {
     /// The future returned by [`timeout`] and [`deadline`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, Timeout, rt::Smol, timeout};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let limited: Timeout<'_, Smol, _> = timeout(&rt, Duration::from_secs(1), async { 3 });
+    /// assert_eq!(rt.block_on(limited), Ok(3));
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Timeout<'a, T, F>
     where
@@ -201,6 +212,10 @@ pub struct Elapsed {}
 
 impl Elapsed {
     /// The (only) value of this error.
+    ///
+    /// ```
+    /// assert_eq!(cancelkit::Elapsed::new(), cancelkit::Elapsed::default());
+    /// ```
     pub fn new() -> Self {
         Elapsed {}
     }

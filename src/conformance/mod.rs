@@ -103,6 +103,11 @@ pub struct Failure {
 
 impl Failure {
     /// A failure with this message (the runner fills in the case's name).
+    ///
+    /// ```
+    /// let f = cancelkit::conformance::Failure::new("hung");
+    /// assert_eq!(f.to_string(), "hung");
+    /// ```
     pub fn new(message: impl Into<String>) -> Self {
         Failure {
             case: "",
@@ -207,6 +212,16 @@ pub(crate) fn bounded<R: Runtime, F: Future>(
 /// any runtime `R`.
 ///
 /// Get them from [`cases`]; run one with [`run`].
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{conformance, rt::Smol};
+///
+/// for case in conformance::cases::<Smol>() {
+///     println!("{} {}: {}", case.id(), case.name(), case.claim());
+/// }
+/// # }
+/// ```
 pub struct Case<R> {
     name: &'static str,
     id: &'static str,
@@ -217,16 +232,37 @@ pub struct Case<R> {
 impl<R> Case<R> {
     /// The case's name, as used for its `#[test]`, e.g.
     /// `d1_dropping_task_cancels_it`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let first = &cancelkit::conformance::cases::<cancelkit::rt::Smol>()[0];
+    /// assert!(first.name() == "d1_dropping_task_cancels_it");
+    /// # }
+    /// ```
     pub fn name(&self) -> &'static str {
         self.name
     }
 
     /// The contract line it checks, e.g. `D1`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let first = &cancelkit::conformance::cases::<cancelkit::rt::Smol>()[0];
+    /// assert!(first.id() == "D1");
+    /// # }
+    /// ```
     pub fn id(&self) -> &'static str {
         self.id
     }
 
     /// The claim it checks, in one sentence.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let first = &cancelkit::conformance::cases::<cancelkit::rt::Smol>()[0];
+    /// assert!(first.claim().starts_with("dropping a Task"));
+    /// # }
+    /// ```
     pub fn claim(&self) -> &'static str {
         self.claim
     }
@@ -303,7 +339,13 @@ where
     }
 }
 
-/// Runs the case called `name`, for [`conformance_tests!`].
+/// Runs the case called `name`, for [`conformance_tests!`] (not meant to
+/// be called directly; hidden from the docs).
+///
+/// ```
+/// # #[cfg(feature = "smol")]
+/// cancelkit::conformance::__run_test(&|| cancelkit::rt::Smol::new().unwrap(), "f1_clones_share_one_idempotent_flag");
+/// ```
 ///
 /// # Panics
 ///

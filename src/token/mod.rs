@@ -691,6 +691,13 @@ impl Drop for Wait<'_> {
 }
 
 /// The future returned by [`CancelToken::cancelled`].
+///
+/// ```
+/// let token = cancelkit::CancelToken::new();
+/// let waiting: cancelkit::WhenCancelled<'_> = token.cancelled();
+/// token.cancel();
+/// futures_lite::future::block_on(waiting);
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct WhenCancelled<'a> {
     token: &'a CancelToken,
@@ -714,6 +721,13 @@ impl Future for WhenCancelled<'_> {
 }
 
 /// The future returned by [`CancelToken::cancelled_owned`].
+///
+/// ```
+/// let token = cancelkit::CancelToken::new();
+/// let waiting: cancelkit::WhenCancelledOwned = token.clone().cancelled_owned();
+/// token.cancel();
+/// futures_lite::future::block_on(waiting);
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct WhenCancelledOwned {
     token: CancelToken,
@@ -759,6 +773,12 @@ impl Drop for WhenCancelledOwned {
 pin_project_lite::pin_project! {
     /// The future returned by [`CancelToken::run_until_cancelled`] and
     /// [`FutureExt::with_cancel`].
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// let run: cancelkit::WithCancel<'_, _> = token.run_until_cancelled(async { 1 });
+    /// assert_eq!(futures_lite::future::block_on(run).unwrap(), 1);
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct WithCancel<'a, F> {
         #[pin]
@@ -808,7 +828,15 @@ impl<F: Future> Future for WithCancel<'_, F> {
     }
 }
 
-/// Extension methods on futures.
+/// Extension methods on futures, implemented for every future.
+///
+/// ```
+/// use cancelkit::{CancelToken, FutureExt};
+///
+/// let token = CancelToken::new();
+/// token.cancel();
+/// assert!(futures_lite::future::block_on(async { 1 }.with_cancel(&token)).is_err());
+/// ```
 pub trait FutureExt: Future + Sized {
     /// Runs this future until it completes or `token` is cancelled; the same
     /// as [`token.run_until_cancelled(self)`](CancelToken::run_until_cancelled).
@@ -833,6 +861,13 @@ impl<F: Future> FutureExt for F {}
 
 /// Unregisters an [`on_cancel`](CancelToken::on_cancel) callback when
 /// dropped.
+///
+/// ```
+/// let token = cancelkit::CancelToken::new();
+/// let guard: cancelkit::OnCancel = token.on_cancel(|_| unreachable!("unregistered first"));
+/// drop(guard);
+/// token.cancel();
+/// ```
 #[must_use = "dropping the guard unregisters the callback; use `.forget()` to keep it"]
 pub struct OnCancel {
     registration: Option<(Arc<Node>, u32)>,
@@ -872,6 +907,13 @@ impl Drop for OnCancel {
 
 /// Cancels its token when dropped, unless disarmed. Made by
 /// [`CancelToken::drop_guard`].
+///
+/// ```
+/// let token = cancelkit::CancelToken::new();
+/// let guard: cancelkit::DropGuard = token.clone().drop_guard();
+/// drop(guard);
+/// assert!(token.is_cancelled());
+/// ```
 #[must_use = "the token is cancelled as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct DropGuard {
@@ -904,6 +946,13 @@ impl Drop for DropGuard {
 
 /// Cancels its token when dropped during a panic. Made by
 /// [`CancelToken::drop_guard_on_panic`].
+///
+/// ```
+/// let token = cancelkit::CancelToken::new();
+/// let guard: cancelkit::PanicGuard = token.clone().drop_guard_on_panic();
+/// drop(guard); // no panic in progress
+/// assert!(!token.is_cancelled());
+/// ```
 #[must_use = "the guard does its work when dropped; bind it to a variable"]
 #[derive(Debug)]
 pub struct PanicGuard {
