@@ -138,6 +138,7 @@ mod loom;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod group;
 mod runtime;
 mod signal;
 mod task;
@@ -148,6 +149,7 @@ cfg_tokio_util! {
     mod interop;
 }
 
+pub use group::{FailureKind, Full, ShutdownReport, TaskFailure, TaskGroup, TaskGroupBuilder, TaskInfo};
 pub use runtime::{BoxFuture, BoxSleep, DynSpawner, DynTimer, Runtime, Spawner, Timer};
 pub use signal::{DynSignal, Or, OrRaised, Signal, SignalExt};
 pub use task::{Cancel, JoinError, Task};

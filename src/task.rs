@@ -402,6 +402,25 @@ impl<T> Task<T> {
     }
 }
 
+/// A type-erased way to abort a task, for code that tracks tasks it does
+/// not hold the handle of (task groups).
+pub(crate) trait Abort: Send + Sync {
+    fn abort(&self);
+}
+
+impl<T: Send> Abort for Shared<T> {
+    fn abort(&self) {
+        self.request_cancel();
+    }
+}
+
+impl<T: Send + 'static> Task<T> {
+    /// A handle that can abort this task after the `Task` is gone.
+    pub(crate) fn abort_handle(&self) -> Arc<dyn Abort> {
+        self.shared.clone()
+    }
+}
+
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         if !self.detached {

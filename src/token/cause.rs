@@ -33,6 +33,9 @@ pub enum CancelKind {
     /// Another cancellation system, such as a tokio-util token this token
     /// follows, fired.
     External,
+    /// A task of a fail-fast [`TaskGroup`](crate::TaskGroup) failed; the
+    /// cause says which and how.
+    TaskFailed,
 }
 
 impl CancelKind {
@@ -43,6 +46,7 @@ impl CancelKind {
             CancelKind::Shutdown => "shutting down",
             CancelKind::GuardDropped => "cancelled by a dropped guard",
             CancelKind::External => "cancelled externally",
+            CancelKind::TaskFailed => "a sibling task failed",
         }
     }
 }

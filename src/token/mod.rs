@@ -401,6 +401,14 @@ impl CancelToken {
         }
     }
 
+    /// Records `at` as this token's deadline if it is earlier than the one
+    /// it has (or it has none), without arming a timer: for code that will
+    /// cancel the token itself by then (a task group's grace period) and
+    /// wants descendants to see the deadline.
+    pub(crate) fn announce_deadline(&self, at: Instant) {
+        self.node().tighten_deadline(at);
+    }
+
     /// Runs `f` once when the token is cancelled; immediately, on this
     /// thread, if it already is. Dropping the returned guard unregisters
     /// `f` without blocking (if `f` is running on another thread right then,

@@ -111,13 +111,13 @@ pub(crate) struct Node {
 
 #[repr(align(64))]
 struct Ext {
-    /// This node's own deadline, if it was created with one.
-    deadline: Option<Instant>,
     inner: Mutex<ExtInner>,
 }
 
 #[derive(Default)]
 struct ExtInner {
+    /// This node's own deadline, if it has one (it may only get earlier).
+    deadline: Option<Instant>,
     entries: Slab<Entry>,
     /// How many of `entries` are `Child` entries.
     children: usize,
@@ -135,8 +135,10 @@ impl Node {
         let mut state = 0;
         if deadline.is_some() {
             let _ = ext.set(Box::new(Ext {
-                deadline,
-                inner: Mutex::new(ExtInner::default()),
+                inner: Mutex::new(ExtInner {
+                    deadline,
+                    ..ExtInner::default()
+                }),
             }));
             state |= HAS_EXT;
         }
@@ -179,7 +181,6 @@ impl Node {
     fn ext(&self) -> &Ext {
         let ext = self.ext.get_or_init(|| {
             Box::new(Ext {
-                deadline: None,
                 inner: Mutex::new(ExtInner::default()),
             })
         });
@@ -195,7 +196,7 @@ impl Node {
         let mut earliest: Option<Instant> = None;
         let mut stack = vec![node.clone()];
         while let Some(node) = stack.pop() {
-            if let Some(d) = node.ext.get().and_then(|e| e.deadline) {
+            if let Some(d) = node.ext.get().and_then(|e| lock(&e.inner).deadline) {
                 earliest = Some(earliest.map_or(d, |e| e.min(d)));
             }
             match &node.parents {
@@ -207,6 +208,15 @@ impl Node {
             }
         }
         earliest
+    }
+
+    /// Moves this node's own deadline to `at` if that is earlier (or it had
+    /// none). Only records it: firing it is the caller's business.
+    pub(super) fn tighten_deadline(&self, at: Instant) {
+        let mut inner = lock(&self.ext().inner);
+        if inner.deadline.is_none_or(|d| at < d) {
+            inner.deadline = Some(at);
+        }
     }
 
     /// Creates a child of `parent`: born cancelled if `parent` is (F3).

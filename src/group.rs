@@ -1,0 +1,1007 @@
+//! [`TaskGroup`]: broadcast shutdown with a grace period.
+//!
+//! "Stop accepting, let in-flight work finish for a while, then force the
+//! rest" is what every server does at shutdown. A task group hands each of
+//! its tasks a child of the group's [`CancelToken`]; [`shutdown`] cancels
+//! that token (kind [`CancelKind::Shutdown`], with the grace deadline
+//! visible through [`CancelToken::deadline`]), waits up to the grace period
+//! for the tasks to finish on their own, drops the rest, and returns a
+//! [`ShutdownReport`] naming every task it had to force and where it was
+//! spawned.
+//!
+//! # Contract (B1–B4)
+//!
+//! - B1: when [`shutdown`] returns, no task of the group is running: every
+//!   task either finished or had its future dropped.
+//! - B2: dropping the last clone of a group cancels its token and drops its
+//!   tasks (at their next scheduling).
+//! - B3: by default a task's panic or error touches no sibling; a
+//!   [fail-fast](TaskGroupBuilder::fail_fast) group cancels the others on
+//!   the first failure, with that failure as the cause.
+//! - B4: [`shutdown_on`](TaskGroup::shutdown_on) shuts down when any
+//!   [`Signal`] is raised — a token, or a runtime's `ctrl_c()`.
+//!
+//! Finished tasks leave nothing behind: a long-lived group's memory is
+//! proportional to its *live* tasks (unlike tokio's `JoinSet`, which keeps
+//! every output until it is joined). Failures are kept, as text.
+//!
+//! [`shutdown`]: TaskGroup::shutdown
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_lock::{Semaphore, SemaphoreGuardArc};
+use event_listener::{Event, listener};
+use slab::Slab;
+
+use crate::runtime::{Spawner, Timer, saturating_deadline};
+use crate::signal::Signal;
+use crate::task::{Abort, Task};
+use crate::{CancelKind, CancelToken, timeout};
+
+// ===== report types =====
+
+/// Who a task is: its name and where it was spawned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskInfo {
+    /// The name given to [`spawn_named`](TaskGroup::spawn_named), or
+    /// `task #N` (in spawn order).
+    pub name: Cow<'static, str>,
+    /// Where `spawn` was called (`#[track_caller]`).
+    pub location: &'static Location<'static>,
+}
+
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (spawned at {})", self.name, self.location)
+    }
+}
+
+/// How a task failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// It panicked.
+    Panicked,
+    /// It returned `Err` (tasks spawned with
+    /// [`spawn_try`](TaskGroup::spawn_try)).
+    Error,
+}
+
+/// A task that failed: who, how, and the message (the panic's, or the
+/// error's `Display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskFailure {
+    /// Which task.
+    pub task: TaskInfo,
+    /// Panic or error.
+    pub kind: FailureKind,
+    /// The panic message or the error's text.
+    pub message: String,
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.kind {
+            FailureKind::Panicked => "panicked",
+            FailureKind::Error => "failed",
+        };
+        write!(f, "{} {how}: {}", self.task, self.message)
+    }
+}
+
+impl std::error::Error for TaskFailure {}
+
+/// What [`TaskGroup::shutdown`] did.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let group = TaskGroup::new(&rt);
+/// let report = rt.block_on(async {
+///     group.spawn_named("polite", |stop| async move { stop.cancelled().await }).await.detach();
+///     group.spawn_named("stubborn", |_| std::future::pending::<()>()).await.detach();
+///     group.shutdown(Duration::from_millis(20)).await
+/// });
+/// assert_eq!(report.finished, 1);
+/// assert_eq!(report.forced.len(), 1);
+/// assert_eq!(report.forced[0].name, "stubborn");
+/// println!("{report}");
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Tasks that finished on their own after the shutdown began, within
+    /// the grace period.
+    pub finished: usize,
+    /// Tasks still running when the grace period ended, whose futures were
+    /// then dropped.
+    pub forced: Vec<TaskInfo>,
+    /// Every task of the group's life that panicked or returned an error
+    /// (fail-fast groups do not count the siblings they cancelled).
+    pub failures: Vec<TaskFailure>,
+}
+
+impl ShutdownReport {
+    /// The failures that were panics.
+    ///
+    /// ```
+    /// assert_eq!(cancelkit::ShutdownReport::default().panicked().count(), 0);
+    /// ```
+    pub fn panicked(&self) -> impl Iterator<Item = &TaskFailure> {
+        self.failures
+            .iter()
+            .filter(|f| f.kind == FailureKind::Panicked)
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shutdown: {} finished within the grace period, {} forced, {} failed",
+            self.finished,
+            self.forced.len(),
+            self.failures.len()
+        )?;
+        for t in &self.forced {
+            write!(f, "\n  forced: {t}")?;
+        }
+        for t in &self.failures {
+            write!(f, "\n  {t}")?;
+        }
+        Ok(())
+    }
+}
+
+// ===== shared state =====
+
+struct Live {
+    /// Distinguishes a slot's occupants over time.
+    id: u64,
+    info: TaskInfo,
+    /// Set right after the task is handed to the runtime.
+    abort: Option<Arc<dyn Abort>>,
+}
+
+#[derive(Default)]
+struct State {
+    live: Slab<Live>,
+    /// Whether the shutdown has begun (for `finished`).
+    shutting_down: bool,
+    /// Whether the remaining tasks are being dropped (grace over, or the
+    /// group was dropped). Set once.
+    forced: bool,
+    finished_in_grace: usize,
+    failures: Vec<TaskFailure>,
+}
+
+struct Inner {
+    token: CancelToken,
+    fail_fast: bool,
+    slots: Option<Arc<Semaphore>>,
+    state: Mutex<State>,
+    /// Notified whenever a task leaves `live`.
+    changed: Event,
+    next_id: AtomicU64,
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until no task is live.
+    async fn until_empty(&self) {
+        loop {
+            if self.lock().live.is_empty() {
+                return;
+            }
+            listener!(self.changed => listener);
+            // Re-check after registering: a task that left in between has
+            // already notified, and would not wake us.
+            if self.lock().live.is_empty() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Drops every live task (at its next scheduling). Returns who they were.
+    fn force_all(&self) -> Vec<TaskInfo> {
+        let (infos, aborts): (Vec<TaskInfo>, Vec<Arc<dyn Abort>>) = {
+            let mut state = self.lock();
+            state.forced = true;
+            state
+                .live
+                .iter()
+                .map(|(_, l)| (l.info.clone(), l.abort.clone()))
+                .fold((Vec::new(), Vec::new()), |(mut is, mut as_), (i, a)| {
+                    is.push(i);
+                    as_.extend(a);
+                    (is, as_)
+                })
+        };
+        // Outside the lock: aborting wakes tasks.
+        aborts.iter().for_each(|a| a.abort());
+        infos
+    }
+}
+
+/// The last handle of a group: dropping it cancels and drops the tasks (B2).
+struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.inner.token.cancel_with(CancelKind::Shutdown, GroupDropped);
+        self.inner.force_all();
+    }
+}
+
+#[derive(Debug)]
+struct GroupDropped;
+
+impl fmt::Display for GroupDropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the task group was dropped")
+    }
+}
+
+impl std::error::Error for GroupDropped {}
+
+// ===== the group =====
+
+/// A set of tasks that shut down together, with a grace period.
+///
+/// Cheap to clone: clones share the group. When the last clone is dropped,
+/// the group's token is cancelled and every task still running is dropped
+/// (B2); [`shutdown`](TaskGroup::shutdown) does the same gracefully and
+/// waits.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, Timer, TaskGroup, rt::Tokio};
+///
+/// let rt = Tokio::multi_thread().unwrap();
+/// let group = TaskGroup::new(&rt);
+/// let report = rt.block_on(async {
+///     for i in 0..3 {
+///         let rt = rt.clone();
+///         group
+///             .spawn(move |stop| async move {
+///                 // Work until told to stop, then finish up.
+///                 while !stop.is_cancelled() {
+///                     let _ = rt.sleep(Duration::from_millis(5)).await;
+///                 }
+///                 i
+///             })
+///             .await
+///             .detach();
+///     }
+///     group.shutdown(Duration::from_secs(1)).await
+/// });
+/// assert_eq!(report.finished, 3);
+/// assert!(report.forced.is_empty());
+/// # }
+/// ```
+pub struct TaskGroup<R> {
+    rt: R,
+    handle: Arc<Handle>,
+}
+
+impl<R: Clone> Clone for TaskGroup<R> {
+    fn clone(&self) -> Self {
+        TaskGroup {
+            rt: self.rt.clone(),
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for TaskGroup<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.handle.inner;
+        let state = inner.lock();
+        f.debug_struct("TaskGroup")
+            .field("live", &state.live.len())
+            .field("shutting_down", &state.shutting_down)
+            .field("fail_fast", &inner.fail_fast)
+            .finish()
+    }
+}
+
+/// Configures a [`TaskGroup`]: made by [`TaskGroup::builder`].
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// let rt = cancelkit::rt::Smol::new().unwrap();
+/// let group = cancelkit::TaskGroup::builder(&rt).fail_fast().limit(8).build();
+/// # let _ = group;
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "call .build() to make the group"]
+pub struct TaskGroupBuilder<R> {
+    rt: R,
+    parent: Option<CancelToken>,
+    fail_fast: bool,
+    limit: Option<usize>,
+}
+
+impl<R: Spawner + Timer + Clone> TaskGroupBuilder<R> {
+    /// On the first task failure (panic, or `Err` from
+    /// [`spawn_try`](TaskGroup::spawn_try)), cancel the group's token with
+    /// kind [`CancelKind::TaskFailed`] and the failure as the cause (B3).
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// let _group = cancelkit::TaskGroup::builder(&rt).fail_fast().build();
+    /// # }
+    /// ```
+    pub fn fail_fast(mut self) -> Self {
+        self.fail_fast = true;
+        self
+    }
+
+    /// At most `n` tasks run at once: [`spawn`](TaskGroup::spawn) waits for
+    /// a free slot, [`try_spawn`](TaskGroup::try_spawn) refuses. A slot is
+    /// freed when a task's future is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is zero (no task could ever run).
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// let _group = cancelkit::TaskGroup::builder(&rt).limit(100).build();
+    /// # }
+    /// ```
+    pub fn limit(mut self, n: usize) -> Self {
+        assert!(n > 0, "a task group limit of 0 would never run a task");
+        self.limit = Some(n);
+        self
+    }
+
+    /// Nests the group under `token`: cancelling `token` (or shutting down
+    /// the group it belongs to) cancels this group's token too.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// let app = cancelkit::CancelToken::new();
+    /// let group = cancelkit::TaskGroup::builder(&rt).parent(&app).build();
+    /// app.cancel();
+    /// assert!(group.token().is_cancelled());
+    /// # }
+    /// ```
+    pub fn parent(mut self, token: &CancelToken) -> Self {
+        self.parent = Some(token.clone());
+        self
+    }
+
+    /// Makes the group.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// let _group = cancelkit::TaskGroup::builder(&rt).build();
+    /// # }
+    /// ```
+    pub fn build(self) -> TaskGroup<R> {
+        let token = match &self.parent {
+            Some(parent) => parent.child(),
+            None => CancelToken::new(),
+        };
+        TaskGroup {
+            rt: self.rt,
+            handle: Arc::new(Handle {
+                inner: Arc::new(Inner {
+                    token,
+                    fail_fast: self.fail_fast,
+                    slots: self.limit.map(|n| Arc::new(Semaphore::new(n))),
+                    state: Mutex::new(State::default()),
+                    changed: Event::new(),
+                    next_id: AtomicU64::new(0),
+                }),
+            }),
+        }
+    }
+}
+
+/// [`TaskGroup::try_spawn`] found no free slot; the closure is given back.
+pub struct Full<F>(pub F);
+
+impl<F> fmt::Debug for Full<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Full(..)")
+    }
+}
+
+impl<F> fmt::Display for Full<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the task group is at its concurrency limit")
+    }
+}
+
+impl<F> std::error::Error for Full<F> {}
+
+impl<R: Spawner + Timer + Clone> TaskGroup<R> {
+    /// A group spawning on `rt`, isolated (failures touch no sibling), with
+    /// no concurrency limit.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// let group = cancelkit::TaskGroup::new(&rt);
+    /// assert!(!group.token().is_cancelled());
+    /// # }
+    /// ```
+    pub fn new(rt: &R) -> Self {
+        Self::builder(rt).build()
+    }
+
+    /// A builder for fail-fast, limited or nested groups.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// let _group = cancelkit::TaskGroup::builder(&rt).limit(4).build();
+    /// # }
+    /// ```
+    pub fn builder(rt: &R) -> TaskGroupBuilder<R> {
+        TaskGroupBuilder {
+            rt: rt.clone(),
+            parent: None,
+            fail_fast: false,
+            limit: None,
+        }
+    }
+
+    /// A group nested in this one: its token is a child of this group's,
+    /// so this group's shutdown (or drop) cancels it too.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// let outer = cancelkit::TaskGroup::new(&rt);
+    /// let inner = outer.child_group();
+    /// drop(outer);
+    /// assert!(inner.token().is_cancelled());
+    /// # }
+    /// ```
+    pub fn child_group(&self) -> TaskGroup<R> {
+        Self::builder(&self.rt).parent(self.token()).build()
+    }
+
+    fn inner(&self) -> &Arc<Inner> {
+        &self.handle.inner
+    }
+
+    /// The group's token: cancelled when the group shuts down. Each task
+    /// gets a child of it.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// let group = cancelkit::TaskGroup::new(&rt);
+    /// let token = group.token().clone();
+    /// drop(group);
+    /// assert!(token.is_cancelled());
+    /// # }
+    /// ```
+    pub fn token(&self) -> &CancelToken {
+        &self.inner().token
+    }
+
+    /// How many tasks are running (spawned and not yet finished or dropped).
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// assert_eq!(cancelkit::TaskGroup::new(&rt).len(), 0);
+    /// # }
+    /// ```
+    pub fn len(&self) -> usize {
+        self.inner().lock().live.len()
+    }
+
+    /// Whether no task is running.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// assert!(cancelkit::TaskGroup::new(&rt).is_empty());
+    /// # }
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Spawns `make(token)` into the group, where `token` is a child of the
+    /// group's token, and returns its [`Task`] handle. Waits for a free slot
+    /// if the group has a [limit](TaskGroupBuilder::limit).
+    ///
+    /// ```text
+    /// async fn spawn(&self, make: impl FnOnce(CancelToken) -> Fut) -> Task<Fut::Output>;
+    /// ```
+    ///
+    /// The handle is a normal [`Task`]: dropping it cancels the task, so
+    /// call [`detach`](Task::detach) to leave the task to the group. The
+    /// task is named `task #N`; its spawn location is recorded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// let out = rt.block_on(async { group.spawn(|_token| async { 6 * 7 }).await.await });
+    /// assert_eq!(out.unwrap(), 42);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn<F, Fut>(&self, make: F) -> impl Future<Output = Task<Fut::Output>> + Send + '_
+    where
+        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+        R: Sync,
+    {
+        self.spawn_as(None, Location::caller(), make, no_failure)
+    }
+
+    /// [`spawn`](TaskGroup::spawn) with a name, which the
+    /// [`ShutdownReport`] uses.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// rt.block_on(async {
+    ///     group.spawn_named("conn 1", |stop| stop.cancelled_owned()).await.detach();
+    /// });
+    /// assert_eq!(group.len(), 1);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_named<F, Fut>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        make: F,
+    ) -> impl Future<Output = Task<Fut::Output>> + Send + '_
+    where
+        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+        R: Sync,
+    {
+        self.spawn_as(Some(name.into()), Location::caller(), make, no_failure)
+    }
+
+    /// Like [`spawn_named`](TaskGroup::spawn_named), for tasks that return
+    /// a `Result`: an `Err` counts as a failure (reported, and fatal to the
+    /// siblings in a [fail-fast](TaskGroupBuilder::fail_fast) group), unless
+    /// the task's token was already cancelled when it returned it — an error
+    /// caused by being cancelled is not a failure.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// let report = rt.block_on(async {
+    ///     let t = group.spawn_try("parser", |_| async { "x".parse::<u8>().map(drop) }).await;
+    ///     assert!(t.await.unwrap().is_err());
+    ///     group.shutdown(Duration::ZERO).await
+    /// });
+    /// assert_eq!(report.failures.len(), 1);
+    /// assert!(report.failures[0].message.contains("invalid digit"));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_try<F, Fut, T, E>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        make: F,
+    ) -> impl Future<Output = Task<Result<T, E>>> + Send + '_
+    where
+        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: fmt::Display + Send + 'static,
+        R: Sync,
+    {
+        self.spawn_as(Some(name.into()), Location::caller(), make, error_text)
+    }
+
+    fn spawn_as<F, Fut>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        make: F,
+        classify: fn(&Fut::Output) -> Option<String>,
+    ) -> impl Future<Output = Task<Fut::Output>> + Send + '_
+    where
+        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+        R: Sync,
+    {
+        async move {
+            let permit = match &self.inner().slots {
+                Some(slots) => Some(slots.acquire_arc().await),
+                None => None,
+            };
+            self.start(name, location, permit, make, classify)
+        }
+    }
+
+    /// Spawns like [`spawn_named`](TaskGroup::spawn_named) without waiting:
+    /// if the group is at its [limit](TaskGroupBuilder::limit), gives
+    /// `make` back in [`Full`] instead.
+    ///
+    /// # Errors
+    ///
+    /// [`Full`] when no slot is free.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::builder(&rt).limit(1).build();
+    /// let first = group.try_spawn("one", |stop| stop.cancelled_owned()).unwrap();
+    /// assert!(group.try_spawn("two", |stop| stop.cancelled_owned()).is_err());
+    /// # drop(first);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn try_spawn<F, Fut>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        make: F,
+    ) -> Result<Task<Fut::Output>, Full<F>>
+    where
+        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let permit = match &self.inner().slots {
+            Some(slots) => match slots.try_acquire_arc() {
+                Some(p) => Some(p),
+                None => return Err(Full(make)),
+            },
+            None => None,
+        };
+        Ok(self.start(
+            Some(name.into()),
+            Location::caller(),
+            permit,
+            make,
+            no_failure,
+        ))
+    }
+
+    fn start<F, Fut>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        permit: Option<SemaphoreGuardArc>,
+        make: F,
+        classify: fn(&Fut::Output) -> Option<String>,
+    ) -> Task<Fut::Output>
+    where
+        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let inner = self.inner().clone();
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let info = TaskInfo {
+            name: name.unwrap_or_else(|| Cow::Owned(format!("task #{id}"))),
+            location,
+        };
+        let key = inner.lock().live.insert(Live {
+            id,
+            info,
+            abort: None,
+        });
+        let token = inner.token.child();
+        let tracked = Tracked {
+            fut: make(token.clone()),
+            done: Done {
+                inner: inner.clone(),
+                key,
+                id,
+                token,
+                outcome: Outcome::Dropped,
+                _permit: permit,
+            },
+            classify,
+        };
+        // Spawn without holding the lock: a spawner may poll inline.
+        let task = self.rt.spawn(tracked);
+        let abort = task.abort_handle();
+        let mut state = inner.lock();
+        let forced = state.forced;
+        if let Some(live) = state.live.get_mut(key).filter(|l| l.id == id) {
+            live.abort = Some(abort.clone());
+        }
+        drop(state);
+        if forced {
+            // Spawned while the group was being forced: it does not run.
+            abort.abort();
+        }
+        task
+    }
+
+    /// Waits until no task of the group is running.
+    ///
+    /// ```text
+    /// async fn wait(&self);
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// rt.block_on(async {
+    ///     for _ in 0..10 {
+    ///         group.spawn(|_| async {}).await.detach();
+    ///     }
+    ///     group.wait().await;
+    /// });
+    /// assert!(group.is_empty());
+    /// # }
+    /// ```
+    pub async fn wait(&self) {
+        self.inner().until_empty().await;
+    }
+
+    /// Shuts the group down (B1): cancels its token (kind
+    /// [`CancelKind::Shutdown`], with the grace deadline announced through
+    /// [`CancelToken::deadline`] to every task), waits up to `grace` for the
+    /// tasks to finish on their own, then drops the rest, and reports.
+    ///
+    /// ```text
+    /// async fn shutdown(self, grace: Duration) -> ShutdownReport;
+    /// ```
+    ///
+    /// When it returns, no task of the group is running. Tasks spawned
+    /// through a clone while it runs are part of the shutdown (born with a
+    /// cancelled token).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes drops the group (if this was
+    /// its last clone): the remaining tasks are dropped without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// let report = rt.block_on(async {
+    ///     group.spawn(|stop| async move { stop.cancelled().await }).await.detach();
+    ///     group.shutdown(Duration::from_secs(1)).await
+    /// });
+    /// assert_eq!((report.finished, report.forced.len()), (1, 0));
+    /// # }
+    /// ```
+    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+        let inner = self.inner().clone();
+        let deadline = saturating_deadline(self.rt.now(), grace);
+        inner.lock().shutting_down = true;
+        inner.token.announce_deadline(deadline);
+        inner.token.cancel_with(CancelKind::Shutdown, GroupShutdown);
+
+        let forced = match timeout(&self.rt, grace, inner.until_empty()).await {
+            Ok(()) => Vec::new(),
+            Err(_elapsed) => {
+                let forced = inner.force_all();
+                // Aborted futures are dropped at their next scheduling.
+                inner.until_empty().await;
+                forced
+            }
+        };
+        let state = inner.lock();
+        ShutdownReport {
+            finished: state.finished_in_grace,
+            forced,
+            failures: state.failures.clone(),
+        }
+    }
+
+    /// Waits for `signal`, then [shuts down](TaskGroup::shutdown) with
+    /// `grace` (B4). The signal may be any [`Signal`]: a token, a runtime's
+    /// `ctrl_c()`, or both combined with [`SignalExt::or`](crate::SignalExt::or).
+    ///
+    /// ```text
+    /// async fn shutdown_on(self, signal: impl Signal, grace: Duration) -> ShutdownReport;
+    /// ```
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{CancelToken, Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// let stop = CancelToken::new();
+    /// stop.cancel();
+    /// let report = rt.block_on(group.shutdown_on(stop, Duration::from_secs(1)));
+    /// assert!(report.forced.is_empty());
+    /// # }
+    /// ```
+    pub async fn shutdown_on<S: Signal>(self, signal: S, grace: Duration) -> ShutdownReport {
+        signal.raised().await;
+        self.shutdown(grace).await
+    }
+}
+
+#[derive(Debug)]
+struct GroupShutdown;
+
+impl fmt::Display for GroupShutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the task group is shutting down")
+    }
+}
+
+impl std::error::Error for GroupShutdown {}
+
+fn no_failure<T>(_: &T) -> Option<String> {
+    None
+}
+
+fn error_text<T, E: fmt::Display>(out: &Result<T, E>) -> Option<String> {
+    out.as_ref().err().map(ToString::to_string)
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "<non-string panic payload>".to_owned())
+}
+
+// ===== the per-task wrapper =====
+
+enum Outcome {
+    /// Still running, or dropped before finishing (forced or cancelled).
+    Dropped,
+    Finished,
+    Failed(FailureKind, String),
+}
+
+/// Reports a task's end to its group when the task's future is dropped —
+/// which is exactly when the task stops running, whatever the reason.
+struct Done {
+    inner: Arc<Inner>,
+    key: usize,
+    id: u64,
+    token: CancelToken,
+    outcome: Outcome,
+    _permit: Option<SemaphoreGuardArc>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let mut cancel_siblings = None;
+        {
+            let mut state = self.inner.lock();
+            let Some(live) = state.live.try_remove(self.key) else {
+                return;
+            };
+            debug_assert_eq!(live.id, self.id);
+            let forced = state.forced;
+            match std::mem::replace(&mut self.outcome, Outcome::Dropped) {
+                Outcome::Finished => {
+                    if state.shutting_down && !forced {
+                        state.finished_in_grace += 1;
+                    }
+                }
+                Outcome::Failed(kind, message) => {
+                    let failure = TaskFailure {
+                        task: live.info,
+                        kind,
+                        message,
+                    };
+                    if state.shutting_down && !forced {
+                        state.finished_in_grace += 1;
+                    }
+                    if self.inner.fail_fast {
+                        cancel_siblings = Some(failure.clone());
+                    }
+                    state.failures.push(failure);
+                }
+                Outcome::Dropped => {}
+            }
+        }
+        if let Some(failure) = cancel_siblings {
+            // Outside the lock: cancelling runs callbacks and wakes tasks.
+            self.inner
+                .token
+                .cancel_with(CancelKind::TaskFailed, failure);
+        }
+        self.inner.changed.notify(usize::MAX);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A group task's future: records how it ended in its `Done`.
+    struct Tracked<F: Future> {
+        #[pin]
+        fut: F,
+        done: Done,
+        classify: fn(&F::Output) -> Option<String>,
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        match catch_unwind(AssertUnwindSafe(|| this.fut.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => {
+                this.done.outcome = match (this.classify)(&out) {
+                    // An error caused by being cancelled is no failure.
+                    Some(_) if this.done.token.is_cancelled() => Outcome::Finished,
+                    Some(message) => Outcome::Failed(FailureKind::Error, message),
+                    None => Outcome::Finished,
+                };
+                Poll::Ready(out)
+            }
+            Err(payload) => {
+                this.done.outcome = Outcome::Failed(FailureKind::Panicked, panic_text(&*payload));
+                // The task's handle reports it as `JoinError::Panicked`.
+                resume_unwind(payload)
+            }
+        }
+    }
+}
