@@ -250,7 +250,9 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.inner.token.cancel_with(CancelKind::Shutdown, GroupDropped);
+        self.inner
+            .token
+            .cancel_with(CancelKind::Shutdown, GroupDropped);
         self.inner.force_all();
     }
 }
@@ -642,26 +644,27 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
         self.spawn_as(Some(name.into()), Location::caller(), make, error_text)
     }
 
-    fn spawn_as<F, Fut>(
+    // Yielding the `Task` (itself a future) is the point: the caller awaits
+    // a slot, then decides whether to await or detach the task.
+    #[allow(clippy::async_yields_async)]
+    async fn spawn_as<F, Fut>(
         &self,
         name: Option<Cow<'static, str>>,
         location: &'static Location<'static>,
         make: F,
         classify: fn(&Fut::Output) -> Option<String>,
-    ) -> impl Future<Output = Task<Fut::Output>> + Send + '_
+    ) -> Task<Fut::Output>
     where
         F: FnOnce(CancelToken) -> Fut + Send + 'static,
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
         R: Sync,
     {
-        async move {
-            let permit = match &self.inner().slots {
-                Some(slots) => Some(slots.acquire_arc().await),
-                None => None,
-            };
-            self.start(name, location, permit, make, classify)
-        }
+        let permit = match &self.inner().slots {
+            Some(slots) => Some(slots.acquire_arc().await),
+            None => None,
+        };
+        self.start(name, location, permit, make, classify)
     }
 
     /// Spawns like [`spawn_named`](TaskGroup::spawn_named) without waiting:

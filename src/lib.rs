@@ -149,7 +149,9 @@ cfg_tokio_util! {
     mod interop;
 }
 
-pub use group::{FailureKind, Full, ShutdownReport, TaskFailure, TaskGroup, TaskGroupBuilder, TaskInfo};
+pub use group::{
+    FailureKind, Full, ShutdownReport, TaskFailure, TaskGroup, TaskGroupBuilder, TaskInfo,
+};
 pub use runtime::{BoxFuture, BoxSleep, DynSpawner, DynTimer, Runtime, Spawner, Timer};
 pub use signal::{DynSignal, Or, OrRaised, Signal, SignalExt};
 pub use task::{Cancel, JoinError, Task};

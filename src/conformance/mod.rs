@@ -479,6 +479,16 @@ macro_rules! __conformance_cases {
                 "deadline(instant) elapses at, not before, the instant";
             t3_far_deadlines_mean_never => "T3",
                 "Duration::MAX and far deadlines mean never, without panicking";
+            b1_shutdown_lets_tasks_finish_within_the_grace => "B1",
+                "shutdown cancels the group's token (kind Shutdown, grace deadline visible) and waits for tasks that finish in time";
+            b1_shutdown_forces_tasks_after_the_grace_and_names_them => "B1",
+                "after the grace period the rest are dropped, by the time shutdown returns, and named in the report";
+            b2_dropping_a_group_cancels_and_drops_its_tasks => "B2",
+                "dropping a group cancels its token and drops its tasks";
+            b3_a_panic_spares_siblings_unless_fail_fast => "B3",
+                "a panic leaves siblings alone, unless the group is fail-fast, and is reported";
+            b4_a_group_shuts_down_on_a_signal => "B4",
+                "shutdown_on waits for any Signal, then shuts down";
         }
     };
 }
