@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::{CancelToken, DropGuard, Runtime, Spawner, Timer};
+use crate::{CancelToken, DropGuard, OsSignal, Runtime, Spawner, Timer};
 
 // ===== impl AsyncStd =====
 
@@ -94,6 +94,65 @@ impl AsyncStd {
                 token,
             })),
         }
+    }
+
+    /// A [`Signal`](crate::Signal) raised when the process receives Ctrl-C
+    /// (`SIGINT`), through `async-signal`.
+    ///
+    /// Listening replaces the default action (terminating the process)
+    /// while the listener lives. Several listeners may coexist; each sees
+    /// the signal.
+    ///
+    /// # Errors
+    ///
+    /// If the OS refuses the handler.
+    ///
+    /// ```
+    /// use cancelkit::{Signal, rt::AsyncStd};
+    ///
+    /// let rt = AsyncStd::new();
+    /// let ctrl_c = rt.ctrl_c().unwrap();
+    /// assert!(!ctrl_c.is_raised());
+    /// ```
+    pub fn ctrl_c(&self) -> std::io::Result<OsSignal> {
+        self.listen(async_signal::Signal::Int)
+    }
+
+    /// A [`Signal`](crate::Signal) raised when the process receives
+    /// `SIGTERM` (Unix only), through `async-signal`.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::Unsupported` on platforms without `SIGTERM`; otherwise if
+    /// the OS refuses the handler.
+    ///
+    /// ```
+    /// use cancelkit::{Signal, rt::AsyncStd};
+    ///
+    /// let rt = AsyncStd::new();
+    /// # #[cfg(unix)]
+    /// assert!(!rt.terminate().unwrap().is_raised());
+    /// ```
+    pub fn terminate(&self) -> std::io::Result<OsSignal> {
+        #[cfg(unix)]
+        {
+            self.listen(async_signal::Signal::Term)
+        }
+        #[cfg(not(unix))]
+        {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "SIGTERM does not exist on this platform",
+            ))
+        }
+    }
+
+    fn listen(&self, which: async_signal::Signal) -> std::io::Result<OsSignal> {
+        use futures_lite::StreamExt as _;
+        let mut signals = async_signal::Signals::new([which])?;
+        Ok(OsSignal::listen(self, async move {
+            let _ = signals.next().await;
+        }))
     }
 }
 

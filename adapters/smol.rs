@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use async_executor::Executor;
 
-use crate::{CancelToken, Runtime, Spawner, Timer};
+use crate::{CancelToken, OsSignal, Runtime, Spawner, Timer};
 
 // ===== impl Smol =====
 
@@ -172,6 +172,65 @@ impl Smol {
             executor,
             _owned: None,
         }
+    }
+
+    /// A [`Signal`](crate::Signal) raised when the process receives Ctrl-C
+    /// (`SIGINT`), through `async-signal`.
+    ///
+    /// Listening replaces the default action (terminating the process)
+    /// while the listener lives. Several listeners may coexist; each sees
+    /// the signal.
+    ///
+    /// # Errors
+    ///
+    /// If the OS refuses the handler.
+    ///
+    /// ```
+    /// use cancelkit::{Signal, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let ctrl_c = rt.ctrl_c().unwrap();
+    /// assert!(!ctrl_c.is_raised());
+    /// ```
+    pub fn ctrl_c(&self) -> std::io::Result<OsSignal> {
+        self.listen(async_signal::Signal::Int)
+    }
+
+    /// A [`Signal`](crate::Signal) raised when the process receives
+    /// `SIGTERM` (Unix only), through `async-signal`.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::Unsupported` on platforms without `SIGTERM`; otherwise if
+    /// the OS refuses the handler.
+    ///
+    /// ```
+    /// use cancelkit::{Signal, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// # #[cfg(unix)]
+    /// assert!(!rt.terminate().unwrap().is_raised());
+    /// ```
+    pub fn terminate(&self) -> std::io::Result<OsSignal> {
+        #[cfg(unix)]
+        {
+            self.listen(async_signal::Signal::Term)
+        }
+        #[cfg(not(unix))]
+        {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "SIGTERM does not exist on this platform",
+            ))
+        }
+    }
+
+    fn listen(&self, which: async_signal::Signal) -> std::io::Result<OsSignal> {
+        use futures_lite::StreamExt as _;
+        let mut signals = async_signal::Signals::new([which])?;
+        Ok(OsSignal::listen(self, async move {
+            let _ = signals.next().await;
+        }))
     }
 
     /// The underlying executor.

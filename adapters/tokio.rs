@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tokio::runtime::{Builder, Handle, Runtime as TokioRuntime, TryCurrentError};
 
-use crate::{Runtime, Spawner, Timer};
+use crate::{OsSignal, Runtime, Spawner, Timer};
 
 // ===== impl Tokio =====
 
@@ -128,7 +128,8 @@ impl Tokio {
         }
     }
 
-    /// Builds a fresh current-thread runtime (time enabled), owned by the
+    /// Builds a fresh current-thread runtime (time and I/O drivers
+    /// enabled, so OS signals work), owned by the
     /// returned handle and its clones.
     ///
     /// Background tasks make progress only while some thread is inside
@@ -149,10 +150,11 @@ impl Tokio {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn current_thread() -> std::io::Result<Self> {
-        Self::owned(Builder::new_current_thread().enable_time().build()?)
+        Self::owned(Builder::new_current_thread().enable_all().build()?)
     }
 
-    /// Builds a fresh multi-thread runtime (time enabled), owned by the
+    /// Builds a fresh multi-thread runtime (time and I/O drivers enabled),
+    /// owned by the
     /// returned handle and its clones.
     ///
     /// # Errors
@@ -169,7 +171,7 @@ impl Tokio {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn multi_thread() -> std::io::Result<Self> {
-        Self::owned(Builder::new_multi_thread().enable_time().build()?)
+        Self::owned(Builder::new_multi_thread().enable_all().build()?)
     }
 
     fn owned(rt: TokioRuntime) -> std::io::Result<Self> {
@@ -177,6 +179,86 @@ impl Tokio {
             handle: rt.handle().clone(),
             owned: Some(Arc::new(Owned(Some(rt)))),
         })
+    }
+
+    /// A [`Signal`](crate::Signal) raised when the process receives Ctrl-C
+    /// (`SIGINT`), through `tokio::signal`.
+    ///
+    /// Listening replaces the default action (terminating the process) for
+    /// as long as the process lives, as with tokio's own listeners. Several
+    /// listeners may coexist; each sees the signal.
+    ///
+    /// # Errors
+    ///
+    /// If the runtime's I/O driver is disabled, or the OS refuses the
+    /// handler. Must be called from inside this runtime or with
+    /// [`Tokio::handle`] usable (it enters the runtime's context).
+    ///
+    /// ```
+    /// use cancelkit::{Signal, rt::Tokio};
+    ///
+    /// let rt = Tokio::multi_thread().unwrap();
+    /// let ctrl_c = rt.ctrl_c().unwrap();
+    /// assert!(!ctrl_c.is_raised());
+    /// ```
+    pub fn ctrl_c(&self) -> std::io::Result<OsSignal> {
+        let _enter = self.handle.enter();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut sig = try_signal(|| signal(SignalKind::interrupt()))?;
+            Ok(OsSignal::listen(self, async move {
+                sig.recv().await;
+            }))
+        }
+        #[cfg(windows)]
+        {
+            let mut sig = try_signal(tokio::signal::windows::ctrl_c)?;
+            Ok(OsSignal::listen(self, async move {
+                sig.recv().await;
+            }))
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "Ctrl-C signals are not supported on this platform",
+            ))
+        }
+    }
+
+    /// A [`Signal`](crate::Signal) raised when the process receives
+    /// `SIGTERM` (Unix only), through `tokio::signal`.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::Unsupported` on platforms without `SIGTERM`; otherwise as
+    /// [`ctrl_c`](Tokio::ctrl_c).
+    ///
+    /// ```
+    /// use cancelkit::{Signal, rt::Tokio};
+    ///
+    /// let rt = Tokio::multi_thread().unwrap();
+    /// # #[cfg(unix)]
+    /// assert!(!rt.terminate().unwrap().is_raised());
+    /// ```
+    pub fn terminate(&self) -> std::io::Result<OsSignal> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let _enter = self.handle.enter();
+            let mut sig = try_signal(|| signal(SignalKind::terminate()))?;
+            Ok(OsSignal::listen(self, async move {
+                sig.recv().await;
+            }))
+        }
+        #[cfg(not(unix))]
+        {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "SIGTERM does not exist on this platform",
+            ))
+        }
     }
 
     /// The underlying tokio handle.
@@ -188,6 +270,16 @@ impl Tokio {
     pub fn handle(&self) -> &Handle {
         &self.handle
     }
+}
+
+/// Runs a tokio signal constructor, turning its panic (a runtime without an
+/// I/O driver) into an error.
+fn try_signal<T>(make: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)).unwrap_or_else(|_| {
+        Err(std::io::Error::other(
+            "tokio could not listen for the signal: is the runtime's I/O driver enabled (enable_all())?",
+        ))
+    })
 }
 
 impl Spawner for Tokio {

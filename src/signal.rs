@@ -207,3 +207,105 @@ impl<S: Signal + ?Sized> DynSignal for S {
         Box::pin(self.raised())
     }
 }
+
+/// A [`Signal`] raised when a background wait completes: how runtime
+/// adapters expose OS signals (`ctrl_c()`, `terminate()`), usable for
+/// anything else that is "a future that may some day complete".
+///
+/// The wait runs as a [`Task`](crate::Task) on the given spawner and is
+/// cancelled when the `OsSignal` is dropped. Several `OsSignal`s may listen
+/// for the same OS signal at once: each sees it.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{CancelToken, OsSignal, Runtime, Signal, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let go = CancelToken::new();
+/// let signal = OsSignal::listen(&rt, go.clone().cancelled_owned());
+/// assert!(!signal.is_raised());
+/// go.cancel();
+/// rt.block_on(signal.raised());
+/// assert!(signal.is_raised());
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct OsSignal {
+    raised: crate::CancelToken,
+    _listener: crate::Task<()>,
+}
+
+impl OsSignal {
+    /// Spawns `wait` on `spawner`; the signal is raised when it completes.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{OsSignal, Runtime, Signal, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let at_once = OsSignal::listen(&rt, async {});
+    /// rt.block_on(at_once.raised());
+    /// # }
+    /// ```
+    pub fn listen<S, F>(spawner: &S, wait: F) -> OsSignal
+    where
+        S: crate::Spawner,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let raised = crate::CancelToken::new();
+        let listener = spawner.spawn({
+            let raised = raised.clone();
+            async move {
+                wait.await;
+                raised.cancel_with(crate::CancelKind::External, SignalReceived);
+            }
+        });
+        OsSignal {
+            raised,
+            _listener: listener,
+        }
+    }
+
+    /// The token this signal raises (cancelled with kind
+    /// [`CancelKind::External`](crate::CancelKind::External)), for code that
+    /// wants a [`CancelToken`](crate::CancelToken) rather than a signal.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{OsSignal, Runtime, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let signal = OsSignal::listen(&rt, async {});
+    /// let child = signal.token().child();
+    /// rt.block_on(child.cancelled());
+    /// # }
+    /// ```
+    pub fn token(&self) -> &crate::CancelToken {
+        &self.raised
+    }
+}
+
+#[derive(Debug)]
+struct SignalReceived;
+
+impl std::fmt::Display for SignalReceived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("signal received")
+    }
+}
+
+impl std::error::Error for SignalReceived {}
+
+impl Signal for OsSignal {
+    type Raised<'a> = crate::WhenCancelled<'a>;
+
+    fn is_raised(&self) -> bool {
+        self.raised.is_cancelled()
+    }
+
+    fn raised(&self) -> crate::WhenCancelled<'_> {
+        self.raised.cancelled()
+    }
+}
