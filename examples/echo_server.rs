@@ -1,0 +1,248 @@
+//! A line-echo TCP server that shuts down gracefully on SIGINT or SIGTERM,
+//! on any runtime:
+//!
+//! ```text
+//! cargo run --example echo_server --all-features -- --runtime smol --addr 127.0.0.1:7000 --grace 2s
+//! ```
+//!
+//! One task per connection in a [`TaskGroup`]. On the signal it stops
+//! accepting (new connections are refused), closes idle connections, lets
+//! requests already in flight finish within the grace period, drops the
+//! rest, prints the shutdown report, and exits 0.
+//!
+//! Protocol, one request per line: any line is echoed back; `sleep <ms> ...`
+//! is echoed after `ms` milliseconds (a slow request); `stats` answers
+//! `active=<open connections> busy=<requests in flight>`.
+//!
+//! The same server code runs on every runtime: sockets are
+//! `async_io::Async<TcpStream>`, which works inside any executor.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_io::Async;
+use cancelkit::{CancelToken, Runtime, Signal, SignalExt, TaskGroup, Timer};
+use futures_lite::future::or;
+use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+struct Config {
+    runtime: String,
+    addr: SocketAddr,
+    grace: Duration,
+}
+
+/// Open connections and requests in flight, for the `stats` command.
+#[derive(Default)]
+struct Stats {
+    active: AtomicUsize,
+    busy: AtomicUsize,
+}
+
+/// Counts one unit in a counter for as long as it lives — including when
+/// the connection's future is dropped by a forced shutdown.
+struct Count<'a>(&'a AtomicUsize);
+
+impl<'a> Count<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Count(counter)
+    }
+}
+
+impl Drop for Count<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn connection<R: Timer>(
+    stream: Async<TcpStream>,
+    stop: CancelToken,
+    rt: R,
+    stats: Arc<Stats>,
+) -> io::Result<()> {
+    let _open = Count::new(&stats.active);
+    let mut reader = BufReader::new(&stream);
+    let mut writer = &stream;
+    loop {
+        if stop.is_cancelled() {
+            return Ok(()); // between requests at shutdown: close cleanly
+        }
+        // Idle: wait for the first byte of a request, or the shutdown.
+        let first = or(
+            async { Some(reader.fill_buf().await.map(|b| b.is_empty())) },
+            async {
+                stop.cancelled().await;
+                None
+            },
+        )
+        .await;
+        match first {
+            None => return Ok(()),           // idle at shutdown
+            Some(Ok(true)) => return Ok(()), // the client closed
+            Some(Ok(false)) => {}
+            Some(Err(e)) => return Err(e),
+        }
+        // A request is in flight: it is not cancelled by the shutdown, only
+        // forced (dropped) if the grace period runs out.
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut words = line.split_whitespace();
+        let reply = match words.next() {
+            Some("stats") => format!(
+                "active={} busy={}\n",
+                stats.active.load(Ordering::SeqCst),
+                stats.busy.load(Ordering::SeqCst)
+            ),
+            Some("sleep") => {
+                let _busy = Count::new(&stats.busy);
+                let ms = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+                rt.sleep(Duration::from_millis(ms)).await;
+                line.clone()
+            }
+            _ => line.clone(),
+        };
+        writer.write_all(reply.as_bytes()).await?;
+    }
+}
+
+async fn serve<R, S>(rt: R, config: &Config, stop: S) -> io::Result<()>
+where
+    R: Runtime + Clone + Send + Sync + 'static,
+    S: Signal,
+{
+    let listener = Async::<TcpListener>::bind(config.addr)?;
+    println!("listening on {}", listener.get_ref().local_addr()?);
+    let group = TaskGroup::new(&rt);
+    let stats = Arc::new(Stats::default());
+    let mut accepted = 0_u64;
+    loop {
+        let next = or(async { Some(listener.accept().await) }, async {
+            stop.raised().await;
+            None
+        })
+        .await;
+        match next {
+            None => break,
+            Some(Ok((stream, peer))) => {
+                accepted += 1;
+                let (rt, stats) = (rt.clone(), stats.clone());
+                group
+                    .spawn_named(format!("conn {accepted} from {peer}"), move |token| {
+                        connection(stream, token, rt, stats)
+                    })
+                    .await
+                    .detach();
+            }
+            Some(Err(e)) => eprintln!("accept failed: {e}"),
+        }
+    }
+    drop(listener); // stop accepting: from now on connections are refused
+    println!(
+        "signal received: stopped accepting after {accepted} connections; grace {:?}",
+        config.grace
+    );
+    let report = group.shutdown(config.grace).await;
+    println!("{report}");
+    Ok(())
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    if let Some(ms) = s.strip_suffix("ms") {
+        ms.parse().ok().map(Duration::from_millis)
+    } else if let Some(secs) = s.strip_suffix('s') {
+        secs.parse().ok().map(Duration::from_secs_f64)
+    } else {
+        s.parse().ok().map(Duration::from_millis)
+    }
+}
+
+fn parse_args() -> Result<Config, String> {
+    let mut config = Config {
+        runtime: String::new(),
+        addr: "127.0.0.1:7000".parse().expect("valid default"),
+        grace: Duration::from_secs(2),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runtime" => config.runtime = value()?,
+            "--addr" => config.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
+            "--grace" => {
+                let v = value()?;
+                config.grace = parse_duration(&v).ok_or(format!("--grace: bad duration {v:?}"))?;
+            }
+            "-h" | "--help" => {
+                return Err(
+                    "usage: echo_server [--runtime tokio|tokio-current-thread|smol|async-std] \
+                            [--addr 127.0.0.1:7000] [--grace 2s]"
+                        .into(),
+                );
+            }
+            other => return Err(format!("unexpected argument {other:?}; try --help")),
+        }
+    }
+    Ok(config)
+}
+
+/// Runs the server on the runtime named in `config`, stopping on SIGINT or
+/// SIGTERM (SIGTERM only where it exists).
+// With no runtime feature, only the error arm remains.
+#[allow(unused_variables, unreachable_code)]
+fn run(config: &Config) -> io::Result<()> {
+    macro_rules! on {
+        ($rt:expr) => {{
+            let rt = $rt;
+            let stop = rt.ctrl_c()?;
+            #[cfg(unix)]
+            let stop = stop.or(rt.terminate()?);
+            let server = rt.clone();
+            rt.block_on(serve(server, config, stop))
+        }};
+    }
+    let default = if cfg!(feature = "tokio") {
+        "tokio"
+    } else if cfg!(feature = "smol") {
+        "smol"
+    } else {
+        "async-std"
+    };
+    let name = if config.runtime.is_empty() {
+        default
+    } else {
+        config.runtime.as_str()
+    };
+    match name {
+        #[cfg(feature = "tokio")]
+        "tokio" => on!(cancelkit::rt::Tokio::multi_thread()?),
+        #[cfg(feature = "tokio")]
+        "tokio-current-thread" => on!(cancelkit::rt::Tokio::current_thread()?),
+        #[cfg(feature = "smol")]
+        "smol" => on!(cancelkit::rt::Smol::new()?),
+        #[cfg(feature = "async-std")]
+        "async-std" => on!(cancelkit::rt::AsyncStd::scoped()),
+        other => Err(io::Error::other(format!(
+            "unknown or disabled runtime {other:?} (build with --all-features)"
+        ))),
+    }
+}
+
+fn main() {
+    let config = match parse_args() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&config) {
+        eprintln!("echo_server: {e}");
+        std::process::exit(1);
+    }
+}

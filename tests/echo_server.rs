@@ -1,0 +1,243 @@
+//! End to end: the `echo_server` example, as a child process on a free
+//! loopback port, on every runtime. Many clients, some with requests in
+//! flight, then SIGTERM; every accepted request gets its full reply or a
+//! clean close, new connections are refused, slow requests are forced after
+//! the grace period and named in the report, and the process exits 0.
+//!
+//! Ordered by signals, not sleeps: the test waits for the server's own
+//! `stats` to show every request in flight before it sends SIGTERM. Bounded:
+//! 200 connections, a 1.5 s grace, 20 s of patience at most per wait.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NORMAL: usize = 170;
+const IN_FLIGHT: usize = 20;
+const SLOW: usize = 5;
+const GRACE: &str = "1500ms";
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// `target/<profile>/examples/echo_server`, built by `cargo test` along with
+/// the test binaries.
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("examples").join("echo_server");
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo test --all-features` builds it",
+        bin.display()
+    );
+    bin
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(runtime: &str) -> Server {
+    let mut child = Command::new(server_binary())
+        .args([
+            "--runtime",
+            runtime,
+            "--addr",
+            "127.0.0.1:0",
+            "--grace",
+            GRACE,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the echo server");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .parse()
+        .unwrap();
+    Server {
+        child,
+        addr,
+        stdout,
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s
+}
+
+fn read_line(s: &TcpStream) -> std::io::Result<String> {
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    Ok(line)
+}
+
+/// Waits (bounded) until the server reports `busy` requests in flight.
+fn until_busy(addr: SocketAddr, busy: usize) {
+    let stats = connect(addr);
+    let start = Instant::now();
+    loop {
+        (&stats).write_all(b"stats\n").unwrap();
+        let line = read_line(&stats).unwrap();
+        if line.trim_end().ends_with(&format!("busy={busy}")) {
+            return;
+        }
+        assert!(start.elapsed() < PATIENCE, "server never got busy: {line}");
+        std::thread::yield_now();
+    }
+}
+
+/// Everything left on a connection until the server closes it.
+fn rest(mut s: &TcpStream) -> String {
+    let mut out = String::new();
+    match s.read_to_string(&mut out) {
+        Ok(_) => out,
+        // A reset after a forced close is still a close with no data.
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => out,
+        Err(e) => panic!("reading until close: {e}"),
+    }
+}
+
+fn graceful_shutdown_on(runtime: &str) {
+    let mut server = start(runtime);
+    let addr = server.addr;
+
+    // Normal requests: answered, then the connections stay open, idle.
+    let idle: Vec<TcpStream> = (0..NORMAL)
+        .map(|i| {
+            let s = connect(addr);
+            (&s).write_all(format!("hello {i}\n").as_bytes()).unwrap();
+            assert_eq!(read_line(&s).unwrap(), format!("hello {i}\n"));
+            s
+        })
+        .collect();
+    // Requests in flight at the signal: short ones finish within the grace,
+    // slow ones will be forced.
+    let in_flight: Vec<TcpStream> = (0..IN_FLIGHT)
+        .map(|i| {
+            let s = connect(addr);
+            (&s).write_all(format!("sleep 300 in-flight {i}\n").as_bytes())
+                .unwrap();
+            s
+        })
+        .collect();
+    let slow: Vec<TcpStream> = (0..SLOW)
+        .map(|i| {
+            let s = connect(addr);
+            (&s).write_all(format!("sleep 60000 slow {i}\n").as_bytes())
+                .unwrap();
+            s
+        })
+        .collect();
+    until_busy(addr, IN_FLIGHT + SLOW);
+
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+
+    // New connections are refused once the server has seen the signal.
+    let refused_by = Instant::now() + PATIENCE;
+    loop {
+        match TcpStream::connect(addr) {
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => break,
+            Err(e) => panic!("unexpected connect error {e}"),
+            Ok(_) => {
+                assert!(Instant::now() < refused_by, "still accepting after SIGTERM");
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    for (i, s) in in_flight.iter().enumerate() {
+        assert_eq!(
+            read_line(s).unwrap(),
+            format!("sleep 300 in-flight {i}\n"),
+            "an in-flight request lost its reply"
+        );
+        assert_eq!(rest(s), "", "more than one reply");
+    }
+    for s in &idle {
+        assert_eq!(rest(s), "", "an idle connection got data at shutdown");
+    }
+    for s in &slow {
+        assert_eq!(rest(s), "", "a forced request was half-answered");
+    }
+
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < PATIENCE,
+            "the server did not exit within grace + {PATIENCE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "exit status {status}");
+
+    let mut output = String::new();
+    server.stdout.read_to_string(&mut output).unwrap();
+    let report = output
+        .lines()
+        .find(|l| l.starts_with("shutdown: "))
+        .unwrap_or_else(|| panic!("no report in {output:?}"));
+    assert!(
+        report.contains(&format!(", {SLOW} forced, 0 failed")),
+        "report: {report}"
+    );
+    let forced: Vec<&str> = output
+        .lines()
+        .filter(|l| l.trim_start().starts_with("forced: conn "))
+        .collect();
+    assert_eq!(forced.len(), SLOW, "{output}");
+    assert!(
+        forced
+            .iter()
+            .all(|l| l.contains("spawned at examples/echo_server.rs:")),
+        "{output}"
+    );
+}
+
+#[test]
+fn tokio_multi_thread_shuts_down_gracefully() {
+    graceful_shutdown_on("tokio");
+}
+
+#[test]
+fn tokio_current_thread_shuts_down_gracefully() {
+    graceful_shutdown_on("tokio-current-thread");
+}
+
+#[test]
+fn smol_shuts_down_gracefully() {
+    graceful_shutdown_on("smol");
+}
+
+#[test]
+fn async_std_shuts_down_gracefully() {
+    graceful_shutdown_on("async-std");
+}
