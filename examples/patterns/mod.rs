@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cancelkit::{CancelToken, FutureExt, Runtime, timeout};
+use cancelkit::{CancelToken, FutureExt, Runtime, TaskGroup, timeout};
 
 /// Where a pattern writes its lines: printed as they come, and kept.
 #[derive(Clone, Default)]
@@ -157,7 +157,8 @@ impl Pattern for Timeout {
     }
 }
 
-/// Broadcast a shutdown: one signal, every worker stops.
+/// Broadcast a shutdown: one signal, every worker stops — a [`TaskGroup`]
+/// with a grace period.
 pub(crate) struct ShutdownBroadcast;
 
 impl Pattern for ShutdownBroadcast {
@@ -165,35 +166,44 @@ impl Pattern for ShutdownBroadcast {
 
     fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
         const WORKERS: usize = 3;
-        let shutdown = CancelToken::new();
-        let workers: Vec<_> = (1..=WORKERS)
-            .map(|i| {
+        let group = TaskGroup::new(rt);
+        let signal = CancelToken::new(); // stands for ctrl_c() here
+        let reports: Vec<Arc<Mutex<Option<String>>>> =
+            (0..WORKERS).map(|_| Arc::default()).collect();
+        let report = rt.block_on(async {
+            for (i, report) in (1..=WORKERS).zip(&reports) {
                 let ready = CancelToken::new();
-                let task = rt.spawn({
-                    let (shutdown, ready) = (shutdown.clone(), ready.clone());
-                    async move {
-                        ready.cancel();
-                        shutdown.cancelled().await;
-                        format!("Worker {i} received the shutdown signal.")
-                    }
-                });
-                (i, ready, task)
-            })
-            .collect();
-        rt.block_on(async {
-            for (i, ready, _) in &workers {
+                group
+                    .spawn_named(format!("worker {i}"), {
+                        let (ready, report) = (ready.clone(), report.clone());
+                        move |stop| async move {
+                            ready.cancel();
+                            stop.cancelled().await;
+                            let why = stop.reason().map(|r| r.kind());
+                            *report.lock().unwrap() = Some(format!(
+                                "Worker {i} received the shutdown signal ({why:?})."
+                            ));
+                        }
+                    })
+                    .await
+                    .detach();
                 ready.cancelled().await;
                 out.line(format!("Worker {i} is waiting."));
             }
             out.line("Broadcasting shutdown.");
-            shutdown.cancel();
-            // Each worker reports in its own words; main prints the reports
-            // in worker order, so the output does not depend on scheduling.
-            for (_, _, task) in workers {
-                out.line(task.await.expect("workers do not fail"));
-            }
-            out.line("All workers stopped.");
+            signal.cancel();
+            group.shutdown_on(signal, Duration::from_secs(5)).await
         });
+        // Each worker reports in its own words; print them in worker order,
+        // so the output does not depend on scheduling.
+        for report in &reports {
+            out.line(report.lock().unwrap().take().unwrap_or_default());
+        }
+        out.line(format!(
+            "All workers stopped: {} finished, {} forced.",
+            report.finished,
+            report.forced.len()
+        ));
     }
 }
 
