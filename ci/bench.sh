@@ -10,6 +10,7 @@ echo "machine: ${cpu}, $(nproc) cores, $(rustc --version)" >&2
 
 cargo bench --all-features --bench runtime >&2
 cargo bench --features tokio --bench token >&2
+cargo bench --features tokio --bench group >&2
 heap=$(cargo bench --bench token_heap 2>/dev/null | grep '^heap/')
 echo "$heap" >&2
 

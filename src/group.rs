@@ -196,7 +196,7 @@ struct Inner {
     fail_fast: bool,
     slots: Option<Arc<Semaphore>>,
     state: Mutex<State>,
-    /// Notified whenever a task leaves `live`.
+    /// Notified whenever `live` becomes empty.
     changed: Event,
     next_id: AtomicU64,
 }
@@ -934,6 +934,7 @@ struct Done {
 impl Drop for Done {
     fn drop(&mut self) {
         let mut cancel_siblings = None;
+        let now_empty;
         {
             let mut state = self.inner.lock();
             let Some(live) = state.live.try_remove(self.key) else {
@@ -963,6 +964,7 @@ impl Drop for Done {
                 }
                 Outcome::Dropped => {}
             }
+            now_empty = state.live.is_empty();
         }
         if let Some(failure) = cancel_siblings {
             // Outside the lock: cancelling runs callbacks and wakes tasks.
@@ -970,7 +972,10 @@ impl Drop for Done {
                 .token
                 .cancel_with(CancelKind::TaskFailed, failure);
         }
-        self.inner.changed.notify(usize::MAX);
+        // Only the waiters for "no task left" listen; wake them only then.
+        if now_empty {
+            self.inner.changed.notify(usize::MAX);
+        }
     }
 }
 
