@@ -49,6 +49,23 @@ use crate::{CancelKind, CancelToken, timeout};
 // ===== report types =====
 
 /// Who a task is: its name and where it was spawned.
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::time::Duration;
+/// use cancelkit::{FailureKind, Runtime, TaskGroup, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let group = TaskGroup::new(&rt);
+/// let report = rt.block_on(async {
+///     let _ = group.spawn_try("job", |_| async { Err::<(), _>("disk full") }).await.await;
+///     group.shutdown(Duration::ZERO).await
+/// });
+/// let failure = &report.failures[0];
+/// assert_eq!((failure.task.name.as_ref(), failure.kind), ("job", FailureKind::Error));
+/// assert_eq!(failure.message, "disk full");
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TaskInfo {
@@ -66,6 +83,23 @@ impl fmt::Display for TaskInfo {
 }
 
 /// How a task failed.
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::time::Duration;
+/// use cancelkit::{FailureKind, Runtime, TaskGroup, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let group = TaskGroup::new(&rt);
+/// let report = rt.block_on(async {
+///     let _ = group.spawn_try("job", |_| async { Err::<(), _>("disk full") }).await.await;
+///     group.shutdown(Duration::ZERO).await
+/// });
+/// let failure = &report.failures[0];
+/// assert_eq!((failure.task.name.as_ref(), failure.kind), ("job", FailureKind::Error));
+/// assert_eq!(failure.message, "disk full");
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FailureKind {
@@ -78,6 +112,23 @@ pub enum FailureKind {
 
 /// A task that failed: who, how, and the message (the panic's, or the
 /// error's `Display`).
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::time::Duration;
+/// use cancelkit::{FailureKind, Runtime, TaskGroup, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let group = TaskGroup::new(&rt);
+/// let report = rt.block_on(async {
+///     let _ = group.spawn_try("job", |_| async { Err::<(), _>("disk full") }).await.await;
+///     group.shutdown(Duration::ZERO).await
+/// });
+/// let failure = &report.failures[0];
+/// assert_eq!((failure.task.name.as_ref(), failure.kind), ("job", FailureKind::Error));
+/// assert_eq!(failure.message, "disk full");
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TaskFailure {
@@ -433,6 +484,20 @@ impl<R: Spawner + Timer + Clone> TaskGroupBuilder<R> {
 }
 
 /// [`TaskGroup::try_spawn`] found no free slot; the closure is given back.
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{Full, TaskGroup, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let group = TaskGroup::builder(&rt).limit(1).build();
+/// let _busy = group.try_spawn("a", |stop| stop.cancelled_owned()).unwrap();
+/// let Err(Full(make)) = group.try_spawn("b", |stop| stop.cancelled_owned()) else {
+///     panic!("the group has one slot");
+/// };
+/// drop(make); // the closure came back unrun
+/// # }
+/// ```
 pub struct Full<F>(pub F);
 
 impl<F> fmt::Debug for Full<F> {
