@@ -495,7 +495,7 @@ impl<R: Spawner + Timer + Clone> TaskGroupBuilder<R> {
 /// let Err(Full(make)) = group.try_spawn("b", |stop| stop.cancelled_owned()) else {
 ///     panic!("the group has one slot");
 /// };
-/// drop(make); // the closure came back unrun
+/// let _unrun = make; // the closure came back, not run
 /// # }
 /// ```
 pub struct Full<F>(pub F);
