@@ -35,7 +35,7 @@ bash ci/features.sh
 
 step "tests: no features (the runtime-free core)"
 cargo test
-for feature in tokio smol async-std; do
+for feature in tokio smol async-std sim; do
     step "tests: --features $feature"
     cargo test --features "$feature"
 done

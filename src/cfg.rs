@@ -26,3 +26,7 @@ macro_rules! cfg_async_std {
 macro_rules! cfg_tokio_util {
     ($($item:item)*) => { cfg_feature!("tokio-util"; $($item)*); };
 }
+
+macro_rules! cfg_sim {
+    ($($item:item)*) => { cfg_feature!("sim"; $($item)*); };
+}

@@ -112,6 +112,8 @@
 //! - `tokio-util` — [`CancelToken::to_tokio_util`] and
 //!   [`CancelToken::follow_tokio_util`]: interop with
 //!   `tokio_util::sync::CancellationToken`, both ways.
+//! - `sim` — [`sim`]: a deterministic single-threaded runtime with a
+//!   virtual clock, a seed explorer, and a cancel-safety checker.
 //! - `conformance` — [`conformance`]: the behaviour-contract suite, generic
 //!   over any [`Runtime`], and the [`conformance_tests!`] macro.
 //!
@@ -147,6 +149,10 @@ mod token;
 
 cfg_tokio_util! {
     mod interop;
+}
+
+cfg_sim! {
+    pub mod sim;
 }
 
 pub use group::{

@@ -4,7 +4,12 @@
 //! `cargo test --all-features --test conformance tokio_multi_thread::` runs
 //! one runtime; `cargo test --all-features d1_` runs one contract line on all.
 
-#![cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+#![cfg(any(
+    feature = "tokio",
+    feature = "smol",
+    feature = "async-std",
+    feature = "sim"
+))]
 
 use std::collections::BTreeMap;
 
@@ -22,6 +27,8 @@ conformance_tests!(tokio_multi_thread, || cancelkit::rt::Tokio::multi_thread()
 conformance_tests!(smol, || cancelkit::rt::Smol::new().unwrap());
 #[cfg(feature = "async-std")]
 conformance_tests!(async_std, cancelkit::rt::AsyncStd::scoped);
+#[cfg(feature = "sim")]
+conformance_tests!(sim, cancelkit::sim::Sim::new);
 
 /// Every case's trace on one runtime, by case name.
 fn traces<R>(new_runtime: &dyn Fn() -> R) -> BTreeMap<&'static str, Vec<String>>
@@ -56,6 +63,8 @@ fn traces_are_identical_on_every_runtime() {
     runs.push(("smol", traces(&|| cancelkit::rt::Smol::new().unwrap())));
     #[cfg(feature = "async-std")]
     runs.push(("async_std", traces(&cancelkit::rt::AsyncStd::scoped)));
+    #[cfg(feature = "sim")]
+    runs.push(("sim", traces(&cancelkit::sim::Sim::new)));
 
     let Some(((first_name, first), rest)) = runs.split_first() else {
         return;

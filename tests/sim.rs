@@ -1,0 +1,256 @@
+//! The simulation runtime and the checkers built on it, demonstrated on the
+//! bugs they exist to catch.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cancelkit::sim::{Sim, check_cancel_safety, check_seeds, mark};
+use cancelkit::{CancelToken, Runtime, Spawner, Timer, timeout};
+use futures_lite::future::yield_now;
+
+// ===== a reader that is not cancel safe, and its fix =====
+
+/// A byte channel fed by a producer task that pauses between bytes, and
+/// what the reader under test delivered.
+struct Link {
+    rx: async_channel::Receiver<u8>,
+    /// Bytes the producer has sent so far.
+    sent: Arc<AtomicUsize>,
+    frames: Vec<[u8; 2]>,
+    /// Where the cancel-safe reader keeps a half-read frame.
+    partial: Option<u8>,
+}
+
+fn link(sim: &Sim) -> Link {
+    let (tx, rx) = async_channel::unbounded();
+    let pause = Duration::from_millis(5);
+    let sent = Arc::new(AtomicUsize::new(0));
+    sim.spawn({
+        let (sim, sent) = (sim.clone(), sent.clone());
+        async move {
+            for b in 0..4u8 {
+                tx.send(b).await.unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+                sim.sleep(pause).await;
+            }
+        }
+    })
+    .detach();
+    Link {
+        rx,
+        sent,
+        frames: Vec::new(),
+        partial: None,
+    }
+}
+
+/// Every byte sent is still in the channel, half-read, or delivered.
+fn nothing_lost(_: &Sim, link: &mut Link) -> Result<(), String> {
+    let left = std::iter::from_fn(|| link.rx.try_recv().ok()).count();
+    let accounted = left + usize::from(link.partial.is_some()) + 2 * link.frames.len();
+    let sent = link.sent.load(Ordering::SeqCst);
+    if accounted == sent {
+        Ok(())
+    } else {
+        Err(format!("{} byte(s) lost", sent - accounted))
+    }
+}
+
+const SECOND_READ_LINE: u32 = line!() + 7;
+
+/// Reads two frames of two bytes. Not cancel safe: the first byte of a
+/// frame lives in a local across the second read.
+async fn read_frames_buggy(link: &mut Link) {
+    for _ in 0..2 {
+        let a = mark(link.rx.recv()).await.unwrap();
+        let b = mark(link.rx.recv()).await.unwrap(); // SECOND_READ_LINE
+        link.frames.push([a, b]);
+    }
+}
+
+/// The same, keeping the half-read frame in state that outlives the future.
+async fn read_frames_safe(link: &mut Link) {
+    while link.frames.len() < 2 {
+        let a = match link.partial {
+            Some(a) => a,
+            None => *link.partial.insert(mark(link.rx.recv()).await.unwrap()),
+        };
+        let b = mark(link.rx.recv()).await.unwrap();
+        link.partial = None;
+        link.frames.push([a, b]);
+    }
+}
+
+#[test]
+fn the_checker_catches_a_reader_that_loses_data_at_the_right_await() {
+    let violation = check_cancel_safety(
+        link,
+        async |_, l: &mut Link| read_frames_buggy(l).await,
+        nothing_lost,
+    )
+    .unwrap_err();
+    assert_eq!(violation.message, "1 byte(s) lost");
+    let location = violation.location.expect("the await was marked");
+    assert_eq!(location.file(), file!());
+    assert_eq!(location.line(), SECOND_READ_LINE, "{violation}");
+    assert!(violation.at >= 1 && violation.at <= violation.of);
+}
+
+#[test]
+fn its_cancel_safe_rewrite_passes_at_every_point() {
+    let checked = check_cancel_safety(
+        link,
+        async |_, l: &mut Link| read_frames_safe(l).await,
+        nothing_lost,
+    )
+    .unwrap();
+    assert!(checked.points >= 4, "every byte waited for: {checked:?}");
+}
+
+#[test]
+fn cancelkits_timeout_around_the_safe_reader_passes_too() {
+    check_cancel_safety(
+        link,
+        async |sim: &Sim, l: &mut Link| {
+            let _ = timeout(sim, Duration::from_secs(1), read_frames_safe(l)).await;
+        },
+        nothing_lost,
+    )
+    .unwrap();
+}
+
+#[test]
+fn cancel_token_cancelled_is_cancel_safe() {
+    // Invariant: after a waiter gives up at any point, the token still
+    // works — a new waiter is woken by the cancel, no wake-up was lost.
+    let checked = check_cancel_safety(
+        |sim: &Sim| {
+            let token = CancelToken::new();
+            sim.spawn({
+                let (sim, token) = (sim.clone(), token.clone());
+                async move {
+                    sim.sleep(Duration::from_millis(10)).await;
+                    token.cancel();
+                }
+            })
+            .detach();
+            token
+        },
+        async |_, token: &mut CancelToken| mark(token.cancelled()).await,
+        |sim: &Sim, token: &mut CancelToken| {
+            sim.try_block_on(token.cancelled())
+                .map_err(|deadlock| format!("a later waiter was never woken: {deadlock}"))
+        },
+    )
+    .unwrap();
+    assert_eq!(checked.points, 1);
+}
+
+// ===== seeds =====
+
+/// Two tasks increment a counter with a suspension between read and write.
+fn racy_increments(sim: &Sim) -> u32 {
+    let counter = Arc::new(Mutex::new(0u32));
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let counter = counter.clone();
+            sim.spawn(async move {
+                let seen = *counter.lock().unwrap();
+                yield_now().await;
+                *counter.lock().unwrap() = seen + 1;
+            })
+        })
+        .collect();
+    sim.block_on(async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    *counter.lock().unwrap()
+}
+
+#[test]
+fn a_failing_seed_is_reported_and_replays_the_same_failure() {
+    let body = |sim: &Sim| assert_eq!(racy_increments(sim), 2, "lost update");
+    let failure = check_seeds(0..256, body).unwrap_err();
+    assert!(failure.message.contains("lost update"), "{failure}");
+    for _ in 0..3 {
+        assert_eq!(racy_increments(&Sim::with_seed(failure.seed)), 1, "replays");
+    }
+    // Some seed gets lucky: the schedules really differ.
+    assert!((0..256).any(|seed| racy_increments(&Sim::with_seed(seed)) == 2));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_schedule() {
+    fn schedule(seed: u64) -> Vec<usize> {
+        let sim = Sim::with_seed(seed);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let order = order.clone();
+                sim.spawn(async move {
+                    for _ in 0..3 {
+                        order.lock().unwrap().push(i);
+                        yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        sim.block_on(async {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        Arc::try_unwrap(order)
+            .expect("the finished tasks dropped their clones")
+            .into_inner()
+            .unwrap()
+    }
+    assert_eq!(schedule(42), schedule(42));
+    assert!((0..16).any(|seed| schedule(seed) != schedule(42)));
+}
+
+// ===== time and deadlocks =====
+
+#[test]
+fn virtual_time_jumps_to_the_next_timer_and_is_exact() {
+    let sim = Sim::new();
+    let start = sim.now();
+    let woke = Arc::new(Mutex::new(Vec::new()));
+    for ms in [300u64, 100, 200] {
+        let (sim2, woke) = (sim.clone(), woke.clone());
+        sim.spawn(async move {
+            sim2.sleep(Duration::from_millis(ms)).await;
+            woke.lock().unwrap().push(sim2.now() - start);
+        })
+        .detach();
+    }
+    sim.block_on(sim.sleep(Duration::from_secs(3600)));
+    let woke = woke.lock().unwrap().clone();
+    assert_eq!(
+        woke,
+        [100, 200, 300].map(Duration::from_millis),
+        "woken in deadline order, exactly on time"
+    );
+    assert_eq!(sim.elapsed(), Duration::from_secs(3600));
+}
+
+#[test]
+fn a_deadlock_is_an_error_naming_the_stuck_tasks() {
+    let sim = Sim::new();
+    let never = CancelToken::new();
+    for _ in 0..2 {
+        let never = never.clone();
+        sim.spawn(async move { never.cancelled().await }).detach();
+    }
+    let deadlock = sim.try_block_on(never.cancelled()).unwrap_err();
+    assert_eq!(deadlock.stuck(), ["task #0", "task #1"]);
+    let panicked = std::panic::catch_unwind(|| sim.block_on(never.cancelled()));
+    let message = *panicked.unwrap_err().downcast::<String>().unwrap();
+    assert!(
+        message.contains("stuck tasks: task #0, task #1"),
+        "{message}"
+    );
+}
