@@ -136,7 +136,7 @@ mod cfg;
 mod loom;
 
 /// The README's examples, compiled and run as doctests so it cannot lie.
-#[cfg(all(doctest, feature = "tokio"))]
+#[cfg(all(doctest, feature = "tokio", feature = "sim"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
