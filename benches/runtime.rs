@@ -37,286 +37,225 @@ async fn pending_once() -> u32 {
     1
 }
 
-fn spawn_join(c: &mut Criterion) {
-    let mut g = c.benchmark_group("spawn_join/tokio-current-thread");
-    let rt = Tokio::current_thread().unwrap();
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(rt.spawn(async { 1 }).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(tokio::spawn(async { 1 }).await.unwrap());
-            })
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("spawn_join/tokio-multi-thread");
-    let rt = Tokio::multi_thread().unwrap();
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(rt.spawn(async { 1 }).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(tokio::spawn(async { 1 }).await.unwrap());
-            })
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("spawn_join/smol");
-    let rt = Smol::with_threads(1).unwrap();
-    let ex = rt.executor().clone();
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(rt.spawn(async { 1 }).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(ex.spawn(async { 1 }).await);
-            })
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("spawn_join/async-std");
-    let rt = AsyncStd::new();
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(rt.spawn(async { 1 }).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(async_std::task::spawn(async { 1 }).await);
-            })
-        })
-    });
+/// One benchmark group: cancelkit's operation against the native one, each
+/// timed as `iters` runs inside one `block_on` of `rt`.
+fn pair<R, O, N, FO, FN>(c: &mut Criterion, group: &str, rt: &R, ours: O, native: N)
+where
+    R: Runtime,
+    O: Fn() -> FO,
+    N: Fn() -> FN,
+    FO: Future<Output = ()>,
+    FN: Future<Output = ()>,
+{
+    let mut g = c.benchmark_group(group);
+    g.bench_function("cancelkit", |b| b.iter_custom(|n| timed(rt, n, &ours)));
+    g.bench_function("native", |b| b.iter_custom(|n| timed(rt, n, &native)));
     g.finish();
 }
 
-fn cancel_pending(c: &mut Criterion) {
-    let mut g = c.benchmark_group("cancel_pending/tokio-multi-thread");
-    let rt = Tokio::multi_thread().unwrap();
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(rt.spawn(pending::<()>()).cancel().await);
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                let h = tokio::spawn(pending::<()>());
-                h.abort();
-                black_box(h.await.is_err());
-            })
-        })
-    });
-    g.finish();
+fn spawn_join(c: &mut Criterion) {
+    for (name, rt) in [
+        (
+            "spawn_join/tokio-current-thread",
+            Tokio::current_thread().unwrap(),
+        ),
+        (
+            "spawn_join/tokio-multi-thread",
+            Tokio::multi_thread().unwrap(),
+        ),
+    ] {
+        pair(
+            c,
+            name,
+            &rt,
+            || async {
+                black_box(rt.spawn(async { 1 }).await.unwrap());
+            },
+            || async {
+                black_box(tokio::spawn(async { 1 }).await.unwrap());
+            },
+        );
+    }
 
-    let mut g = c.benchmark_group("cancel_pending/smol");
     let rt = Smol::with_threads(1).unwrap();
     let ex = rt.executor().clone();
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(rt.spawn(pending::<()>()).cancel().await);
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(ex.spawn(pending::<()>()).cancel().await);
-            })
-        })
-    });
-    g.finish();
+    pair(
+        c,
+        "spawn_join/smol",
+        &rt,
+        || async {
+            black_box(rt.spawn(async { 1 }).await.unwrap());
+        },
+        || async {
+            black_box(ex.spawn(async { 1 }).await);
+        },
+    );
+
+    let rt = AsyncStd::new();
+    pair(
+        c,
+        "spawn_join/async-std",
+        &rt,
+        || async {
+            black_box(rt.spawn(async { 1 }).await.unwrap());
+        },
+        || async {
+            black_box(async_std::task::spawn(async { 1 }).await);
+        },
+    );
+}
+
+fn cancel_pending(c: &mut Criterion) {
+    let rt = Tokio::multi_thread().unwrap();
+    pair(
+        c,
+        "cancel_pending/tokio-multi-thread",
+        &rt,
+        || async {
+            black_box(rt.spawn(pending::<()>()).cancel().await);
+        },
+        || async {
+            let h = tokio::spawn(pending::<()>());
+            h.abort();
+            black_box(h.await.is_err());
+        },
+    );
+
+    let rt = Smol::with_threads(1).unwrap();
+    let ex = rt.executor().clone();
+    pair(
+        c,
+        "cancel_pending/smol",
+        &rt,
+        || async {
+            black_box(rt.spawn(pending::<()>()).cancel().await);
+        },
+        || async {
+            black_box(ex.spawn(pending::<()>()).cancel().await);
+        },
+    );
 }
 
 fn timeouts(c: &mut Criterion) {
     let long = Duration::from_secs(60);
 
     let rt = Tokio::multi_thread().unwrap();
-    let mut g = c.benchmark_group("timeout_ready/tokio");
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(timeout(&rt, long, ready(1)).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(tokio::time::timeout(long, ready(1)).await.unwrap());
-            })
-        })
-    });
-    g.finish();
-    let mut g = c.benchmark_group("timeout_pending/tokio");
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(timeout(&rt, long, pending_once()).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(tokio::time::timeout(long, pending_once()).await.unwrap());
-            })
-        })
-    });
-    g.finish();
+    pair(
+        c,
+        "timeout_ready/tokio",
+        &rt,
+        || async {
+            black_box(timeout(&rt, long, ready(1)).await.unwrap());
+        },
+        || async {
+            black_box(tokio::time::timeout(long, ready(1)).await.unwrap());
+        },
+    );
+    pair(
+        c,
+        "timeout_pending/tokio",
+        &rt,
+        || async {
+            black_box(timeout(&rt, long, pending_once()).await.unwrap());
+        },
+        || async {
+            black_box(tokio::time::timeout(long, pending_once()).await.unwrap());
+        },
+    );
 
     let rt = AsyncStd::new();
-    let mut g = c.benchmark_group("timeout_ready/async-std");
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(timeout(&rt, long, ready(1)).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(async_std::future::timeout(long, ready(1)).await.unwrap());
-            })
-        })
-    });
-    g.finish();
-    let mut g = c.benchmark_group("timeout_pending/async-std");
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(timeout(&rt, long, pending_once()).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(
-                    async_std::future::timeout(long, pending_once())
-                        .await
-                        .unwrap(),
-                );
-            })
-        })
-    });
-    g.finish();
-
-    // smol has no timeout of its own: the idiom is `or` with an async-io Timer.
-    let rt = Smol::with_threads(1).unwrap();
-    let smol_timeout = |fut| {
-        futures_lite::future::or(async move { Some(fut.await) }, async move {
-            async_io::Timer::after(long).await;
-            None
-        })
-    };
-    let mut g = c.benchmark_group("timeout_ready/smol");
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(timeout(&rt, long, ready(1)).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(smol_timeout(ready(1)).await.unwrap());
-            })
-        })
-    });
-    g.finish();
-    let mut g = c.benchmark_group("timeout_pending/smol");
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(timeout(&rt, long, pending_once()).await.unwrap());
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(
-                    futures_lite::future::or(async { Some(pending_once().await) }, async {
-                        async_io::Timer::after(long).await;
-                        None
-                    })
+    pair(
+        c,
+        "timeout_ready/async-std",
+        &rt,
+        || async {
+            black_box(timeout(&rt, long, ready(1)).await.unwrap());
+        },
+        || async {
+            black_box(async_std::future::timeout(long, ready(1)).await.unwrap());
+        },
+    );
+    pair(
+        c,
+        "timeout_pending/async-std",
+        &rt,
+        || async {
+            black_box(timeout(&rt, long, pending_once()).await.unwrap());
+        },
+        || async {
+            black_box(
+                async_std::future::timeout(long, pending_once())
                     .await
                     .unwrap(),
-                );
-            })
+            );
+        },
+    );
+
+    // smol has no timeout of its own: the idiom is `or` with an async-io Timer.
+    async fn smol_timeout<T>(fut: impl Future<Output = T>, limit: Duration) -> Option<T> {
+        futures_lite::future::or(async { Some(fut.await) }, async {
+            async_io::Timer::after(limit).await;
+            None
         })
-    });
-    g.finish();
+        .await
+    }
+    let rt = Smol::with_threads(1).unwrap();
+    pair(
+        c,
+        "timeout_ready/smol",
+        &rt,
+        || async {
+            black_box(timeout(&rt, long, ready(1)).await.unwrap());
+        },
+        || async {
+            black_box(smol_timeout(ready(1), long).await.unwrap());
+        },
+    );
+    pair(
+        c,
+        "timeout_pending/smol",
+        &rt,
+        || async {
+            black_box(timeout(&rt, long, pending_once()).await.unwrap());
+        },
+        || async {
+            black_box(smol_timeout(pending_once(), long).await.unwrap());
+        },
+    );
 }
 
 /// Sleep overhead: create a sleep, register it with the timer (one poll),
 /// drop it. A sleep that runs to completion would measure the timer's
 /// resolution (about 1 ms), not the wrapper.
 fn sleeps(c: &mut Criterion) {
+    use futures_lite::future::poll_once;
     let long = Duration::from_secs(60);
+
     let rt = Tokio::multi_thread().unwrap();
-    let mut g = c.benchmark_group("sleep_register/tokio");
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(futures_lite::future::poll_once(rt.sleep(long)).await);
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(futures_lite::future::poll_once(tokio::time::sleep(long)).await);
-            })
-        })
-    });
-    g.finish();
+    pair(
+        c,
+        "sleep_register/tokio",
+        &rt,
+        || async {
+            black_box(poll_once(rt.sleep(long)).await);
+        },
+        || async {
+            black_box(poll_once(tokio::time::sleep(long)).await);
+        },
+    );
 
     let rt = Smol::with_threads(1).unwrap();
-    let mut g = c.benchmark_group("sleep_register/smol");
-    g.bench_function("cancelkit", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(futures_lite::future::poll_once(rt.sleep(long)).await);
-            })
-        })
-    });
-    g.bench_function("native", |b| {
-        b.iter_custom(|n| {
-            timed(&rt, n, || async {
-                black_box(futures_lite::future::poll_once(async_io::Timer::after(long)).await);
-            })
-        })
-    });
-    g.finish();
+    pair(
+        c,
+        "sleep_register/smol",
+        &rt,
+        || async {
+            black_box(poll_once(rt.sleep(long)).await);
+        },
+        || async {
+            black_box(poll_once(async_io::Timer::after(long)).await);
+        },
+    );
 }
 
 criterion_group! {

@@ -4,35 +4,19 @@
 //! `cargo bench --bench token_heap`
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+#[path = "../tests/support/counting_alloc.rs"]
+mod counting_alloc;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use counting_alloc::{Counting, live};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
 fn per_child<T, P>(parent: &P, make: impl Fn(&P) -> T) -> f64 {
     const N: usize = 100_000;
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = live();
     let kids: Vec<T> = (0..N).map(|_| make(parent)).collect();
-    let after = LIVE.load(Ordering::SeqCst);
+    let after = live();
     let vec_bytes = (kids.capacity() * std::mem::size_of::<T>()) as isize;
     drop(kids);
     (after - before - vec_bytes) as f64 / N as f64

@@ -303,21 +303,22 @@ impl Drop for Handle {
     fn drop(&mut self) {
         self.inner
             .token
-            .cancel_with(CancelKind::Shutdown, GroupDropped);
+            .cancel_with(CancelKind::Shutdown, Stopping("the task group was dropped"));
         self.inner.force_all();
     }
 }
 
+/// The cause a group's token is cancelled with when the group stops.
 #[derive(Debug)]
-struct GroupDropped;
+struct Stopping(&'static str);
 
-impl fmt::Display for GroupDropped {
+impl fmt::Display for Stopping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the task group was dropped")
+        f.write_str(self.0)
     }
 }
 
-impl std::error::Error for GroupDropped {}
+impl std::error::Error for Stopping {}
 
 // ===== the group =====
 
@@ -901,7 +902,10 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
         let deadline = saturating_deadline(self.rt.now(), grace);
         inner.lock().shutting_down = true;
         inner.token.announce_deadline(deadline);
-        inner.token.cancel_with(CancelKind::Shutdown, GroupShutdown);
+        inner.token.cancel_with(
+            CancelKind::Shutdown,
+            Stopping("the task group is shutting down"),
+        );
 
         let forced = match timeout(&self.rt, grace, inner.until_empty()).await {
             Ok(()) => Vec::new(),
@@ -948,17 +952,6 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
         self.shutdown(grace).await
     }
 }
-
-#[derive(Debug)]
-struct GroupShutdown;
-
-impl fmt::Display for GroupShutdown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the task group is shutting down")
-    }
-}
-
-impl std::error::Error for GroupShutdown {}
 
 fn no_failure<T>(_: &T) -> Option<String> {
     None
