@@ -172,6 +172,71 @@ fn cancel_wide(c: &mut Criterion) {
     g.finish();
 }
 
+/// The operations the contended benchmarks need, for both token types.
+trait Token: Clone + Send + 'static {
+    fn root() -> Self;
+    fn make_child(&self) -> Self;
+    fn fire(&self);
+    fn wait(self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl Token for CancelToken {
+    fn root() -> Self {
+        CancelToken::new()
+    }
+    fn make_child(&self) -> Self {
+        self.child()
+    }
+    fn fire(&self) {
+        self.cancel();
+    }
+    fn wait(self) -> impl std::future::Future<Output = ()> + Send {
+        self.cancelled_owned()
+    }
+}
+
+impl Token for CancellationToken {
+    fn root() -> Self {
+        CancellationToken::new()
+    }
+    fn make_child(&self) -> Self {
+        self.child_token()
+    }
+    fn fire(&self) {
+        self.cancel();
+    }
+    fn wait(self) -> impl std::future::Future<Output = ()> + Send {
+        self.cancelled_owned()
+    }
+}
+
+/// Time from `cancel()` until `n` tasks parked on children have all seen it.
+fn parked<T: Token>(rt: &tokio::runtime::Runtime, n: usize, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let root = T::root();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        for _ in 0..n {
+            let (t, tx) = (root.make_child(), tx.clone());
+            rt.spawn(async move {
+                t.wait().await;
+                let _ = tx.send(());
+            });
+        }
+        rt.block_on(tokio::task::yield_now()); // let them park
+        std::thread::sleep(Duration::from_millis(5));
+        let start = Instant::now();
+        root.fire();
+        rt.block_on(async {
+            for _ in 0..n {
+                rx.recv().await.unwrap();
+            }
+        });
+        total += start.elapsed();
+    }
+    total
+}
+
 /// Cancel until 10 000 parked tasks on a multi-thread tokio runtime have
 /// all observed it.
 fn cancel_parked(c: &mut Criterion) {
@@ -183,58 +248,10 @@ fn cancel_parked(c: &mut Criterion) {
     let mut g = c.benchmark_group("cancel/until-10000-parked-tasks-observed");
     g.sample_size(20);
     g.bench_function("cancelkit", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let root = CancelToken::new();
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-                for _ in 0..N {
-                    let (t, tx) = (root.child(), tx.clone());
-                    rt.spawn(async move {
-                        t.cancelled().await;
-                        let _ = tx.send(());
-                    });
-                }
-                rt.block_on(tokio::task::yield_now()); // let them park
-                std::thread::sleep(Duration::from_millis(5));
-                let start = Instant::now();
-                root.cancel();
-                rt.block_on(async {
-                    for _ in 0..N {
-                        rx.recv().await.unwrap();
-                    }
-                });
-                total += start.elapsed();
-            }
-            total
-        })
+        b.iter_custom(|iters| parked::<CancelToken>(&rt, N, iters))
     });
     g.bench_function("tokio-util", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let root = CancellationToken::new();
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-                for _ in 0..N {
-                    let (t, tx) = (root.child_token(), tx.clone());
-                    rt.spawn(async move {
-                        t.cancelled().await;
-                        let _ = tx.send(());
-                    });
-                }
-                rt.block_on(tokio::task::yield_now());
-                std::thread::sleep(Duration::from_millis(5));
-                let start = Instant::now();
-                root.cancel();
-                rt.block_on(async {
-                    for _ in 0..N {
-                        rx.recv().await.unwrap();
-                    }
-                });
-                total += start.elapsed();
-            }
-            total
-        })
+        b.iter_custom(|iters| parked::<CancellationToken>(&rt, N, iters))
     });
     g.finish();
 }
