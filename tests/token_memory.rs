@@ -20,6 +20,37 @@ static ALLOC: Counting = Counting;
 fn long_lived_parents_stay_flat() {
     a_million_children_created_and_dropped_leave_the_parent_flat();
     linked_tokens_leave_long_lived_parents_flat();
+    #[cfg(feature = "sim")]
+    finished_tasks_leave_nothing_in_a_long_lived_group();
+}
+
+/// Unlike a `JoinSet`, which keeps every output until joined, a group keeps
+/// nothing of a task once it has finished.
+#[cfg(feature = "sim")]
+fn finished_tasks_leave_nothing_in_a_long_lived_group() {
+    use cancelkit::{Runtime, TaskGroup, sim::Sim};
+
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    // Batches of 100 live tasks, each batch finishing before the next.
+    let run = |batches: usize| {
+        sim.block_on(async {
+            for _ in 0..batches {
+                for i in 0..100 {
+                    group
+                        .spawn(move |_| async move { vec![i as u8; 64] })
+                        .await
+                        .detach(); // the output is dropped with the task
+                }
+                group.wait().await;
+            }
+        })
+    };
+    run(10); // warm up: slabs and queues reach their steady size
+    let before = live();
+    run(1_000); // 100 000 tasks
+    let after = live();
+    assert_eq!(after, before, "the group grew by {} bytes", after - before);
 }
 
 fn a_million_children_created_and_dropped_leave_the_parent_flat() {
