@@ -225,9 +225,24 @@ impl fmt::Display for ShutdownReport {
 struct Live {
     /// Distinguishes a slot's occupants over time.
     id: u64,
-    info: TaskInfo,
+    /// The name given at spawn, if any (unnamed tasks are named from `id`
+    /// only when a report needs it: no allocation per spawn).
+    name: Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
     /// Set right after the task is handed to the runtime.
     abort: Option<Arc<dyn Abort>>,
+}
+
+impl Live {
+    fn info(&self) -> TaskInfo {
+        TaskInfo {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| Cow::Owned(format!("task #{}", self.id))),
+            location: self.location,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -281,7 +296,7 @@ impl Inner {
             state
                 .live
                 .iter()
-                .map(|(_, l)| (l.info.clone(), l.abort.clone()))
+                .map(|(_, l)| (l.info(), l.abort.clone()))
                 .fold((Vec::new(), Vec::new()), |(mut is, mut as_), (i, a)| {
                     is.push(i);
                     as_.extend(a);
@@ -794,13 +809,10 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     {
         let inner = self.inner().clone();
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let info = TaskInfo {
-            name: name.unwrap_or_else(|| Cow::Owned(format!("task #{id}"))),
-            location,
-        };
         let key = inner.lock().live.insert(Live {
             id,
-            info,
+            name,
+            location,
             abort: None,
         });
         let token = inner.token.child();
@@ -1008,7 +1020,7 @@ impl Drop for Done {
                 }
                 Outcome::Failed(kind, message) => {
                     let failure = TaskFailure {
-                        task: live.info,
+                        task: live.info(),
                         kind,
                         message,
                     };
