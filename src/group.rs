@@ -316,10 +316,11 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        // Force first: the cancel runs user callbacks, which might panic.
+        self.inner.force_all();
         self.inner
             .token
             .cancel_with(CancelKind::Shutdown, Stopping("the task group was dropped"));
-        self.inner.force_all();
     }
 }
 
@@ -809,15 +810,27 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     {
         let inner = self.inner().clone();
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = inner.lock().live.insert(Live {
-            id,
-            name,
-            location,
-            abort: None,
-        });
         let token = inner.token.child();
+        // Before any bookkeeping: if `make` panics, nothing is left behind.
+        let fut = make(token.clone());
+        let key = {
+            let mut state = inner.lock();
+            if state.forced {
+                // The group is shut (or being forced): the task never runs.
+                drop(state);
+                let (task, harness) = crate::task::new(fut);
+                drop(harness); // reports `JoinError::Cancelled`
+                return task;
+            }
+            state.live.insert(Live {
+                id,
+                name,
+                location,
+                abort: None,
+            })
+        };
         let tracked = Tracked {
-            fut: make(token.clone()),
+            fut,
             done: Done {
                 inner: inner.clone(),
                 key,
@@ -838,7 +851,7 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
         }
         drop(state);
         if forced {
-            // Spawned while the group was being forced: it does not run.
+            // Forced between the check above and now: it does not run on.
             abort.abort();
         }
         task
@@ -884,9 +897,10 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     /// async fn shutdown(self, grace: Duration) -> ShutdownReport;
     /// ```
     ///
-    /// When it returns, no task of the group is running. Tasks spawned
-    /// through a clone while it runs are part of the shutdown (born with a
-    /// cancelled token).
+    /// When it returns, no task of the group is running, and the group is
+    /// closed: tasks spawned through a clone while it runs are part of the
+    /// shutdown (born with a cancelled token); tasks spawned after it never
+    /// run (their handles report `JoinError::Cancelled`).
     ///
     /// # Cancel safety
     ///
@@ -919,7 +933,7 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
             Stopping("the task group is shutting down"),
         );
 
-        let forced = match timeout(&self.rt, grace, inner.until_empty()).await {
+        let mut forced = match timeout(&self.rt, grace, inner.until_empty()).await {
             Ok(()) => Vec::new(),
             Err(_elapsed) => {
                 let forced = inner.force_all();
@@ -928,6 +942,20 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
                 forced
             }
         };
+        // Close the group: from here on, spawns (say, through a clone that
+        // was waiting for a slot) do not run. A spawn that slipped in before
+        // the close is forced and waited for, so nothing runs once we return.
+        loop {
+            {
+                let mut state = inner.lock();
+                if state.live.is_empty() {
+                    state.forced = true;
+                    break;
+                }
+            }
+            forced.extend(inner.force_all());
+            inner.until_empty().await;
+        }
         let state = inner.lock();
         ShutdownReport {
             finished: state.finished_in_grace,
@@ -1036,15 +1064,16 @@ impl Drop for Done {
             }
             now_empty = state.live.is_empty();
         }
+        // Only the waiters for "no task left" listen; wake them only then —
+        // before cancelling, whose user callbacks might panic.
+        if now_empty {
+            self.inner.changed.notify(usize::MAX);
+        }
         if let Some(failure) = cancel_siblings {
             // Outside the lock: cancelling runs callbacks and wakes tasks.
             self.inner
                 .token
                 .cancel_with(CancelKind::TaskFailed, failure);
-        }
-        // Only the waiters for "no task left" listen; wake them only then.
-        if now_empty {
-            self.inner.changed.notify(usize::MAX);
         }
     }
 }

@@ -254,3 +254,91 @@ fn a_deadlock_is_an_error_naming_the_stuck_tasks() {
         "{message}"
     );
 }
+
+// ===== regressions found in review =====
+
+#[test]
+fn a_deadline_still_fires_for_children_after_the_parents_clones_are_dropped() {
+    let sim = Sim::new();
+    // The parent is a temporary: only its child survives.
+    let child = CancelToken::with_timeout(&sim, Duration::from_secs(1)).child();
+    sim.try_block_on(child.cancelled())
+        .expect("the parent's deadline must still fire");
+    assert_eq!(sim.elapsed(), Duration::from_secs(1));
+    assert_eq!(
+        child.reason().unwrap().kind(),
+        cancelkit::CancelKind::DeadlineExceeded
+    );
+
+    // A later own deadline relies on the parent's, even once the parent's
+    // clones are gone.
+    let sim = Sim::new();
+    let parent = CancelToken::with_timeout(&sim, Duration::from_secs(1));
+    let later = parent.child_with_deadline(&sim, sim.now() + Duration::from_secs(60));
+    drop(parent);
+    sim.try_block_on(later.cancelled()).expect("fires at 1 s");
+    assert_eq!(sim.elapsed(), Duration::from_secs(1));
+}
+
+#[test]
+fn a_panicking_make_closure_leaves_no_ghost_task_in_the_group() {
+    let sim = Sim::new();
+    let group = cancelkit::TaskGroup::new(&sim);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sim.block_on(async {
+            group
+                .spawn(|_| -> std::future::Ready<()> { panic!("make failed") })
+                .await
+                .detach();
+        })
+    }));
+    assert!(panicked.is_err());
+    assert!(group.is_empty());
+    sim.try_block_on(group.wait())
+        .expect("wait() must not hang on a task that never existed");
+}
+
+#[test]
+fn nothing_spawned_after_shutdown_runs_not_even_a_spawn_waiting_for_a_slot() {
+    let sim = Sim::new();
+    let group = cancelkit::TaskGroup::builder(&sim).limit(1).build();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let late = sim.block_on(async {
+        group
+            .spawn(|stop| async move { stop.cancelled().await })
+            .await
+            .detach();
+        // A clone waits for the only slot while the group shuts down.
+        let waiting = sim.spawn({
+            let (group, ran) = (group.clone(), ran.clone());
+            async move {
+                group
+                    .spawn(move |_| async move {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .await
+                    .await
+            }
+        });
+        yield_now().await;
+        let report = group.clone().shutdown(Duration::from_secs(1)).await;
+        assert!(report.forced.is_empty());
+        waiting.await.unwrap()
+    });
+    assert!(late.unwrap_err().is_cancelled());
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "a task ran after shutdown returned"
+    );
+}
+
+#[test]
+fn a_sim_stays_usable_after_a_caught_panic() {
+    let sim = Sim::new();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sim.block_on(async { panic!("in the main future") })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(sim.block_on(async { 7 }), 7);
+}

@@ -314,11 +314,19 @@ where
         let mut seen = Vec::new();
         {
             let fut = pin!(future(&sim, &mut state));
-            let finished = sim.try_block_on(drive(fut, Some(k), &mut seen));
-            // A run may differ from the first (it should not, with the same
-            // seed); if it finished early there is nothing to cancel.
-            if matches!(finished, Ok(Some(_))) {
-                continue;
+            match sim.try_block_on(drive(fut, Some(k), &mut seen)) {
+                // A run may differ from the first (it should not, with the
+                // same seed); if it finished early there is nothing to cancel.
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(deadlock) => {
+                    return Err(Violation {
+                        at: k,
+                        of: points,
+                        location: seen.last().copied().flatten(),
+                        message: format!("deadlocked before suspension point {k}: {deadlock}"),
+                    });
+                }
             }
             // `fut` is dropped here: the cancellation under test.
         }

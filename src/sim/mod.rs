@@ -310,9 +310,8 @@ impl Sim {
     /// assert!(done.is_cancelled());
     /// ```
     pub fn settle(&self) {
-        self.enter();
+        let _running = self.enter();
         while self.run_one_ready() {}
-        self.leave();
     }
 
     /// Like [`Runtime::block_on`], but reports a deadlock as an error
@@ -340,13 +339,14 @@ impl Sim {
     /// assert_eq!(err.stuck(), ["task #0"]);
     /// ```
     pub fn try_block_on<F: Future>(&self, fut: F) -> Result<F::Output, Deadlock> {
-        self.enter();
-        let out = self.drive(fut);
-        self.leave();
-        out
+        let _running = self.enter();
+        self.drive(fut)
     }
 
-    fn enter(&self) {
+    /// Marks the simulation as running on this thread until the returned
+    /// guard drops — also when a task or the main future panics, so a
+    /// caught panic leaves the simulation usable.
+    fn enter(&self) -> Running<'_> {
         let mut state = self.shared.lock();
         assert!(
             !state.running,
@@ -359,6 +359,7 @@ impl Sim {
             .runner
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
+        Running(self)
     }
 
     fn leave(&self) {
@@ -470,6 +471,15 @@ impl Sim {
     }
 }
 
+/// Leaves the running state on drop; see [`Sim::enter`].
+struct Running<'a>(&'a Sim);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
 impl Spawner for Sim {
     fn spawn_detached<F>(&self, fut: F)
     where
@@ -565,7 +575,13 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         match this.registered.and_then(|k| state.timers.get_mut(&k)) {
-            Some(w) => w.clone_from(cx.waker()),
+            Some(w) => {
+                if !w.will_wake(cx.waker()) {
+                    let old = std::mem::replace(w, cx.waker().clone());
+                    drop(state);
+                    drop(old); // a waker's drop may run arbitrary code: unlocked
+                }
+            }
             None => {
                 let key = (this.at, state.next_timer);
                 state.next_timer += 1;

@@ -248,7 +248,7 @@ fn loom_waiter_giving_up_vs_cancel_leaves_no_slot() {
 }
 
 #[test]
-fn loom_release_wakes_a_waiter_that_is_not_a_handle() {
+fn loom_detaching_wakes_a_waiter_that_is_not_a_handle() {
     model(|| {
         let token = CancelToken::new();
         let node = token.node().clone();
@@ -256,10 +256,10 @@ fn loom_release_wakes_a_waiter_that_is_not_a_handle() {
         loom::future::block_on(Wait {
             node: &node,
             key: None,
-            or_released: true,
+            or_detached: true,
         });
         th.join().unwrap();
-        assert!(node.is_released());
+        assert!(node.is_detached());
     });
 }
 
@@ -270,4 +270,32 @@ fn futures_task_noop() -> std::task::Waker {
         fn wake(self: StdArc<Self>) {}
     }
     StdArc::new(Noop).into()
+}
+
+#[test]
+fn loom_a_released_node_with_a_child_keeps_its_non_handle_waiter() {
+    model(|| {
+        let root = CancelToken::new();
+        let child = root.child();
+        let node = root.node().clone();
+        let mut wait = Box::pin(Wait {
+            node: &node,
+            key: None,
+            or_detached: true,
+        });
+        let th = thread::spawn(move || drop(root));
+        let waker = futures_task_noop();
+        let early = wait
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+        th.join().unwrap();
+        assert!(early.is_pending(), "a node with a child is not detached");
+        let later = wait
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+        assert!(later.is_pending(), "still attached through its child");
+        drop(child);
+        loom::future::block_on(wait);
+        assert!(node.is_detached());
+    });
 }

@@ -187,7 +187,10 @@ impl CancelToken {
     /// iterative and runs on the calling thread: each token's waiters are
     /// woken as soon as that token is marked, callbacks run once every
     /// descendant is marked, and both happen with no lock held. When this
-    /// returns, every descendant reports cancelled.
+    /// returns, every descendant reports cancelled (a descendant that another
+    /// thread is cancelling at that very moment has its own subtree finished
+    /// by that thread), and a `false` return means the token already reports
+    /// cancelled.
     ///
     /// # Panics
     ///
@@ -293,8 +296,9 @@ impl CancelToken {
     /// # How the deadline is driven
     ///
     /// A small task is spawned on `rt` that sleeps until `at` and then
-    /// cancels the token; it ends early if the token is cancelled or all its
-    /// clones are dropped. So [`is_cancelled`](CancelToken::is_cancelled)
+    /// cancels the token; it ends early if the token is cancelled, or once
+    /// all its clones are dropped and it has no children left (when nothing
+    /// could ever see the cancel). So [`is_cancelled`](CancelToken::is_cancelled)
     /// stays a single atomic load, and the token flips to cancelled when
     /// that task runs — at or after `at`, never before.
     ///
@@ -419,8 +423,8 @@ impl CancelToken {
     /// marked cancelled, with no lock of the token held — so it may use the
     /// token freely. A panicking `f` does not stop the other callbacks and
     /// does not poison the token (see [`cancel`](CancelToken::cancel)).
-    /// If every clone of the token is dropped before it is cancelled, `f` is
-    /// dropped without running.
+    /// If the token can no longer be cancelled — every clone dropped and no
+    /// child left — before it is, `f` is dropped without running.
     ///
     /// # Examples
     ///
@@ -489,7 +493,7 @@ impl CancelToken {
             wait: Wait {
                 node: self.node(),
                 key: None,
-                or_released: false,
+                or_detached: false,
             },
         }
     }
@@ -615,8 +619,8 @@ fn arm_deadline<R: Spawner + Timer + ?Sized>(
 
 /// Spawns a task that cancels `node` with `cause` when `trigger` completes.
 /// The task holds the node but not a handle: it ends early, dropping
-/// `trigger`, once the node is cancelled or its last handle is dropped
-/// (`release` wakes the waiters it finds).
+/// `trigger`, once the node is cancelled or detached (no handle and no
+/// child left: nothing could ever see the cancel; detaching wakes it).
 pub(crate) fn watch<S, F>(spawner: &S, node: &Arc<Node>, trigger: F, cause: Cancelled)
 where
     S: Spawner + ?Sized,
@@ -628,7 +632,7 @@ where
         let mut wait = Wait {
             node: &node,
             key: None,
-            or_released: true,
+            or_detached: true,
         };
         let fired = std::future::poll_fn(|cx| {
             if trigger.as_mut().poll(cx).is_ready() {
@@ -666,9 +670,9 @@ impl Signal for CancelToken {
 struct Wait<'a> {
     node: &'a Node,
     key: Option<u32>,
-    /// Also complete when the node's last handle is dropped (for tasks that
-    /// wait without being a handle).
-    or_released: bool,
+    /// Also complete when the node detaches (for tasks that wait without
+    /// being a handle).
+    or_detached: bool,
 }
 
 impl Future for Wait<'_> {
@@ -680,7 +684,7 @@ impl Future for Wait<'_> {
         // re-checked under the lock that a cancel takes to drain wakers.
         if this
             .node
-            .poll_wait(&mut this.key, cx.waker(), this.or_released)
+            .poll_wait(&mut this.key, cx.waker(), this.or_detached)
         {
             this.key = None; // drained (or never registered): nothing to undo
             Poll::Ready(())

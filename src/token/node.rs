@@ -48,8 +48,9 @@
 //! 6. A node is *detached* at most once: when its handles are gone and it
 //!    has no children (`children` counts the `Child` entries of its slab),
 //!    observed under its `ext` lock (or without an `ext`, by the release of
-//!    its last handle). Nothing is added to a detached node's slab: adding
-//!    needs a handle.
+//!    its last handle); `DETACHED` is set then, under that lock. Nothing is
+//!    added to a detached node's slab (adding needs a handle); what it held
+//!    is disposed of — callbacks dropped unrun, waiters woken.
 //!
 //! # Lock order
 //!
@@ -74,8 +75,9 @@ use crate::loom::{Arc, AtomicU8, Mutex, Ordering, lock};
 pub(super) const CANCELLED: u8 = 0b01;
 /// Set once `ext` exists and may hold entries (invariant 2).
 const HAS_EXT: u8 = 0b10;
-/// Set once, when the last handle is dropped.
-const RELEASED: u8 = 0b100;
+/// Set once, when the node detaches: its handles are gone and it has no
+/// children, so nothing can cancel it or observe it any more (invariant 6).
+const DETACHED: u8 = 0b100;
 
 /// A user callback registered with `on_cancel`.
 pub(super) type Callback = Box<dyn FnOnce(&Cancelled) + Send + 'static>;
@@ -99,7 +101,7 @@ enum Parents {
 
 #[repr(C, align(64))]
 pub(crate) struct Node {
-    /// `CANCELLED | HAS_EXT | RELEASED`. The only field `is_cancelled`
+    /// `CANCELLED | HAS_EXT | DETACHED`. The only field `is_cancelled`
     /// reads; each bit is set once.
     state: AtomicU8,
     /// Why it was cancelled (invariant 1, 3).
@@ -307,30 +309,38 @@ impl Node {
 
     /// The last handle of this node was dropped.
     pub(super) fn release(node: &Arc<Node>) {
-        node.state.fetch_or(RELEASED, Ordering::AcqRel);
-        let (orphan, leftovers, waiters) = match node.ext.get() {
+        let (orphan, leftovers) = match node.ext.get() {
             Some(ext) => {
                 let mut inner = lock(&ext.inner);
                 inner.released = true;
-                // Whoever still waits is not a handle (a deadline's timer
-                // task): wake it so it notices there is nothing to cancel.
-                let waiters = take_waiters(&mut inner);
-                let (orphan, leftovers) = take_orphan(&mut inner);
-                (orphan, leftovers, waiters)
+                take_orphan(node, &mut inner)
             }
-            // No ext: no children, no callbacks, nobody else can add any.
-            None => (true, Slab::new(), Vec::new()),
+            // No ext: no children and no callbacks (adding them needs a
+            // handle). Only a task that waits without being a handle (a
+            // deadline's timer) can be making one right now: the read-modify-
+            // writes of `state` order us (invariant 2). Either it sees
+            // `DETACHED` under its lock, or we see `HAS_EXT` and go through
+            // the lock ourselves, draining its waker.
+            None => {
+                let prev = node.state.fetch_or(DETACHED, Ordering::AcqRel);
+                if prev & HAS_EXT == 0 {
+                    (true, Slab::new())
+                } else {
+                    let ext = node.ext.get().expect("HAS_EXT is set after ext exists");
+                    let mut inner = lock(&ext.inner);
+                    inner.released = true;
+                    take_orphan(node, &mut inner)
+                }
+            }
         };
-        // Outside the lock: unrun callbacks' destructors, and wake-ups.
-        drop(leftovers);
-        waiters.into_iter().for_each(Waker::wake);
+        dispose(leftovers);
         if orphan {
             detach(node.clone());
         }
     }
 
     /// Registers (or refreshes) a waiter's waker, unless the node is
-    /// cancelled — or, with `or_released`, released. Returns `true` if it is,
+    /// cancelled — or, with `or_detached`, detached. Returns `true` if it is,
     /// so the waiter is done. Checked under the `ext` lock, the same lock a
     /// cancel (or release) takes to drain the wakers (invariants 2 and 4):
     /// either we see the bit, or our waker is there to be drained.
@@ -338,9 +348,9 @@ impl Node {
         &self,
         key: &mut Option<u32>,
         waker: &Waker,
-        or_released: bool,
+        or_detached: bool,
     ) -> bool {
-        let done = |n: &Node| n.is_cancelled() || (or_released && n.is_released());
+        let done = |n: &Node| n.is_cancelled() || (or_detached && n.is_detached());
         if done(self) {
             return true;
         }
@@ -352,7 +362,11 @@ impl Node {
         if let Some(k) = *key {
             if let Some(Entry::Waiter(w)) = inner.entries.get_mut(k as usize) {
                 if !w.will_wake(waker) {
-                    w.clone_from(waker);
+                    let old = std::mem::replace(w, waker.clone());
+                    drop(inner);
+                    // Dropping a waker can run arbitrary code (free a task):
+                    // never under our lock.
+                    drop(old);
                 }
                 return false;
             }
@@ -385,34 +399,33 @@ impl Node {
         })
     }
 
-    /// Whether the last handle is gone (for the deadline timer task).
-    pub(super) fn is_released(&self) -> bool {
-        self.state.load(Ordering::Acquire) & RELEASED != 0
+    /// Whether the node detached: no handle and no child left, so nothing
+    /// can cancel it (for the deadline timer task).
+    pub(super) fn is_detached(&self) -> bool {
+        self.state.load(Ordering::Acquire) & DETACHED != 0
     }
 }
 
-/// Takes every waiter's waker out of `inner`.
-fn take_waiters(inner: &mut ExtInner) -> Vec<Waker> {
-    let keys: Vec<usize> = inner
-        .entries
-        .iter()
-        .filter(|(_, e)| matches!(e, Entry::Waiter(_)))
-        .map(|(k, _)| k)
-        .collect();
-    keys.into_iter()
-        .filter_map(|k| match inner.entries.try_remove(k) {
-            Some(Entry::Waiter(w)) => Some(w),
-            _ => None,
-        })
-        .collect()
+/// Disposes of what a detached node left behind, outside any lock: waiters
+/// (tasks that wait without being a handle, like a deadline's timer) are
+/// woken so they notice; unrun callbacks are dropped.
+fn dispose(leftovers: Slab<Entry>) {
+    for (_, entry) in leftovers {
+        match entry {
+            Entry::Waiter(w) => w.wake(),
+            other => drop(other),
+        }
+    }
 }
 
 /// Marks `inner`'s node detached if it is released and has no children
 /// (invariant 6). Says whether the caller must now detach it, and hands back
 /// the callbacks left behind, to be dropped unrun outside the lock.
-fn take_orphan(inner: &mut ExtInner) -> (bool, Slab<Entry>) {
+fn take_orphan(node: &Node, inner: &mut ExtInner) -> (bool, Slab<Entry>) {
     if inner.released && !inner.detached && inner.children == 0 {
         inner.detached = true;
+        // Under the lock, so `poll_wait`'s check under it is consistent.
+        node.state.fetch_or(DETACHED, Ordering::AcqRel);
         (true, std::mem::take(&mut inner.entries))
     } else {
         (false, Slab::new())
@@ -467,11 +480,12 @@ fn unlink(parent: &Node, key: u32) -> bool {
     if let Some(Entry::Child(_)) = removed {
         inner.children -= 1;
     }
-    let (orphan, leftovers) = take_orphan(&mut inner);
+    let (orphan, leftovers) = take_orphan(parent, &mut inner);
     drop(inner);
-    // May free the child's last other reference (not the caller's) and run
-    // user destructors of unrun callbacks: both outside the lock.
-    drop((removed, leftovers));
+    // May free the child's last other reference (not the caller's), run
+    // user destructors of unrun callbacks, wake waiters: outside the lock.
+    drop(removed);
+    dispose(leftovers);
     orphan
 }
 
@@ -513,7 +527,15 @@ fn take_parents(parents: &mut Parents, more: &mut Vec<Arc<Node>>) -> Option<Arc<
 /// Returns whether it did, and whether the node may have entries.
 fn mark(node: &Node, cause: &Cancelled) -> Option<bool> {
     // Invariant 1: first cause wins.
-    node.cause.set(cause.clone()).ok()?;
+    if node.cause.set(cause.clone()).is_err() {
+        // Another cancel won, and sets the bit right after its `set`: wait
+        // those few instructions, so that whoever lost sees the node
+        // cancelled when its `cancel()` returns `false`.
+        while !node.is_cancelled() {
+            crate::loom::spin();
+        }
+        return None;
+    }
     let prev = node.state.fetch_or(CANCELLED, Ordering::AcqRel);
     Some(prev & HAS_EXT != 0)
 }
