@@ -10,9 +10,8 @@ step "toolchain"
 cargo --version
 rustc --version
 # rustfmt and clippy come with the toolchain; say so clearly if not.
-for tool in rustfmt clippy-driver; do
-    command -v "$tool" >/dev/null || { echo "missing $tool: rustup component add rustfmt clippy"; exit 1; }
-done
+cargo fmt --version >/dev/null 2>&1 || { echo "missing rustfmt: rustup component add rustfmt"; exit 1; }
+cargo clippy --version >/dev/null 2>&1 || { echo "missing clippy: rustup component add clippy"; exit 1; }
 
 step "fmt"
 cargo fmt --check

@@ -177,8 +177,9 @@ impl std::error::Error for TaskFailure {}
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
-    /// Tasks that finished on their own after the shutdown began, within
-    /// the grace period.
+    /// Tasks that ended on their own after the shutdown began, within the
+    /// grace period (including any that failed; those are also in
+    /// [`failures`](ShutdownReport::failures)).
     pub finished: usize,
     /// Tasks still running when the grace period ended, whose futures were
     /// then dropped.
@@ -635,6 +636,13 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     /// call [`detach`](Task::detach) to leave the task to the group. The
     /// task is named `task #N`; its spawn location is recorded.
     ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future while it waits for a slot spawns
+    /// nothing (and `make` is not called). The same holds for
+    /// [`spawn_named`](TaskGroup::spawn_named) and
+    /// [`spawn_try`](TaskGroup::spawn_try).
+    ///
     /// # Examples
     ///
     /// ```
@@ -971,6 +979,11 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     /// ```text
     /// async fn shutdown_on(self, signal: impl Signal, grace: Duration) -> ShutdownReport;
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`shutdown`](TaskGroup::shutdown): dropping it drops the group
+    /// (if this was its last clone), dropping its tasks without waiting.
     ///
     /// # Examples
     ///

@@ -20,7 +20,9 @@ impl CancelToken {
     /// A tokio-util token cancelled whenever this token is.
     ///
     /// Cancelling the returned token does not cancel this one (it is like a
-    /// child). If this token is already cancelled, so is the result.
+    /// child). If this token is already cancelled, so is the result. Like a
+    /// callback, the link lives as long as this token can be cancelled: once
+    /// every clone is dropped and it has no children, it never fires.
     ///
     /// # Examples
     ///

@@ -92,6 +92,19 @@
 //! # }
 //! ```
 //!
+//! For servers, a [`TaskGroup`] does the whole dance: each task gets a child
+//! of the group's token, [`shutdown`](TaskGroup::shutdown) waits a grace
+//! period and then drops the stragglers, and its [`ShutdownReport`] names
+//! them; every adapter offers `ctrl_c()` and `terminate()` as [`Signal`]s
+//! to trigger it ([`TaskGroup::shutdown_on`]).
+//!
+//! # Testing
+//!
+//! With the `sim` feature, `cancelkit::sim` provides a deterministic
+//! runtime with a virtual clock (timeouts run instantly, runs replay from a
+//! seed, deadlocks are reported) and a checker that cancels a future at
+//! each of its suspension points to find where it is not cancel safe.
+//!
 //! # Writing runtime-neutral code
 //!
 //! Take the narrowest trait you need — `&impl Spawner`, `&impl Timer`, or
@@ -122,9 +135,9 @@
 //!
 //! # Cancel safety
 //!
-//! Every future in this crate documents whether it is cancel safe. The
-//! waiting futures ([`CancelToken::cancelled`], [`Signal::raised`], awaiting
-//! a [`Task`]) are; [`timeout`], [`deadline`] and
+//! The futures of this crate say, under `# Cancel safety`, whether they are
+//! cancel safe. The waiting futures ([`CancelToken::cancelled`],
+//! [`Signal::raised`], awaiting `&mut` a [`Task`]) are; [`timeout`], [`deadline`] and
 //! [`CancelToken::run_until_cancelled`] are exactly as cancel safe as the
 //! future they wrap.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -1,8 +1,10 @@
 //! Picks `loom`'s synchronisation primitives under `--cfg loom`, and `std`'s
 //! otherwise, for the code whose concurrency loom models (the token tree).
 //!
-//! `OnceLock` has no loom counterpart and stays `std`'s: it is read only
-//! after an atomic the model does see (see `token/node.rs`, invariant 3).
+//! `OnceLock` has no loom counterpart and stays `std`'s: loom does not
+//! model its internal synchronisation (the token relies on it as on any
+//! `std` primitive); the `state` atomic that orders the algorithm
+//! (invariants 2 and 3 in `token/node.rs`) is modelled.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU8, Ordering};

@@ -2,8 +2,9 @@
 //!
 //! A signal starts lowered and is raised at most once; once raised it stays
 //! raised ("level-triggered"), and everybody waiting sees it ("broadcast").
-//! [`CancelToken`](crate::CancelToken) is a signal; so will be the OS signal
-//! listeners of the runtime adapters; [`SignalExt::or`] combines two.
+//! [`CancelToken`](crate::CancelToken) is a signal; so are the OS signal
+//! listeners of the runtime adapters ([`OsSignal`]); [`SignalExt::or`]
+//! combines two.
 //!
 //! Code that must stop "when something happens" should accept
 //! `impl Signal` rather than a particular type, so its callers can pass a
@@ -145,7 +146,8 @@ impl<A: Signal, B: Signal> Signal for Or<A, B> {
 }
 
 pin_project_lite::pin_project! {
-    /// The future returned by [`Or::raised`](Signal::raised).
+    /// The future returned by [`Or::raised`](Signal::raised). Cancel safe,
+    /// like the futures it combines.
     ///
     /// ```
     /// use cancelkit::{CancelToken, Signal, SignalExt};

@@ -266,8 +266,10 @@ impl<F: Future> Future for Harness<F> {
 ///
 /// # Cancel safety
 ///
-/// Awaiting a `Task` is cancel safe: if the `.await` is dropped before it
-/// completes, the output stays in the handle, and awaiting it again gets it.
+/// Awaiting `&mut task` is cancel safe: if that `.await` is dropped before
+/// it completes, the output stays in the handle, and awaiting it again gets
+/// it. Awaiting `task` by value moves the handle into the `.await`, so
+/// dropping that `.await` drops the handle — and cancels the task.
 ///
 /// # Examples
 ///
@@ -350,6 +352,12 @@ impl<T> Task<T> {
     /// ```text
     /// async fn cancel(self) -> Option<T>;
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future before it completes drops the handle,
+    /// which cancels the task anyway, without waiting for its future to be
+    /// dropped.
     ///
     /// # Panics
     ///
@@ -746,6 +754,6 @@ mod tests {
                 .is_ready()
         );
         // The harness ran the future to completion rather than dropping it.
-        assert!(harness.fut.is_none());
+        assert!(matches!(harness.shared.take_output(), Some(Ok(7))));
     }
 }

@@ -153,8 +153,9 @@ fn graceful_shutdown_on(runtime: &str) {
     until_busy(addr, IN_FLIGHT + SLOW);
 
     let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
+    // `kill` as a shell builtin: no procps package needed.
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", server.child.id())])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -220,11 +221,21 @@ fn graceful_shutdown_on(runtime: &str) {
         .filter(|l| l.trim_start().starts_with("forced: conn "))
         .collect();
     assert_eq!(forced.len(), SLOW, "{output}");
+    // Named with the exact spawn site: the line of `.spawn_named(` in the
+    // example's source.
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo_server.rs"),
+    )
+    .unwrap();
+    let line = source
+        .lines()
+        .position(|l| l.contains(".spawn_named(format!(\"conn"))
+        .expect("the example spawns connections with spawn_named")
+        + 1;
+    let site = format!("spawned at examples/echo_server.rs:{line}:");
     assert!(
-        forced
-            .iter()
-            .all(|l| l.contains("spawned at examples/echo_server.rs:")),
-        "{output}"
+        forced.iter().all(|l| l.contains(&site)),
+        "{site} in {output}"
     );
 }
 

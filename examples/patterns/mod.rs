@@ -73,7 +73,7 @@ impl Pattern for DropHandle {
                     if n == 2 {
                         two.cancel();
                     }
-                    rt.sleep(Duration::from_millis(200)).await;
+                    rt.sleep(Duration::from_millis(300)).await;
                 }
             }
         });
@@ -82,10 +82,10 @@ impl Pattern for DropHandle {
             drop(task); // tokio's and async-std's own JoinHandle would detach here
             out.line("Task was canceled.");
             // Keep running for longer than the task's period.
-            rt.sleep(Duration::from_millis(500)).await;
+            rt.sleep(Duration::from_millis(700)).await;
         });
         match ticks.load(Ordering::SeqCst) {
-            2 => out.line("Nothing more from the task in the 500 ms after the drop."),
+            2 => out.line("Nothing more from the task in the 700 ms after the drop."),
             n => out.line(format!("BUG: the task kept running ({n} ticks).")),
         }
     }
@@ -108,13 +108,18 @@ impl Pattern for SharedFlag {
                     out.line("Task is running...");
                     rounds += 1;
                     if rounds == 3 {
+                        // Tell main we have run three rounds; from here on
+                        // only the flag matters (so the output does not
+                        // depend on how soon main reacts).
                         three.cancel();
+                        token.cancelled().await;
+                    } else {
+                        // Sleep, but wake at once if the flag is raised.
+                        let _ = rt
+                            .sleep(Duration::from_millis(100))
+                            .with_cancel(&token)
+                            .await;
                     }
-                    // Sleep, but wake at once if the flag is raised.
-                    let _ = rt
-                        .sleep(Duration::from_millis(200))
-                        .with_cancel(&token)
-                        .await;
                 }
                 out.line("Task canceled!");
             }
@@ -135,13 +140,15 @@ impl Pattern for Timeout {
 
     fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
         // Ticks at 0, 200 and 400 ms; the limit at 500 ms; the next tick
-        // would be at 600 ms. Every timer is 100 ms from the next.
+        // would be at 600 ms. Every timer is 100 ms from the next, and the
+        // ticks are absolute deadlines, so late wake-ups do not add up.
         let work = {
             let (rt, out) = (rt.clone(), out.clone());
             async move {
-                for n in 1.. {
+                let start = rt.now();
+                for n in 1_u32.. {
                     out.line(format!("Task running: {n}"));
-                    rt.sleep(Duration::from_millis(200)).await;
+                    rt.sleep_until(start + Duration::from_millis(200) * n).await;
                 }
             }
         };

@@ -492,20 +492,31 @@ pub(crate) fn f2_one_cancel_wakes_every_waiter<R: CaseRuntime>(cx: &Ctx<'_, R>) 
     let (rt, trace) = (&cx.rt, &cx.trace);
     let token = CancelToken::new();
     let woken = Arc::new(AtomicUsize::new(0));
+    let registered = Arc::new(AtomicUsize::new(0));
+    let all_registered = CancelToken::new();
     let tasks: Vec<_> = (0..WAITERS)
         .map(|_| {
             let (token, woken) = (token.clone(), woken.clone());
+            let (registered, all_registered) = (registered.clone(), all_registered.clone());
             rt.spawn(async move {
-                token.cancelled().await;
+                let mut wait = std::pin::pin!(token.cancelled());
+                // Poll once, so this waiter is registered (pending) before
+                // the cancel: the cancel must wake it, not a fast path.
+                let early = futures_lite::future::poll_once(wait.as_mut()).await;
+                if registered.fetch_add(1, Ordering::SeqCst) + 1 == WAITERS {
+                    all_registered.cancel();
+                }
+                if early.is_none() {
+                    wait.await;
+                }
                 woken.fetch_add(1, Ordering::SeqCst);
             })
         })
         .collect();
-    cx.block_on("letting the waiters register", async {
-        for _ in 0..4 {
-            yield_now().await;
-        }
-    })?;
+    cx.block_on(
+        "waiting for every waiter to register",
+        all_registered.cancelled(),
+    )?;
     token.cancel();
     cx.block_on("waiting for every waiter to wake", async move {
         for t in tasks {
@@ -1119,21 +1130,60 @@ pub(crate) fn b3_a_panic_spares_siblings_unless_fail_fast<R: CaseRuntime>(
     Ok(())
 }
 
+/// A signal that reports when somebody starts waiting on it.
+struct Observed {
+    signal: CancelToken,
+    waited_on: CancelToken,
+}
+
+impl crate::Signal for Observed {
+    type Raised<'a> = futures_lite::future::Or<crate::WhenCancelled<'a>, WaitedOn<'a>>;
+
+    fn is_raised(&self) -> bool {
+        self.signal.is_cancelled()
+    }
+
+    fn raised(&self) -> Self::Raised<'_> {
+        futures_lite::future::or(
+            self.signal.cancelled(),
+            WaitedOn {
+                waited_on: &self.waited_on,
+            },
+        )
+    }
+}
+
+/// Raises `waited_on` when first polled; never completes.
+struct WaitedOn<'a> {
+    waited_on: &'a CancelToken,
+}
+
+impl Future for WaitedOn<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        self.waited_on.cancel();
+        Poll::Pending
+    }
+}
+
 pub(crate) fn b4_a_group_shuts_down_on_a_signal<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
     let (rt, trace) = (&cx.rt, &cx.trace);
     let group = crate::TaskGroup::new(rt);
     let signal = CancelToken::new();
+    let waited_on = CancelToken::new();
     let report = cx.block_on("shutting down on a signal", async {
         group
             .spawn(|stop| async move { stop.cancelled().await })
             .await
             .detach();
-        let shutdown = rt.spawn(
-            group
-                .clone()
-                .shutdown_on(signal.clone(), cx.config.patience),
-        );
-        yield_now().await;
+        let observed = Observed {
+            signal: signal.clone(),
+            waited_on: waited_on.clone(),
+        };
+        let shutdown = rt.spawn(group.clone().shutdown_on(observed, cx.config.patience));
+        // Once shutdown_on is waiting on the signal, it must not have shut
+        // the group down yet.
+        waited_on.cancelled().await;
         ensure!(
             !group.token().is_cancelled(),
             "the group shut down before the signal"

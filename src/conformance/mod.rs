@@ -1,8 +1,8 @@
 //! The conformance suite: cancelkit's behaviour contract, as tests that run
 //! on any [`Runtime`].
 //!
-//! Every line of the contract (D1–D6 for task handles, F1–F5 for tokens,
-//! T1–T3 for time) is one or more [`Case`]s, written once, generic over the
+//! Every line of the contract (D1–D6 for task handles, F1–F6 for tokens,
+//! T1–T3 for time, B1–B4 for task groups) is one or more [`Case`]s, written once, generic over the
 //! runtime. The same cases run on tokio (current-thread and multi-thread),
 //! smol and async-std in this crate's own tests, and you can run them on
 //! your runtime or your adapter with one macro call:

@@ -54,11 +54,11 @@
 //!
 //! # Lock order
 //!
-//! No code path holds two `ext` locks of different nodes at once, except
-//! cancellation, which holds a parent's `ext` lock while it marks (atomics
-//! only, no lock) each drained child. Linked nodes' `links` lock is never
-//! held while taking an `ext` lock. User callbacks and wakers run with no
-//! lock held.
+//! No code path holds two `ext` locks of different nodes at once:
+//! cancellation takes a node's entries out under its lock and marks the
+//! children after releasing it. Linked nodes' `links` lock is never held
+//! while taking an `ext` lock. User callbacks and wakers run, and wakers are
+//! dropped, with no lock held.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};

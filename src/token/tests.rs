@@ -144,12 +144,13 @@ fn cancel_racing_registration_from_threads_is_never_lost() {
 }
 
 #[test]
-fn the_state_line_is_not_the_arc_counters_line() {
+fn the_node_starts_a_cache_line_of_its_own() {
     let token = CancelToken::new();
     let node: &Node = token.node();
     let addr = node as *const Node as usize;
     assert_eq!(addr % 64, 0, "the node starts a cache line");
-    // `Arc`'s counters precede the node, so they are on the previous line.
+    // Its first line holds only write-once fields (size 64, asserted in
+    // node.rs); `Arc`'s counters precede the node, on the line before.
 }
 
 // ===== hierarchy (F3) =====
