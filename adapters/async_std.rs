@@ -99,9 +99,10 @@ impl AsyncStd {
     /// A [`Signal`](crate::Signal) raised when the process receives Ctrl-C
     /// (`SIGINT`), through `async-signal`.
     ///
-    /// Listening replaces the default action (terminating the process)
-    /// while the listener lives. Several listeners may coexist; each sees
-    /// the signal.
+    /// Listening replaces the signal's default action (terminating the
+    /// process) for the rest of the process, even after the listener is
+    /// dropped — as with `tokio::signal` (the OS handler is never restored).
+    /// Several listeners may coexist; each sees the signal.
     ///
     /// # Errors
     ///
@@ -151,7 +152,12 @@ impl AsyncStd {
         use futures_lite::StreamExt as _;
         let mut signals = async_signal::Signals::new([which])?;
         Ok(OsSignal::listen(self, async move {
-            let _ = signals.next().await;
+            // An I/O error reading the notification is not the signal.
+            while let Some(received) = signals.next().await {
+                if received.is_ok() {
+                    break;
+                }
+            }
         }))
     }
 }

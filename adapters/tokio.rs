@@ -184,9 +184,10 @@ impl Tokio {
     /// A [`Signal`](crate::Signal) raised when the process receives Ctrl-C
     /// (`SIGINT`), through `tokio::signal`.
     ///
-    /// Listening replaces the default action (terminating the process) for
-    /// as long as the process lives, as with tokio's own listeners. Several
-    /// listeners may coexist; each sees the signal.
+    /// Listening replaces the signal's default action (terminating the
+    /// process) for the rest of the process, even after the listener is
+    /// dropped, as with tokio's own listeners. Several listeners may
+    /// coexist; each sees the signal.
     ///
     /// # Errors
     ///

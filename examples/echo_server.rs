@@ -68,10 +68,9 @@ async fn connection<R: Timer>(
     let mut reader = BufReader::new(&stream);
     let mut writer = &stream;
     loop {
-        if stop.is_cancelled() {
-            return Ok(()); // between requests at shutdown: close cleanly
-        }
-        // Idle: wait for the first byte of a request, or the shutdown.
+        // Idle: wait for the first byte of a request, or the shutdown. Data
+        // first: a request that already arrived (or was pipelined behind
+        // the previous one) is served even if the shutdown has begun.
         let first = or(
             async { Some(reader.fill_buf().await.map(|b| b.is_empty())) },
             async {
@@ -122,10 +121,15 @@ where
     let stats = Arc::new(Stats::default());
     let mut accepted = 0_u64;
     loop {
-        let next = or(async { Some(listener.accept().await) }, async {
-            stop.raised().await;
-            None
-        })
+        // The signal first: a flood of connections (or a failing accept)
+        // cannot delay the shutdown.
+        let next = or(
+            async {
+                stop.raised().await;
+                None
+            },
+            async { Some(listener.accept().await) },
+        )
         .await;
         match next {
             None => break,
@@ -139,7 +143,11 @@ where
                     .await
                     .detach();
             }
-            Some(Err(e)) => eprintln!("accept failed: {e}"),
+            Some(Err(e)) => {
+                // Out of file descriptors, say: back off instead of spinning.
+                eprintln!("accept failed: {e}");
+                rt.sleep(Duration::from_millis(50)).await;
+            }
         }
     }
     drop(listener); // stop accepting: from now on connections are refused

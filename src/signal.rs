@@ -215,8 +215,11 @@ impl<S: Signal + ?Sized> DynSignal for S {
 /// anything else that is "a future that may some day complete".
 ///
 /// The wait runs as a [`Task`](crate::Task) on the given spawner and is
-/// cancelled when the `OsSignal` is dropped. Several `OsSignal`s may listen
-/// for the same OS signal at once: each sees it.
+/// cancelled when the `OsSignal` is dropped. The task holds a clone of the
+/// spawner, so the runtime it runs on lives at least as long as the
+/// `OsSignal` (a temporary runtime, as in `Smol::new()?.ctrl_c()?`, is not
+/// shut down under it). Several `OsSignal`s may listen for the same OS
+/// signal at once: each sees it.
 ///
 /// # Examples
 ///
@@ -253,13 +256,17 @@ impl OsSignal {
     /// ```
     pub fn listen<S, F>(spawner: &S, wait: F) -> OsSignal
     where
-        S: crate::Spawner,
+        S: crate::Spawner + Clone + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         let raised = crate::CancelToken::new();
         let listener = spawner.spawn({
             let raised = raised.clone();
+            // Keeps the runtime alive while we listen; dropped (breaking
+            // the cycle) when the `OsSignal` drops and cancels this task.
+            let keep_alive = spawner.clone();
             async move {
+                let _keep_alive = keep_alive;
                 wait.await;
                 raised.cancel_with(crate::CancelKind::External, SignalReceived);
             }

@@ -104,8 +104,9 @@ pub(crate) fn d1_dropping_task_cancels_it<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
 
     cx.block_on("waiting for the task to start", started.cancelled())?;
     trace.record("task started");
-    drop(task);
+    // Read before the drop: a poll after it must show up in the difference.
     let polls_at_drop = polls.load(Ordering::SeqCst);
+    drop(task);
     trace.record("handle dropped");
 
     cx.block_on(
