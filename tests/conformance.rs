@@ -31,14 +31,15 @@ conformance_tests!(async_std, cancelkit::rt::AsyncStd::scoped);
 conformance_tests!(sim, cancelkit::sim::Sim::new);
 
 /// Every case's trace on one runtime, by case name.
-fn traces<R>(new_runtime: &dyn Fn() -> R) -> BTreeMap<&'static str, Vec<String>>
+fn traces<R, F>(new_runtime: F) -> BTreeMap<&'static str, Vec<String>>
 where
     R: Runtime + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Clone + Send + 'static,
 {
     conformance::cases::<R>()
         .iter()
         .map(|case| {
-            let trace = conformance::run(new_runtime, case, &Config::default())
+            let trace = conformance::run(new_runtime.clone(), case, &Config::default())
                 .unwrap_or_else(|f| panic!("{f}"));
             (case.name(), trace)
         })
@@ -52,19 +53,19 @@ fn traces_are_identical_on_every_runtime() {
     {
         runs.push((
             "tokio_current_thread",
-            traces(&|| cancelkit::rt::Tokio::current_thread().unwrap()),
+            traces(|| cancelkit::rt::Tokio::current_thread().unwrap()),
         ));
         runs.push((
             "tokio_multi_thread",
-            traces(&|| cancelkit::rt::Tokio::multi_thread().unwrap()),
+            traces(|| cancelkit::rt::Tokio::multi_thread().unwrap()),
         ));
     }
     #[cfg(feature = "smol")]
-    runs.push(("smol", traces(&|| cancelkit::rt::Smol::new().unwrap())));
+    runs.push(("smol", traces(|| cancelkit::rt::Smol::new().unwrap())));
     #[cfg(feature = "async-std")]
-    runs.push(("async_std", traces(&cancelkit::rt::AsyncStd::scoped)));
+    runs.push(("async_std", traces(cancelkit::rt::AsyncStd::scoped)));
     #[cfg(feature = "sim")]
-    runs.push(("sim", traces(&cancelkit::sim::Sim::new)));
+    runs.push(("sim", traces(cancelkit::sim::Sim::new)));
 
     let Some(((first_name, first), rest)) = runs.split_first() else {
         return;

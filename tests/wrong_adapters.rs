@@ -11,16 +11,17 @@ use cancelkit::rt::Tokio;
 use cancelkit::{Runtime, Spawner, Task, Timer};
 
 /// Runs every case on `new_runtime`; returns (failed, passed) case names.
-fn outcome<R>(new_runtime: &dyn Fn() -> R) -> (Vec<&'static str>, Vec<&'static str>)
+fn outcome<R, F>(new_runtime: F) -> (Vec<&'static str>, Vec<&'static str>)
 where
     R: Runtime + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Clone + Send + 'static,
 {
     // Short patience: the broken behaviours show up as hangs, and we do not
     // want to wait ten seconds for each.
     let config = Config::default().patience(Duration::from_millis(500));
     let (mut failed, mut passed) = (Vec::new(), Vec::new());
     for case in conformance::cases::<R>() {
-        match conformance::run(new_runtime, &case, &config) {
+        match conformance::run(new_runtime.clone(), &case, &config) {
             Ok(_) => passed.push(case.name()),
             Err(failure) => {
                 eprintln!("expected-or-not failure: {failure}");
@@ -87,7 +88,7 @@ impl Runtime for DetachingTokio {
 
 #[test]
 fn suite_catches_a_task_handle_that_detaches_on_drop() {
-    let (failed, passed) = outcome(&|| DetachingTokio(Tokio::multi_thread().unwrap()));
+    let (failed, passed) = outcome(|| DetachingTokio(Tokio::multi_thread().unwrap()));
     assert_all_in(
         &[
             "d1_dropping_task_cancels_it",
@@ -147,7 +148,7 @@ impl Runtime for EarlyTimer {
 
 #[test]
 fn suite_catches_a_timer_that_fires_early() {
-    let (failed, passed) = outcome(&|| EarlyTimer(Tokio::multi_thread().unwrap()));
+    let (failed, passed) = outcome(|| EarlyTimer(Tokio::multi_thread().unwrap()));
     assert_all_in(
         &[
             "t1_timeout_elapses_after_dropping_the_future",
@@ -208,7 +209,7 @@ impl Runtime for ForgotDetach {
 #[cfg(feature = "smol")]
 #[test]
 fn suite_catches_a_spawner_that_cancels_what_it_should_run() {
-    let (failed, passed) = outcome(&|| ForgotDetach(cancelkit::rt::Smol::new().unwrap()));
+    let (failed, passed) = outcome(|| ForgotDetach(cancelkit::rt::Smol::new().unwrap()));
     assert_all_in(
         &[
             "d2_detached_task_runs_to_completion",
@@ -225,5 +226,73 @@ fn suite_catches_a_spawner_that_cancels_what_it_should_run() {
         ],
         &passed,
         "passed",
+    );
+}
+
+// ===== a runtime whose shutdown hangs =====
+
+/// Parks its thread forever when dropped.
+struct HangsWhenDropped;
+
+impl Drop for HangsWhenDropped {
+    fn drop(&mut self) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// A correct tokio runtime whose last handle never finishes dropping: the
+/// kind of hang the watchdog around `block_on` cannot see.
+#[derive(Clone)]
+struct HangingShutdown {
+    rt: Tokio,
+    _last: std::sync::Arc<HangsWhenDropped>,
+}
+
+impl Spawner for HangingShutdown {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn_detached(fut);
+    }
+}
+
+impl Timer for HangingShutdown {
+    type Sleep = <Tokio as Timer>::Sleep;
+    fn now(&self) -> Instant {
+        self.rt.now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        self.rt.sleep_until(deadline)
+    }
+}
+
+impl Runtime for HangingShutdown {
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.rt.block_on(fut)
+    }
+}
+
+#[test]
+fn suite_reports_a_runtime_whose_drop_hangs_instead_of_hanging() {
+    let config = Config::default().patience(Duration::from_millis(200));
+    let case = conformance::cases::<HangingShutdown>()
+        .into_iter()
+        .find(|c| c.name() == "f1_clones_share_one_idempotent_flag")
+        .unwrap();
+    let failure = conformance::run(
+        || HangingShutdown {
+            rt: Tokio::current_thread().unwrap(),
+            _last: std::sync::Arc::new(HangsWhenDropped),
+        },
+        &case,
+        &config,
+    )
+    .unwrap_err();
+    assert!(
+        failure.message().contains("outside the runtime's block_on"),
+        "{failure}"
     );
 }

@@ -37,10 +37,14 @@
 //!
 //! Every wait in a case is bounded by [`Config::patience`], measured by a
 //! watchdog thread on the real clock — not by the runtime's timer, which may
-//! be the thing under test. A hang is reported as a [`Failure`].
+//! be the thing under test. Each case also runs on a thread of its own, so a
+//! hang outside the waits (a runtime that never finishes being created or
+//! dropped) or a panic is reported as a [`Failure`] too; a hung thread is
+//! left behind.
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -311,32 +315,67 @@ where
 ///
 /// let new_runtime = || Smol::new().unwrap();
 /// for case in conformance::cases() {
-///     let trace = conformance::run(&new_runtime, &case, &Config::default()).unwrap();
+///     let trace = conformance::run(new_runtime, &case, &Config::default()).unwrap();
 ///     assert!(!trace.is_empty());
 /// }
 /// # }
 /// ```
-pub fn run<R>(
-    new_runtime: &dyn Fn() -> R,
-    case: &Case<R>,
-    config: &Config,
-) -> Result<Vec<String>, Failure>
+pub fn run<R, F>(new_runtime: F, case: &Case<R>, config: &Config) -> Result<Vec<String>, Failure>
 where
     R: Runtime + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Send + 'static,
 {
-    let cx = Ctx {
-        rt: new_runtime(),
-        new_runtime,
-        trace: Trace::default(),
-        config,
-    };
-    match (case.run)(&cx) {
-        Ok(()) => Ok(cx.trace.events()),
-        Err(mut failure) => {
-            failure.case = case.name;
-            Err(failure)
-        }
+    // The case runs on a thread of its own, so that a hang *outside* the
+    // runtime's `block_on` (a constructor or a `Drop` that never returns,
+    // which the watchdog of `Ctx::block_on` cannot see) fails the case
+    // instead of hanging the caller; the stuck thread is left behind. A
+    // panic (a runtime's, or a `Sim`'s deadlock report) fails it too.
+    let (done, outcome) = mpsc::channel();
+    let (run, name, config) = (case.run, case.name, config.clone());
+    let patience = config.patience;
+    let spawned = std::thread::Builder::new()
+        .name(format!("conformance {name}"))
+        .spawn(move || {
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let cx = Ctx {
+                    rt: new_runtime(),
+                    new_runtime: &new_runtime,
+                    trace: Trace::default(),
+                    config: &config,
+                };
+                let result = run(&cx);
+                let events = cx.trace.events();
+                drop(cx); // the runtime too: its shutdown is part of the case
+                result.map(|()| events)
+            }));
+            let _ = done.send(result);
+        });
+    if let Err(e) = spawned {
+        return Err(Failure {
+            case: name,
+            message: format!("could not start the case's thread: {e}"),
+        });
     }
+    // Every wait inside is bounded by `patience`; this bounds the rest.
+    let limit = patience * 6;
+    let result = match outcome.recv_timeout(limit) {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => Err(Failure::new(format!(
+            "panicked: {}",
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "<non-string payload>".to_owned())
+        ))),
+        Err(_) => Err(Failure::new(format!(
+            "hung for {limit:?} outside the runtime's block_on (creating or dropping a runtime?)"
+        ))),
+    };
+    result.map_err(|mut failure| {
+        failure.case = name;
+        failure
+    })
 }
 
 /// Runs the case called `name`, for [`conformance_tests!`] (not meant to
@@ -344,7 +383,7 @@ where
 ///
 /// ```
 /// # #[cfg(feature = "smol")]
-/// cancelkit::conformance::__run_test(&|| cancelkit::rt::Smol::new().unwrap(), "f1_clones_share_one_idempotent_flag");
+/// cancelkit::conformance::__run_test(|| cancelkit::rt::Smol::new().unwrap(), "f1_clones_share_one_idempotent_flag");
 /// ```
 ///
 /// # Panics
@@ -352,9 +391,10 @@ where
 /// Panics with the failure's message if the case fails, or if there is no
 /// case of that name.
 #[doc(hidden)]
-pub fn __run_test<R>(new_runtime: &dyn Fn() -> R, name: &str)
+pub fn __run_test<R, F>(new_runtime: F, name: &str)
 where
     R: Runtime + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Send + 'static,
 {
     let case = cases::<R>()
         .into_iter()
@@ -407,7 +447,7 @@ macro_rules! __conformance_cases {
             #[test]
             fn $name() {
                 let new_runtime = $new_runtime;
-                $crate::conformance::__run_test(&new_runtime, stringify!($name));
+                $crate::conformance::__run_test(new_runtime, stringify!($name));
             }
         )*
     };
