@@ -5,7 +5,7 @@
 //! results into the README's ratio table.
 #![allow(missing_docs)] // criterion_group! defines an undocumented `pub fn`
 
-use std::future::pending;
+use std::future::{Future, pending};
 use std::time::{Duration, Instant};
 
 use cancelkit::rt::Tokio;
@@ -17,73 +17,67 @@ use tokio_util::task::TaskTracker;
 
 const N: usize = 10_000;
 
+/// Total of `iters` rounds, each a fresh `block_on` of `round()`, which
+/// sets up outside its own timing and returns how long its timed part took.
+fn rounds<F: Future<Output = Duration>>(rt: &Tokio, iters: u64, round: impl Fn() -> F) -> Duration {
+    (0..iters).map(|_| rt.block_on(round())).sum()
+}
+
 fn shutdown_idle(c: &mut Criterion) {
     let rt = Tokio::multi_thread().unwrap();
     let mut g = c.benchmark_group("shutdown_10000_idle/cooperative");
     g.sample_size(20);
     g.bench_function("cancelkit", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(async {
-                    let group = TaskGroup::new(&rt);
-                    for _ in 0..N {
-                        group
-                            .spawn(|stop| async move { stop.cancelled().await })
-                            .await
-                            .detach();
-                    }
-                    tokio::task::yield_now().await;
-                    let start = Instant::now();
-                    let report = group.shutdown(Duration::from_secs(60)).await;
-                    assert_eq!(report.finished, N);
-                    start.elapsed()
-                });
-            }
-            total
+            rounds(&rt, iters, || async {
+                let group = TaskGroup::new(&rt);
+                for _ in 0..N {
+                    group
+                        .spawn(|stop| async move { stop.cancelled().await })
+                        .await
+                        .detach();
+                }
+                tokio::task::yield_now().await;
+                let start = Instant::now();
+                let report = group.shutdown(Duration::from_secs(60)).await;
+                assert_eq!(report.finished, N);
+                start.elapsed()
+            })
         })
     });
     g.bench_function("tokio-util-tracker", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(async {
-                    let token = CancellationToken::new();
-                    let tracker = TaskTracker::new();
-                    for _ in 0..N {
-                        let t = token.child_token();
-                        tracker.spawn(async move { t.cancelled().await });
-                    }
-                    tokio::task::yield_now().await;
-                    let start = Instant::now();
-                    tracker.close();
-                    token.cancel();
-                    tracker.wait().await;
-                    start.elapsed()
-                });
-            }
-            total
+            rounds(&rt, iters, || async {
+                let token = CancellationToken::new();
+                let tracker = TaskTracker::new();
+                for _ in 0..N {
+                    let t = token.child_token();
+                    tracker.spawn(async move { t.cancelled().await });
+                }
+                tokio::task::yield_now().await;
+                let start = Instant::now();
+                tracker.close();
+                token.cancel();
+                tracker.wait().await;
+                start.elapsed()
+            })
         })
     });
     g.bench_function("tokio-joinset", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(async {
-                    let token = CancellationToken::new();
-                    let mut set = JoinSet::new();
-                    for _ in 0..N {
-                        let t = token.child_token();
-                        set.spawn(async move { t.cancelled().await });
-                    }
-                    tokio::task::yield_now().await;
-                    let start = Instant::now();
-                    token.cancel();
-                    while set.join_next().await.is_some() {}
-                    start.elapsed()
-                });
-            }
-            total
+            rounds(&rt, iters, || async {
+                let token = CancellationToken::new();
+                let mut set = JoinSet::new();
+                for _ in 0..N {
+                    let t = token.child_token();
+                    set.spawn(async move { t.cancelled().await });
+                }
+                tokio::task::yield_now().await;
+                let start = Instant::now();
+                token.cancel();
+                while set.join_next().await.is_some() {}
+                start.elapsed()
+            })
         })
     });
     g.finish();
@@ -92,39 +86,31 @@ fn shutdown_idle(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("cancelkit", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(async {
-                    let group = TaskGroup::new(&rt);
-                    for _ in 0..N {
-                        group.spawn(|_| pending::<()>()).await.detach();
-                    }
-                    tokio::task::yield_now().await;
-                    let start = Instant::now();
-                    let report = group.shutdown(Duration::ZERO).await;
-                    assert_eq!(report.forced.len(), N);
-                    start.elapsed()
-                });
-            }
-            total
+            rounds(&rt, iters, || async {
+                let group = TaskGroup::new(&rt);
+                for _ in 0..N {
+                    group.spawn(|_| pending::<()>()).await.detach();
+                }
+                tokio::task::yield_now().await;
+                let start = Instant::now();
+                let report = group.shutdown(Duration::ZERO).await;
+                assert_eq!(report.forced.len(), N);
+                start.elapsed()
+            })
         })
     });
     g.bench_function("tokio-joinset", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(async {
-                    let mut set = JoinSet::new();
-                    for _ in 0..N {
-                        set.spawn(pending::<()>());
-                    }
-                    tokio::task::yield_now().await;
-                    let start = Instant::now();
-                    set.shutdown().await;
-                    start.elapsed()
-                });
-            }
-            total
+            rounds(&rt, iters, || async {
+                let mut set = JoinSet::new();
+                for _ in 0..N {
+                    set.spawn(pending::<()>());
+                }
+                tokio::task::yield_now().await;
+                let start = Instant::now();
+                set.shutdown().await;
+                start.elapsed()
+            })
         })
     });
     g.finish();

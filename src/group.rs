@@ -43,7 +43,7 @@ use slab::Slab;
 
 use crate::runtime::{Spawner, Timer, saturating_deadline};
 use crate::signal::Signal;
-use crate::task::{Abort, Task};
+use crate::task::{Abort, Task, panic_text};
 use crate::{CancelKind, CancelToken, timeout};
 
 // ===== report types =====
@@ -291,19 +291,16 @@ impl Inner {
 
     /// Drops every live task (at its next scheduling). Returns who they were.
     fn force_all(&self) -> Vec<TaskInfo> {
-        let (infos, aborts): (Vec<TaskInfo>, Vec<Arc<dyn Abort>>) = {
+        let mut infos = Vec::new();
+        let mut aborts: Vec<Arc<dyn Abort>> = Vec::new();
+        {
             let mut state = self.lock();
             state.forced = true;
-            state
-                .live
-                .iter()
-                .map(|(_, l)| (l.info(), l.abort.clone()))
-                .fold((Vec::new(), Vec::new()), |(mut is, mut as_), (i, a)| {
-                    is.push(i);
-                    as_.extend(a);
-                    (is, as_)
-                })
-        };
+            for (_, live) in &state.live {
+                infos.push(live.info());
+                aborts.extend(live.abort.clone());
+            }
+        }
         // Outside the lock: aborting wakes tasks.
         aborts.iter().for_each(|a| a.abort());
         infos
@@ -1012,14 +1009,6 @@ fn no_failure<T>(_: &T) -> Option<String> {
 
 fn error_text<T, E: fmt::Display>(out: &Result<T, E>) -> Option<String> {
     out.as_ref().err().map(ToString::to_string)
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "<non-string panic payload>".to_owned())
 }
 
 // ===== the per-task wrapper =====

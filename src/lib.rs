@@ -157,6 +157,8 @@ mod group;
 mod runtime;
 mod signal;
 mod task;
+#[cfg(all(test, not(loom)))]
+mod test_util;
 mod time;
 mod token;
 

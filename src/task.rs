@@ -601,6 +601,14 @@ fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
+/// The message of a panic payload, or a placeholder: for reports (task
+/// groups, the conformance runner, the simulation's seed checker).
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
+    panic_message(payload)
+        .unwrap_or("<non-string panic payload>")
+        .to_owned()
+}
+
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -630,22 +638,8 @@ impl std::error::Error for JoinError {}
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::test_util::counting;
     use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
-
-    /// A waker that counts its wake-ups.
-    struct CountingWaker(AtomicUsize);
-
-    impl Wake for CountingWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counting() -> (Arc<CountingWaker>, std::task::Waker) {
-        let c = Arc::new(CountingWaker(AtomicUsize::new(0)));
-        (c.clone(), c.into())
-    }
 
     #[test]
     fn dropping_the_handle_wakes_the_harness_once_and_it_drops_the_future() {
@@ -665,14 +659,10 @@ mod tests {
         let (count, waker) = counting();
         let mut cx = Context::from_waker(&waker);
         assert!(harness.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.wakes(), 0);
 
         drop(task);
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            1,
-            "drop wakes the task once"
-        );
+        assert_eq!(count.wakes(), 1, "drop wakes the task once");
         assert_eq!(
             dropped.load(Ordering::SeqCst),
             0,
@@ -720,7 +710,7 @@ mod tests {
                 .poll(&mut Context::from_waker(&hw))
                 .is_ready()
         );
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.wakes(), 1);
         match Pin::new(&mut task).poll(&mut cx) {
             Poll::Ready(Ok(7)) => {}
             other => panic!("unexpected {other:?}"),

@@ -62,10 +62,38 @@ fn tokens_and_their_futures() {
     sync::<Or<CancelToken, CancelToken>>();
 }
 
+#[test]
+fn task_groups_and_signals() {
+    send::<ShutdownReport>();
+    sync::<ShutdownReport>();
+    send::<TaskFailure>();
+    sync::<TaskFailure>();
+    send::<OsSignal>();
+    sync::<OsSignal>();
+    send::<Full<fn()>>();
+}
+
+#[cfg(feature = "sim")]
+#[test]
+fn sim_runtime() {
+    use cancelkit::sim::{Deadlock, Marked, Sim, Sleep};
+    send::<Sim>();
+    sync::<Sim>();
+    send::<Sleep>();
+    sync::<Sleep>();
+    unpin::<Sleep>();
+    send::<Deadlock>();
+    sync::<Deadlock>();
+    send::<Marked<Pending<u8>>>();
+    unpin::<Marked<Pending<u8>>>();
+}
+
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_adapter() {
     use cancelkit::rt::{Tokio, TokioSleep};
+    send::<TaskGroup<Tokio>>();
+    sync::<TaskGroup<Tokio>>();
     send::<Tokio>();
     sync::<Tokio>();
     unpin::<Tokio>();

@@ -21,6 +21,7 @@ use futures_lite::FutureExt as _;
 use futures_lite::future::yield_now;
 
 use super::{Ctx, Failure, bounded};
+use crate::task::panic_text;
 use crate::{CancelToken, Elapsed, JoinError, Runtime, Task, deadline, timeout};
 
 /// `Err(Failure)` unless `cond`.
@@ -57,14 +58,6 @@ async fn until_finished<T>(task: &Task<T>) {
     while !task.is_finished() {
         yield_now().await;
     }
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "<non-string payload>".into())
 }
 
 fn describe<T>(out: &std::result::Result<T, JoinError>) -> String {

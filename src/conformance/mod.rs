@@ -362,11 +362,7 @@ where
         Ok(Ok(result)) => result,
         Ok(Err(panic)) => Err(Failure::new(format!(
             "panicked: {}",
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "<non-string payload>".to_owned())
+            crate::task::panic_text(&*panic)
         ))),
         Err(_) => Err(Failure::new(format!(
             "hung for {limit:?} outside the runtime's block_on (creating or dropping a runtime?)"

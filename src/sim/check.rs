@@ -12,6 +12,14 @@ use super::{LAST_PENDING, Sim};
 
 /// A test body failed under [`check_seeds`]: the seed that fails, which
 /// replays the failure with [`Sim::with_seed`].
+///
+/// ```
+/// use cancelkit::sim::check_seeds;
+///
+/// let failure = check_seeds(3..10, |sim| assert_ne!(sim.seed(), 5, "five")).unwrap_err();
+/// assert_eq!(failure.seed, 5);
+/// assert!(failure.to_string().contains("Sim::with_seed(5)"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedFailure {
     /// The first seed (in the order tried) whose run failed.
@@ -78,12 +86,10 @@ pub fn check_seeds<T>(
     for seed in seeds {
         let sim = Sim::with_seed(seed);
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| body(&sim))) {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "<non-string panic>".to_owned());
-            return Err(SeedFailure { seed, message });
+            return Err(SeedFailure {
+                seed,
+                message: crate::task::panic_text(&*payload),
+            });
         }
     }
     Ok(())
@@ -93,6 +99,11 @@ pub fn check_seeds<T>(
 
 pin_project_lite::pin_project! {
     /// The future returned by [`mark`].
+    ///
+    /// ```
+    /// let marked: cancelkit::sim::Marked<_> = cancelkit::sim::mark(async { 2 });
+    /// assert_eq!(futures_lite::future::block_on(marked), 2);
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     #[derive(Debug)]
     pub struct Marked<F> {
@@ -144,6 +155,20 @@ impl<F: Future> Future for Marked<F> {
 // ===== cancel safety =====
 
 /// The future is cancel safe at every point the checker tried.
+///
+/// ```
+/// use cancelkit::{Timer, sim::check_cancel_safety};
+/// use std::time::Duration;
+///
+/// // Sleeping touches no state: safe at its single suspension point.
+/// let checked = check_cancel_safety(
+///     |_| (),
+///     async |sim, _: &mut ()| sim.sleep(Duration::from_secs(1)).await,
+///     |_, _: &mut ()| Ok(()),
+/// )
+/// .unwrap();
+/// assert_eq!(checked.points, 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Checked {
@@ -154,6 +179,24 @@ pub struct Checked {
 
 /// The invariant broke after cancelling the future at suspension point
 /// `at` (1-based) of `of`.
+///
+/// ```
+/// use cancelkit::{Timer, sim::{check_cancel_safety, mark}};
+/// use std::time::Duration;
+///
+/// // "Done" is only recorded after the sleep: cancelling during it loses it.
+/// let violation = check_cancel_safety(
+///     |_| false,
+///     async |sim, done: &mut bool| {
+///         mark(sim.sleep(Duration::from_secs(1))).await;
+///         *done = true;
+///     },
+///     |_, done: &mut bool| if *done { Ok(()) } else { Err("not done".into()) },
+/// )
+/// .unwrap_err();
+/// assert_eq!((violation.at, violation.of), (1, 1));
+/// assert!(violation.location.is_some());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Violation {

@@ -52,7 +52,7 @@ use crate::{Runtime, Spawner, Timer};
 
 mod check;
 
-pub use check::{Checked, SeedFailure, Violation, check_cancel_safety, check_seeds, mark};
+pub use check::{Checked, Marked, SeedFailure, Violation, check_cancel_safety, check_seeds, mark};
 
 type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 

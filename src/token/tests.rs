@@ -3,25 +3,13 @@
 
 use std::sync::Arc as StdArc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
 use super::*;
-
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: StdArc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting() -> (StdArc<CountingWaker>, Waker) {
-    let c = StdArc::new(CountingWaker(AtomicUsize::new(0)));
-    (c.clone(), c.into())
-}
+use crate::test_util::{CountingWaker, counting};
 
 fn wakes(c: &CountingWaker) -> usize {
-    c.0.load(Ordering::SeqCst)
+    c.wakes()
 }
 
 #[test]
