@@ -9,12 +9,24 @@
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU8, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use loom::thread::ThreadId;
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU8, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::thread::ThreadId;
+
+/// The calling thread's id (loom's simulated thread under loom).
+pub(crate) fn current_thread_id() -> ThreadId {
+    #[cfg(loom)]
+    return loom::thread::current().id();
+    #[cfg(not(loom))]
+    return std::thread::current().id();
+}
 
 /// Locks `m`, ignoring poisoning: the token never runs user code while it
 /// holds a lock, so a poisoned lock can only come from a bug of ours, and

@@ -1,6 +1,6 @@
 //! A long-lived parent's memory stays flat however many children come and
-//! go: measured with a counting global allocator. In a test binary of its
-//! own, with a single test function, so nothing else allocates meanwhile.
+//! go: measured with a counting global allocator that counts per thread, so
+//! each test sees only its own allocations.
 //!
 //! The library itself forbids `unsafe`; a global allocator cannot be written
 //! without it, and this one only forwards to `System`.
@@ -15,13 +15,89 @@ use counting_alloc::{Counting, live};
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// One test function, so no other test thread allocates while we count.
 #[test]
-fn long_lived_parents_stay_flat() {
+fn a_million_children_leave_a_long_lived_parent_flat() {
     a_million_children_created_and_dropped_leave_the_parent_flat();
+}
+
+#[test]
+fn linked_tokens_leave_their_long_lived_parents_flat() {
     linked_tokens_leave_long_lived_parents_flat();
-    #[cfg(feature = "sim")]
+}
+
+#[cfg(feature = "sim")]
+#[test]
+fn a_long_lived_group_keeps_nothing_of_finished_tasks() {
     finished_tasks_leave_nothing_in_a_long_lived_group();
+}
+
+/// A request token linked to the server and to its client, with a child
+/// (a database call), dropped and then cancelled by the client — not by
+/// the server. It must leave the server, which otherwise grew by ~650 B per
+/// request.
+fn linked_request(server: &CancelToken) {
+    let client = CancelToken::new();
+    let req = CancelToken::any([server, &client]);
+    let db = req.child();
+    drop(req);
+    client.cancel();
+    drop(db);
+}
+
+#[test]
+fn requests_cancelled_by_their_client_leave_the_server_flat() {
+    let server = CancelToken::new();
+    for _ in 0..1_000 {
+        linked_request(&server);
+    }
+    let before = live();
+    for _ in 0..100_000 {
+        linked_request(&server);
+    }
+    let after = live();
+    assert_eq!(after, before, "the server grew by {} bytes", after - before);
+}
+
+#[test]
+fn dropping_the_server_too_frees_everything() {
+    let before = live();
+    {
+        let server = CancelToken::new();
+        for _ in 0..10_000 {
+            linked_request(&server);
+        }
+    }
+    let after = live();
+    assert_eq!(after, before, "{} bytes leaked", after - before);
+}
+
+/// `server.child_with_timeout(..)` dropped while it has a child, its
+/// deadline firing, then its child dropped: the timed-out token must leave
+/// the server (it grew by ~350 B per request).
+#[cfg(feature = "sim")]
+#[test]
+fn children_whose_deadline_fired_leave_the_parent_flat() {
+    use cancelkit::{Runtime, sim::Sim};
+    use std::time::Duration;
+
+    let sim = Sim::new();
+    let server = CancelToken::new();
+    let request = || {
+        let timed = server.child_with_timeout(&sim, Duration::from_millis(1));
+        let db = timed.child();
+        drop(timed);
+        sim.block_on(db.cancelled()); // the deadline fires
+        drop(db);
+    };
+    for _ in 0..1_000 {
+        request();
+    }
+    let before = live();
+    for _ in 0..100_000 {
+        request();
+    }
+    let after = live();
+    assert_eq!(after, before, "the server grew by {} bytes", after - before);
 }
 
 /// Unlike a `JoinSet`, which keeps every output until joined, a group keeps

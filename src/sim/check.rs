@@ -21,6 +21,7 @@ use super::{LAST_PENDING, Sim};
 /// assert!(failure.to_string().contains("Sim::with_seed(5)"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SeedFailure {
     /// The first seed (in the order tried) whose run failed.
     pub seed: u64,

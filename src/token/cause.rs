@@ -184,12 +184,24 @@ impl fmt::Debug for Cancelled {
     }
 }
 
+/// Prints the kind and the location, not the cause: the cause is the
+/// error's [`source`](Error::source), and error-chain printers (anyhow,
+/// eyre, `{:#}`) print sources themselves — printing it here too would show
+/// it twice. Read it with [`Cancelled::cause`].
+///
+/// ```
+/// use std::error::Error;
+/// use cancelkit::{CancelKind, CancelToken};
+///
+/// let token = CancelToken::new();
+/// token.cancel_with(CancelKind::Shutdown, std::io::Error::other("SIGTERM"));
+/// let why = token.reason().unwrap();
+/// assert!(!why.to_string().contains("SIGTERM"));
+/// assert_eq!(why.source().unwrap().to_string(), "SIGTERM");
+/// ```
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.inner.kind.describe())?;
-        if let Some(cause) = &self.inner.cause {
-            write!(f, ": {cause}")?;
-        }
         write!(f, " (at {})", self.inner.location)
     }
 }

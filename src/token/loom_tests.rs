@@ -151,6 +151,46 @@ fn loom_guard_drop_vs_cancel_runs_at_most_once_and_leaves_nothing() {
     });
 }
 
+/// The guard's rule: once `drop(guard)` returns, the callback has finished
+/// or never starts. The callback asserts it did not start after the drop
+/// returned, and the dropper asserts that a started callback had finished.
+#[test]
+fn loom_guard_drop_returns_only_once_its_callback_finished_or_never_starts() {
+    use loom::sync::atomic::{AtomicBool, Ordering as LoomOrdering};
+    model(|| {
+        let token = CancelToken::new();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
+        let guard = token.on_cancel({
+            let (dropped, started, finished) = (dropped.clone(), started.clone(), finished.clone());
+            move |_| {
+                started.store(true, LoomOrdering::SeqCst);
+                assert!(
+                    !dropped.load(LoomOrdering::SeqCst),
+                    "started after its guard's drop returned"
+                );
+                finished.store(true, LoomOrdering::SeqCst);
+            }
+        });
+        let th = {
+            let token = token.clone();
+            thread::spawn(move || {
+                token.cancel();
+            })
+        };
+        drop(guard);
+        dropped.store(true, LoomOrdering::SeqCst);
+        if started.load(LoomOrdering::SeqCst) {
+            assert!(
+                finished.load(LoomOrdering::SeqCst),
+                "drop returned mid-callback"
+            );
+        }
+        th.join().unwrap();
+    });
+}
+
 #[test]
 fn loom_deadline_vs_explicit_cancel_one_cause_wins() {
     model(|| {
@@ -297,5 +337,24 @@ fn loom_a_released_node_with_a_child_keeps_its_non_handle_waiter() {
         drop(child);
         loom::future::block_on(wait);
         assert!(node.is_detached());
+    });
+}
+
+/// A released linked token whose last child is dropped while another of its
+/// parents cancels it leaves its other parent either way (no leak).
+#[test]
+fn loom_released_link_cancel_vs_child_drop_leaves_the_other_parent() {
+    model(|| {
+        let server = CancelToken::new();
+        let client = CancelToken::new();
+        let req = CancelToken::any([&server, &client]);
+        let db = req.child();
+        drop(req);
+        let th = thread::spawn(move || {
+            client.cancel();
+        });
+        drop(db);
+        th.join().unwrap();
+        assert_eq!(server.node().entries().0, 0);
     });
 }

@@ -32,11 +32,13 @@ use crate::loom::Arc;
 use crate::runtime::{Spawner, Timer};
 use crate::signal::Signal;
 
+mod callback;
 mod cause;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod node;
 
+use callback::SharedCallback;
 pub use cause::{CancelKind, Cancelled};
 use node::Entry;
 pub(crate) use node::Node;
@@ -302,6 +304,11 @@ impl CancelToken {
     /// stays a single atomic load, and the token flips to cancelled when
     /// that task runs — at or after `at`, never before.
     ///
+    /// The deadline lives on `rt`: if that runtime shuts down before `at`,
+    /// the task is dropped with it and **the deadline never fires** (the
+    /// token still reports it through [`deadline`](CancelToken::deadline),
+    /// and can still be cancelled any other way).
+    ///
     /// # Examples
     ///
     /// ```
@@ -414,9 +421,14 @@ impl CancelToken {
     }
 
     /// Runs `f` once when the token is cancelled; immediately, on this
-    /// thread, if it already is. Dropping the returned guard unregisters
-    /// `f` without blocking (if `f` is running on another thread right then,
-    /// it finishes there).
+    /// thread, if it already is.
+    ///
+    /// Dropping the returned guard unregisters `f`. **Once that drop
+    /// returns, `f` has either finished or will never start** — even if a
+    /// cancel is running on another thread, or an earlier callback of the
+    /// same cancel dropped the guard. If `f` is running on another thread
+    /// at that moment, the drop waits for it to finish; a guard dropped
+    /// from inside its own callback returns at once.
     ///
     /// `f` runs on the thread that cancels the token (for a deadline, the
     /// runtime thread that runs its timer task), after the whole tree is
@@ -451,9 +463,10 @@ impl CancelToken {
     where
         F: FnOnce(&Cancelled) + Send + 'static,
     {
-        match self.node().add_entry(Entry::Callback(Box::new(f))) {
+        let cell = callback::new(f);
+        match self.node().add_entry(Entry::Callback(cell.clone())) {
             Ok(key) => OnCancel {
-                registration: Some((self.node().clone(), key)),
+                registration: Some((self.node().clone(), key, cell)),
             },
             Err(Entry::Callback(f)) => {
                 let why = self
@@ -882,7 +895,7 @@ impl<F: Future> FutureExt for F {}
 /// ```
 #[must_use = "dropping the guard unregisters the callback; use `.forget()` to keep it"]
 pub struct OnCancel {
-    registration: Option<(Arc<Node>, u32)>,
+    registration: Option<(Arc<Node>, u32, SharedCallback)>,
 }
 
 impl OnCancel {
@@ -909,10 +922,12 @@ impl fmt::Debug for OnCancel {
 
 impl Drop for OnCancel {
     fn drop(&mut self) {
-        if let Some((node, key)) = self.registration.take() {
-            // Removing never waits for a callback that is running: a cancel
-            // takes entries out under the lock and runs them after.
+        if let Some((node, key, cell)) = self.registration.take() {
+            // Still in the slab: it never started, and now never will.
             drop(Node::remove_entry(&node, key));
+            // Otherwise a cancel (or a detach) took it out: make sure it
+            // does not start, or wait until it has finished.
+            cell.revoke();
         }
     }
 }

@@ -61,13 +61,15 @@
 //! dropped, with no lock held.
 
 use std::any::Any;
-use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::collections::HashSet;
+use std::panic::{Location, resume_unwind};
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use slab::Slab;
 use std::task::Waker;
 
+use super::callback::SharedCallback;
 use super::cause::{CancelKind, Cancelled};
 use crate::loom::{Arc, AtomicU8, Mutex, Ordering, lock};
 
@@ -79,12 +81,10 @@ const HAS_EXT: u8 = 0b10;
 /// children, so nothing can cancel it or observe it any more (invariant 6).
 const DETACHED: u8 = 0b100;
 
-/// A user callback registered with `on_cancel`.
-pub(super) type Callback = Box<dyn FnOnce(&Cancelled) + Send + 'static>;
-
 pub(super) enum Entry {
     Child(Arc<Node>),
-    Callback(Callback),
+    /// A user callback registered with `on_cancel` (see `callback.rs`).
+    Callback(SharedCallback),
     Waiter(Waker),
 }
 
@@ -194,18 +194,34 @@ impl Node {
 
     /// The earlier of this node's own deadline and all its ancestors'.
     /// Walks the graph iteratively (chains may be very deep).
+    ///
+    /// Linear in the number of ancestors: a node reachable along several
+    /// paths (through linked tokens) is visited once. A plain chain needs
+    /// no bookkeeping; the set of visited nodes is kept only above the first
+    /// linked node (below it nothing can be reached twice: the graph is
+    /// acyclic, parents being fixed at creation).
     pub(super) fn deadline(node: &Arc<Node>) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         let mut stack = vec![node.clone()];
+        let mut seen: Option<HashSet<*const Node>> = None;
         while let Some(node) = stack.pop() {
             if let Some(d) = node.ext.get().and_then(|e| lock(&e.inner).deadline) {
                 earliest = Some(earliest.map_or(d, |e| e.min(d)));
             }
             match &node.parents {
                 Parents::Root => {}
-                Parents::One { parent, .. } => stack.push(parent.clone()),
+                Parents::One { parent, .. } => {
+                    if seen.as_mut().is_none_or(|s| s.insert(ptr(parent))) {
+                        stack.push(parent.clone());
+                    }
+                }
                 Parents::Many(links) => {
-                    stack.extend(lock(links).iter().map(|(p, _)| p.clone()));
+                    let seen = seen.get_or_insert_with(HashSet::new);
+                    for (p, _) in lock(links).iter() {
+                        if seen.insert(ptr(p)) {
+                            stack.push(p.clone());
+                        }
+                    }
                 }
             }
         }
@@ -293,8 +309,8 @@ impl Node {
     }
 
     /// Removes callback entry `key` (its guard was dropped). Returns it if
-    /// it was still there. (Removing a callback never orphans a node:
-    /// callbacks do not keep nodes attached.)
+    /// it was still there — then it never started. (Removing a callback
+    /// never orphans a node: callbacks do not keep nodes attached.)
     pub(super) fn remove_entry(node: &Arc<Node>, key: u32) -> Option<Entry> {
         let ext = node.ext.get()?;
         let mut inner = lock(&ext.inner);
@@ -406,6 +422,11 @@ impl Node {
     }
 }
 
+/// A node's address, to tell nodes apart in a walk.
+fn ptr(node: &Arc<Node>) -> *const Node {
+    &**node
+}
+
 /// Disposes of what a detached node left behind, outside any lock: waiters
 /// (tasks that wait without being a handle, like a deadline's timer) are
 /// woken so they notice; unrun callbacks are dropped.
@@ -413,7 +434,9 @@ fn dispose(leftovers: Slab<Entry>) {
     for (_, entry) in leftovers {
         match entry {
             Entry::Waiter(w) => w.wake(),
-            other => drop(other),
+            // Its guard may still hold the cell: drop the closure now.
+            Entry::Callback(f) => f.discard(),
+            Entry::Child(child) => drop(child),
         }
     }
 }
@@ -552,7 +575,7 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
     let Some(has_ext) = mark(root, &cause) else {
         return false;
     };
-    let mut callbacks: Vec<Callback> = Vec::new();
+    let mut callbacks: Vec<SharedCallback> = Vec::new();
     let mut wakers: Vec<Waker> = Vec::new();
     // Nodes marked, whose entries are still to be drained. Children are
     // moved out of the slabs, so nothing is cloned per node.
@@ -566,7 +589,16 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
         inner.closed = true;
         inner.children = 0;
         let entries = std::mem::take(&mut inner.entries);
+        // A node whose last handle went while it still had children was
+        // kept attached for their sake; the cancel just took them, so if it
+        // is released it is now an orphan, and must leave the parents that
+        // did not cancel it (a linked token's other parents) — otherwise
+        // they would hold it, and it them, for ever.
+        let (orphan, _) = take_orphan(&node, &mut inner);
         drop(inner);
+        if orphan {
+            detach(node.clone());
+        }
         for (_, entry) in entries {
             match entry {
                 Entry::Child(child) => {
@@ -587,11 +619,12 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
     true
 }
 
-/// Runs `callbacks` outside any lock, each under `catch_unwind`.
-pub(super) fn run_callbacks(callbacks: Vec<Callback>, cause: &Cancelled) {
+/// Runs `callbacks` outside any lock, each under `catch_unwind`; those
+/// whose guard was dropped meanwhile are skipped (`callback.rs`).
+pub(super) fn run_callbacks(callbacks: Vec<SharedCallback>, cause: &Cancelled) {
     let mut first_panic: Option<Box<dyn Any + Send>> = None;
     for f in callbacks {
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(cause))) {
+        if let Some(p) = f.run(cause) {
             first_panic.get_or_insert(p);
         }
     }

@@ -434,3 +434,120 @@ fn a_waiter_that_gives_up_leaves_no_slot_and_reregistering_reuses_one() {
     assert_eq!(token.node().entries().0, 0);
     assert_eq!(wakes(&c), 0);
 }
+
+// ===== regressions (issue: leaks, guards, deadlines on link graphs) =====
+
+#[test]
+fn a_released_linked_token_cancelled_by_one_parent_leaves_the_other() {
+    let server = CancelToken::new();
+    for _ in 0..100 {
+        let client = CancelToken::new();
+        let req = CancelToken::any([&server, &client]);
+        let db = req.child();
+        let req_node = StdArc::downgrade(req.node());
+        drop(req); // released, kept attached for `db`
+        client.cancel(); // cancels `req` and `db`, not through `server`
+        drop(db);
+        assert_eq!(server.node().entries().0, 0, "`req` left `server`");
+        assert!(req_node.upgrade().is_none(), "and was freed");
+    }
+    let server_node = StdArc::downgrade(server.node());
+    drop(server);
+    assert!(server_node.upgrade().is_none(), "no cycle keeps the server");
+}
+
+#[test]
+fn deadline_is_linear_on_a_graph_of_links() {
+    // Each level links the previous token and a child of it: 2^levels
+    // paths to the root, but only 2 * levels nodes.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let root = CancelToken::new();
+        let mut t = root.child();
+        for _ in 0..64 {
+            t = CancelToken::any([&t, &t.child()]);
+        }
+        let _ = tx.send((t.deadline(), format!("{t:?}").len()));
+    });
+    let (deadline, _) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("deadline() on 128 nodes took more than 20 s: not linear");
+    assert_eq!(deadline, None);
+}
+
+#[test]
+fn a_guard_dropped_by_an_earlier_callback_of_the_same_cancel_stops_it() {
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let token = CancelToken::new();
+    let later: StdArc<std::sync::Mutex<Option<OnCancel>>> = Default::default();
+    let _first = token.on_cancel({
+        let later = later.clone();
+        move |_| drop(later.lock().unwrap().take())
+    });
+    *later.lock().unwrap() = Some(token.on_cancel({
+        let runs = runs.clone();
+        move |_| {
+            runs.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    token.cancel();
+    assert!(later.lock().unwrap().is_none(), "the first callback ran");
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "the second never started");
+}
+
+#[test]
+fn a_guard_dropped_inside_its_own_callback_returns() {
+    let token = CancelToken::new();
+    let me: StdArc<std::sync::Mutex<Option<OnCancel>>> = Default::default();
+    *me.lock().unwrap() = Some(token.on_cancel({
+        let me = me.clone();
+        move |_| drop(me.lock().unwrap().take())
+    }));
+    token.cancel(); // would deadlock if the guard waited for itself
+    assert!(me.lock().unwrap().is_none());
+}
+
+#[test]
+fn a_guard_dropped_while_its_callback_runs_elsewhere_waits_for_it() {
+    use std::sync::mpsc;
+    let token = CancelToken::new();
+    let finished = StdArc::new(std::sync::atomic::AtomicBool::new(false));
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let guard = token.on_cancel({
+        let finished = finished.clone();
+        move |_| {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            finished.store(true, Ordering::SeqCst);
+        }
+    });
+    let canceller = std::thread::spawn({
+        let token = token.clone();
+        move || token.cancel()
+    });
+    started_rx.recv().unwrap(); // the callback is running on `canceller`
+    let (dropped_tx, dropped_rx) = mpsc::channel();
+    let dropper = std::thread::spawn({
+        let finished = finished.clone();
+        move || {
+            drop(guard);
+            dropped_tx.send(finished.load(Ordering::SeqCst)).unwrap();
+        }
+    });
+    // While the callback is held, the drop must not return (had it, it
+    // would report `finished == false` here).
+    assert!(
+        dropped_rx
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .is_err(),
+        "the guard's drop returned while its callback was still running"
+    );
+    release_tx.send(()).unwrap();
+    assert!(
+        dropped_rx.recv().unwrap(),
+        "returned only after it finished"
+    );
+    dropper.join().unwrap();
+    assert!(canceller.join().unwrap());
+}
