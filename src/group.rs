@@ -23,7 +23,9 @@
 //!
 //! Finished tasks leave nothing behind: a long-lived group's memory is
 //! proportional to its *live* tasks (unlike tokio's `JoinSet`, which keeps
-//! every output until it is joined). Failures are kept, as text.
+//! every output until it is joined). The first failures are kept, as text,
+//! up to a bound ([`TaskGroupBuilder::keep_failures`]); the rest are
+//! counted.
 //!
 //! [`shutdown`]: TaskGroup::shutdown
 
@@ -43,7 +45,7 @@ use slab::Slab;
 
 use crate::runtime::{Spawner, Timer, saturating_deadline};
 use crate::signal::Signal;
-use crate::task::{Abort, Task, panic_text};
+use crate::task::{Abort, Task, drop_quietly, panic_text};
 use crate::{CancelKind, CancelToken, timeout};
 
 // ===== report types =====
@@ -184,9 +186,15 @@ pub struct ShutdownReport {
     /// Tasks still running when the grace period ended, whose futures were
     /// then dropped.
     pub forced: Vec<TaskInfo>,
-    /// Every task of the group's life that panicked or returned an error
-    /// (fail-fast groups do not count the siblings they cancelled).
+    /// The first tasks of the group's life that panicked or returned an
+    /// error, in the order they failed (fail-fast groups do not count the
+    /// siblings they cancelled). At most
+    /// [`keep_failures`](TaskGroupBuilder::keep_failures) are kept, so a
+    /// long-lived group does not grow with its failures.
     pub failures: Vec<TaskFailure>,
+    /// How many more tasks failed than [`failures`](ShutdownReport::failures)
+    /// lists.
+    pub failures_not_kept: usize,
 }
 
 impl ShutdownReport {
@@ -209,7 +217,7 @@ impl fmt::Display for ShutdownReport {
             "shutdown: {} finished within the grace period, {} forced, {} failed",
             self.finished,
             self.forced.len(),
-            self.failures.len()
+            self.failures.len() + self.failures_not_kept
         )?;
         for t in &self.forced {
             write!(f, "\n  forced: {t}")?;
@@ -217,9 +225,15 @@ impl fmt::Display for ShutdownReport {
         for t in &self.failures {
             write!(f, "\n  {t}")?;
         }
+        if self.failures_not_kept > 0 {
+            write!(f, "\n  ... and {} more failures", self.failures_not_kept)?;
+        }
         Ok(())
     }
 }
+
+/// How many failures a group keeps for its report unless told otherwise.
+const DEFAULT_KEEP_FAILURES: usize = 64;
 
 // ===== shared state =====
 
@@ -255,12 +269,16 @@ struct State {
     /// group was dropped). Set once.
     forced: bool,
     finished_in_grace: usize,
+    /// The first `Inner::keep_failures` failures.
     failures: Vec<TaskFailure>,
+    /// Failures past those.
+    failures_not_kept: usize,
 }
 
 struct Inner {
     token: CancelToken,
     fail_fast: bool,
+    keep_failures: usize,
     slots: Option<Arc<Semaphore>>,
     state: Mutex<State>,
     /// Notified whenever `live` becomes empty.
@@ -414,6 +432,7 @@ pub struct TaskGroupBuilder<R> {
     parent: Option<CancelToken>,
     fail_fast: bool,
     limit: Option<usize>,
+    keep_failures: usize,
 }
 
 impl<R: Spawner + Timer + Clone> TaskGroupBuilder<R> {
@@ -449,6 +468,34 @@ impl<R: Spawner + Timer + Clone> TaskGroupBuilder<R> {
     pub fn limit(mut self, n: usize) -> Self {
         assert!(n > 0, "a task group limit of 0 would never run a task");
         self.limit = Some(n);
+        self
+    }
+
+    /// Keeps at most `n` failures for the [`ShutdownReport`] (default
+    /// 64): the first `n`, in the order the tasks failed; later ones are
+    /// only counted, in
+    /// [`failures_not_kept`](ShutdownReport::failures_not_kept). A group's
+    /// memory so stays bounded however many of its tasks fail.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::builder(&rt).keep_failures(1).build();
+    /// let report = rt.block_on(async {
+    ///     for i in 0..3 {
+    ///         let _ = group.spawn_try("job", move |_| async move { Err::<(), _>(i) }).await.await;
+    ///     }
+    ///     group.shutdown(Duration::ZERO).await
+    /// });
+    /// assert_eq!(report.failures[0].message, "0");
+    /// assert_eq!(report.failures_not_kept, 2);
+    /// # }
+    /// ```
+    pub fn keep_failures(mut self, n: usize) -> Self {
+        self.keep_failures = n;
         self
     }
 
@@ -488,6 +535,7 @@ impl<R: Spawner + Timer + Clone> TaskGroupBuilder<R> {
                 inner: Arc::new(Inner {
                     token,
                     fail_fast: self.fail_fast,
+                    keep_failures: self.keep_failures,
                     slots: self.limit.map(|n| Arc::new(Semaphore::new(n))),
                     state: Mutex::new(State::default()),
                     changed: Event::new(),
@@ -558,6 +606,7 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
             parent: None,
             fail_fast: false,
             limit: None,
+            keep_failures: DEFAULT_KEEP_FAILURES,
         }
     }
 
@@ -835,7 +884,7 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
             })
         };
         let tracked = Tracked {
-            fut,
+            fut: Some(fut),
             done: Done {
                 inner: inner.clone(),
                 key,
@@ -966,6 +1015,7 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
             finished: state.finished_in_grace,
             forced,
             failures: state.failures.clone(),
+            failures_not_kept: state.failures_not_kept,
         }
     }
 
@@ -1060,7 +1110,11 @@ impl Drop for Done {
                     if self.inner.fail_fast {
                         cancel_siblings = Some(failure.clone());
                     }
-                    state.failures.push(failure);
+                    if state.failures.len() < self.inner.keep_failures {
+                        state.failures.push(failure);
+                    } else {
+                        state.failures_not_kept += 1;
+                    }
                 }
                 Outcome::Dropped => {}
             }
@@ -1082,23 +1136,64 @@ impl Drop for Done {
 
 pin_project_lite::pin_project! {
     /// A group task's future: records how it ended in its `Done`.
+    ///
+    /// It drops the user's future itself — on completion, and in its own
+    /// destructor — so that a destructor that panics is recorded as the
+    /// panic the task's handle reports, before `done` reports to the group.
     struct Tracked<F: Future> {
         #[pin]
-        fut: F,
+        fut: Option<F>,
         done: Done,
         classify: fn(&F::Output) -> Option<String>,
     }
+
+    impl<F: Future> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Err(payload) = drop_in_place_caught(this.fut) {
+                // Dropped unfinished (cancelled or forced), and its
+                // destructor panicked: the handle reports that panic.
+                this.done.outcome = Outcome::Failed(FailureKind::Panicked, panic_text(&*payload));
+                resume_unwind(payload)
+            }
+        }
+    }
+}
+
+/// Drops the future in `slot` (if any), catching a panic from its
+/// destructor.
+fn drop_in_place_caught<F>(
+    mut slot: Pin<&mut Option<F>>,
+) -> Result<(), Box<dyn std::any::Any + Send + 'static>> {
+    if slot.is_none() {
+        return Ok(());
+    }
+    catch_unwind(AssertUnwindSafe(|| slot.set(None)))
 }
 
 impl<F: Future> Future for Tracked<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        match catch_unwind(AssertUnwindSafe(|| this.fut.poll(cx))) {
+        let mut this = self.project();
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            // Finished already: runtimes do not poll again (the harness
+            // guards it), but stay well-defined.
+            return Poll::Pending;
+        };
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(out)) => {
-                this.done.outcome = match (this.classify)(&out) {
+                let failure = (this.classify)(&out);
+                // The future is done: drop it now, so a panic in its
+                // destructor is this task's outcome (as its handle sees it).
+                if let Err(payload) = drop_in_place_caught(this.fut.as_mut()) {
+                    drop_quietly(out);
+                    this.done.outcome =
+                        Outcome::Failed(FailureKind::Panicked, panic_text(&*payload));
+                    resume_unwind(payload)
+                }
+                this.done.outcome = match failure {
                     // An error caused by being cancelled is no failure.
                     Some(_) if this.done.token.is_cancelled() => Outcome::Finished,
                     Some(message) => Outcome::Failed(FailureKind::Error, message),
@@ -1107,8 +1202,11 @@ impl<F: Future> Future for Tracked<F> {
                 Poll::Ready(out)
             }
             Err(payload) => {
+                // The harness drops us (and the future) and reports the
+                // panic; a second panic from the destructor is not ours to
+                // report.
+                drop_quietly(drop_in_place_caught(this.fut.as_mut()));
                 this.done.outcome = Outcome::Failed(FailureKind::Panicked, panic_text(&*payload));
-                // The task's handle reports it as `JoinError::Panicked`.
                 resume_unwind(payload)
             }
         }

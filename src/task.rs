@@ -53,6 +53,15 @@ const CANCEL_REQUESTED: u8 = 0b01;
 /// by the handle itself).
 const COMPLETE: u8 = 0b10;
 
+/// Set by the handle, exactly once, when it goes away (dropped, detached, or
+/// consumed by `Cancel` after taking the output). Never cleared. Whichever
+/// of the handle and the harness sets its bit second — `HANDLE_GONE` or
+/// `COMPLETE`, both read-modify-writes of `state`, so one is second — drops
+/// the output nobody will read, catching a panic from its destructor: no
+/// output or panic payload is ever dropped where a runtime would see its
+/// panic (D3).
+const HANDLE_GONE: u8 = 0b100;
+
 /// What a task ended with: its output, or why there is none.
 type Outcome<T> = Result<T, JoinError>;
 
@@ -88,11 +97,33 @@ impl<T> Shared<T> {
         self.state.load(Ordering::SeqCst) & CANCEL_REQUESTED != 0
     }
 
-    /// Stores the outcome, publishes `COMPLETE`, and wakes the joiner.
+    /// Stores the outcome, publishes `COMPLETE`, and wakes the joiner — or,
+    /// if the handle is gone, drops the outcome here, quietly.
     fn complete(&self, outcome: Outcome<T>) {
         *self.output.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
-        self.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        self.join_waker.wake();
+        let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        if prev & HANDLE_GONE != 0 {
+            drop_quietly(self.take_output());
+        } else {
+            self.join_waker.wake();
+        }
+    }
+
+    /// The handle goes away: asks for cancellation unless `detach`ed, and
+    /// drops an output that is already there, quietly.
+    fn release(&self, cancel: bool) {
+        let bits = if cancel {
+            HANDLE_GONE | CANCEL_REQUESTED
+        } else {
+            HANDLE_GONE
+        };
+        let prev = self.state.fetch_or(bits, Ordering::SeqCst);
+        if prev & COMPLETE != 0 {
+            drop_quietly(self.take_output());
+        } else if cancel && prev & CANCEL_REQUESTED == 0 {
+            // As in `request_cancel`.
+            self.task_waker.wake();
+        }
     }
 
     fn take_output(&self) -> Option<Outcome<T>> {
@@ -164,6 +195,15 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// Drops `value`, catching a panic from its destructor — an output or a
+/// panic payload that panics when dropped — and leaking that panic's own
+/// payload (dropping it could panic again).
+pub(crate) fn drop_quietly<V>(value: V) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        std::mem::forget(payload);
+    }
+}
+
 /// Drops the user's future in place, catching a panicking destructor, whose
 /// payload is returned.
 fn drop_future<F>(mut fut: Pin<&mut Option<F>>) -> Option<Box<dyn Any + Send + 'static>> {
@@ -212,7 +252,10 @@ impl<F: Future> Future for Harness<F> {
                 // `.await` return only after its destructors ran.
                 let outcome = match drop_future(this.fut.as_mut()) {
                     None => Ok(value),
-                    Some(payload) => Err(JoinError::Panicked(payload)),
+                    Some(payload) => {
+                        drop_quietly(value);
+                        Err(JoinError::Panicked(payload))
+                    }
                 };
                 shared.complete(outcome);
                 Poll::Ready(())
@@ -232,7 +275,9 @@ impl<F: Future> Future for Harness<F> {
                 Poll::Pending
             }
             Err(payload) => {
-                let _ = drop_future(this.fut.as_mut());
+                // The first panic is the one reported; a second one from
+                // the future's destructor is dropped (quietly).
+                drop_quietly(drop_future(this.fut.as_mut()));
                 shared.complete(Err(JoinError::Panicked(payload)));
                 Poll::Ready(())
             }
@@ -298,7 +343,8 @@ pub struct Task<T> {
 impl<T> Task<T> {
     /// Lets the task run to completion without a handle (D2).
     ///
-    /// Its output, or panic payload, is dropped when it finishes.
+    /// Its output, or panic payload, is dropped when it finishes; a panic
+    /// from that drop is caught and discarded, never reaching the runtime.
     ///
     /// # Examples
     ///
@@ -431,9 +477,7 @@ impl<T: Send + 'static> Task<T> {
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        if !self.detached {
-            self.shared.request_cancel();
-        }
+        self.shared.release(!self.detached);
     }
 }
 
@@ -733,7 +777,14 @@ mod tests {
 
     #[test]
     fn detached_task_is_not_cancelled() {
-        let (task, harness) = new(async { 7 });
+        let finished = crate::CancelToken::new();
+        let (task, harness) = new({
+            let finished = finished.clone();
+            async move {
+                finished.cancel();
+                7
+            }
+        });
         task.detach();
         let mut harness = Box::pin(harness);
         let (_, hw) = counting();
@@ -743,7 +794,9 @@ mod tests {
                 .poll(&mut Context::from_waker(&hw))
                 .is_ready()
         );
-        // The harness ran the future to completion rather than dropping it.
-        assert!(matches!(harness.shared.take_output(), Some(Ok(7))));
+        // The harness ran the future to completion rather than dropping it,
+        // and dropped the output nobody will read.
+        assert!(finished.is_cancelled());
+        assert!(harness.shared.take_output().is_none());
     }
 }

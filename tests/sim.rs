@@ -342,3 +342,93 @@ fn a_sim_stays_usable_after_a_caught_panic() {
     assert!(caught.is_err());
     assert_eq!(sim.block_on(async { 7 }), 7);
 }
+
+// ===== group reports agree with handles =====
+
+/// Ready at once with 7; its destructor panics.
+struct ReadyThenPanicsOnDrop;
+
+impl std::future::Future for ReadyThenPanicsOnDrop {
+    type Output = u32;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<u32> {
+        std::task::Poll::Ready(7)
+    }
+}
+
+impl Drop for ReadyThenPanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("destructor panicked");
+    }
+}
+
+#[test]
+fn a_task_whose_destructor_panics_after_completing_is_a_failure_in_the_report() {
+    use cancelkit::{FailureKind, JoinError, TaskGroup};
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    let report = sim.block_on(async {
+        let task = group.spawn_named("bomb", |_| ReadyThenPanicsOnDrop).await;
+        match task.await {
+            Err(JoinError::Panicked(p)) => {
+                assert_eq!(p.downcast_ref::<&str>(), Some(&"destructor panicked"));
+            }
+            other => panic!("the handle said {other:?}"),
+        }
+        group.shutdown(Duration::ZERO).await
+    });
+    assert_eq!(report.failures.len(), 1, "{report}");
+    assert_eq!(report.failures[0].kind, FailureKind::Panicked);
+    assert_eq!(report.failures[0].message, "destructor panicked");
+    assert_eq!(report.failures[0].task.name, "bomb");
+}
+
+#[test]
+fn a_forced_task_whose_destructor_panics_is_a_failure_too() {
+    use cancelkit::{FailureKind, JoinError, TaskGroup};
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("forced destructor panicked");
+        }
+    }
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    let (task, report) = sim.block_on(async {
+        let task = group
+            .spawn_named("stubborn", |_| async {
+                let _bomb = PanicsOnDrop;
+                std::future::pending::<()>().await
+            })
+            .await;
+        yield_now().await;
+        let report = group.shutdown(Duration::from_millis(10)).await;
+        (task.await, report)
+    });
+    assert!(matches!(task, Err(JoinError::Panicked(_))), "{task:?}");
+    assert_eq!(report.forced.len(), 1);
+    assert_eq!(report.failures.len(), 1, "{report}");
+    assert_eq!(report.failures[0].kind, FailureKind::Panicked);
+}
+
+#[test]
+fn a_group_keeps_its_first_failures_and_counts_the_rest() {
+    use cancelkit::TaskGroup;
+    let sim = Sim::new();
+    let group = TaskGroup::builder(&sim).keep_failures(3).build();
+    let report = sim.block_on(async {
+        for i in 0..10 {
+            let _ = group
+                .spawn_try("job", move |_| async move { Err::<(), _>(i) })
+                .await
+                .await;
+        }
+        group.shutdown(Duration::ZERO).await
+    });
+    let kept: Vec<_> = report.failures.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(kept, ["0", "1", "2"]);
+    assert_eq!(report.failures_not_kept, 7);
+    assert!(report.to_string().contains("10 failed"), "{report}");
+}

@@ -31,6 +31,37 @@ fn a_long_lived_group_keeps_nothing_of_finished_tasks() {
     finished_tasks_leave_nothing_in_a_long_lived_group();
 }
 
+/// A long-lived group whose tasks keep failing keeps only its first
+/// failures: its memory stays bounded.
+#[cfg(feature = "sim")]
+#[test]
+fn a_long_lived_group_with_failing_tasks_stays_bounded() {
+    use cancelkit::{Runtime, TaskGroup, sim::Sim};
+
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    // Batches of 100 live tasks (so slabs and queues reach their steady
+    // capacity in the warm-up), each batch failing before the next.
+    let run = |batches: usize| {
+        sim.block_on(async {
+            for _ in 0..batches {
+                for _ in 0..100 {
+                    group
+                        .spawn_try("flaky", |_| async { Err::<(), _>("failed") })
+                        .await
+                        .detach();
+                }
+                group.wait().await;
+            }
+        })
+    };
+    run(10); // fills the kept failures and warms up
+    let before = live();
+    run(1_000); // 100 000 failures
+    let after = live();
+    assert_eq!(after, before, "the group grew by {} bytes", after - before);
+}
+
 /// A request token linked to the server and to its client, with a child
 /// (a database call), dropped and then cancelled by the client — not by
 /// the server. It must leave the server, which otherwise grew by ~650 B per

@@ -227,6 +227,72 @@ pub(crate) fn d3_panic_is_caught_and_spares_the_runtime<R: CaseRuntime>(cx: &Ctx
     Ok(())
 }
 
+/// A value whose destructor raises `dropped` and then panics.
+struct PanicsOnDrop(CancelToken);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+        panic!("this value panics when dropped");
+    }
+}
+
+pub(crate) fn d3_values_that_panic_when_dropped_spare_the_runtime<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let (rt, trace) = (&cx.rt, &cx.trace);
+    // A detached task's output, dropped by whoever finishes the task.
+    let dropped = CancelToken::new();
+    rt.spawn({
+        let dropped = dropped.clone();
+        async move { PanicsOnDrop(dropped) }
+    })
+    .detach();
+    cx.block_on(
+        "a detached task's output being dropped",
+        dropped.cancelled(),
+    )?;
+    trace.record("detached output dropped");
+    // A detached task's panic payload.
+    let dropped = CancelToken::new();
+    rt.spawn({
+        let dropped = dropped.clone();
+        async move {
+            yield_now().await;
+            std::panic::panic_any(PanicsOnDrop(dropped))
+        }
+    })
+    .detach();
+    cx.block_on(
+        "a detached task's panic payload being dropped",
+        dropped.cancelled(),
+    )?;
+    trace.record("detached payload dropped");
+    // A handle dropped after its task finished: the output is dropped on
+    // the caller's thread, and its panic must not escape `drop`.
+    let dropped = CancelToken::new();
+    let task = rt.spawn({
+        let dropped = dropped.clone();
+        async move { PanicsOnDrop(dropped) }
+    });
+    cx.block_on("a task finishing", until_finished(&task))?;
+    let escaped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(task))).is_err();
+    ensure!(!escaped, "dropping a finished task's handle panicked");
+    ensure!(
+        dropped.is_cancelled(),
+        "the output was not dropped with its handle"
+    );
+    trace.record("handle dropped with its output");
+    let out = cx.block_on("awaiting a task spawned afterwards", rt.spawn(async { 1 }))?;
+    ensure!(
+        matches!(out, Ok(1)),
+        "a task spawned afterwards gave {}",
+        describe(&out)
+    );
+    trace.record("runtime still works");
+    Ok(())
+}
+
 pub(crate) fn d4_abort_neither_waits_nor_consumes<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
     let (rt, trace) = (&cx.rt, &cx.trace);
     let started = CancelToken::new();

@@ -469,6 +469,8 @@ macro_rules! __conformance_cases {
                 "awaiting a task that was cancelled gives Err(JoinError::Cancelled)";
             d3_panic_is_caught_and_spares_the_runtime => "D3",
                 "a panicking task gives Err(JoinError::Panicked) with its payload, and its siblings and the runtime carry on";
+            d3_values_that_panic_when_dropped_spare_the_runtime => "D3",
+                "an output or panic payload that panics when dropped — by a detached task or with its handle — never reaches the runtime or the caller";
             d4_abort_neither_waits_nor_consumes => "D4",
                 "abort() returns at once, keeps the handle usable, and is idempotent";
             d4_cancel_returns_after_the_future_is_dropped => "D4",
