@@ -173,7 +173,7 @@ cfg_sim! {
 pub use group::{
     FailureKind, Full, ShutdownReport, TaskFailure, TaskGroup, TaskGroupBuilder, TaskInfo,
 };
-pub use runtime::{BoxFuture, BoxSleep, DynSpawner, DynTimer, Runtime, Spawner, Timer};
+pub use runtime::{BoxFuture, BoxSleep, DynSpawner, DynTimer, FAR_FUTURE, Runtime, Spawner, Timer};
 pub use signal::{DynSignal, Or, OrRaised, OsSignal, Signal, SignalExt};
 pub use task::{Cancel, JoinError, Task};
 pub use time::{Elapsed, Timeout, deadline, timeout};

@@ -124,7 +124,13 @@ pub trait Spawner {
 ///   late. It accepts any `Instant`, however far away, without panicking.
 ///   Dropping it cancels the sleep.
 /// - [`sleep`](Timer::sleep) treats a duration that overflows `Instant`
-///   (such as `Duration::MAX`) as "never".
+///   (such as `Duration::MAX`) as "never": it sleeps until
+///   [`FAR_FUTURE`](crate::FAR_FUTURE) from now (thirty years, tokio's
+///   horizon too), never less.
+/// - A deadline `FAR_FUTURE` or more ahead of `now()` means "never". A
+///   real clock never gets there; a virtual clock, which jumps to the next
+///   timer when nothing else can run, must not jump to it (cancelkit's
+///   `sim` reports a deadlock instead).
 ///
 /// # Examples
 ///
@@ -158,8 +164,8 @@ pub trait Timer {
     /// A future that completes after `duration` has passed on this clock.
     ///
     /// A duration too large to add to `now()` (such as `Duration::MAX`)
-    /// sleeps for about thirty years, which is "never" in practice, instead
-    /// of panicking on overflow.
+    /// sleeps until [`FAR_FUTURE`](crate::FAR_FUTURE) from now, which means
+    /// "never", instead of panicking on overflow.
     #[doc(alias = "delay")]
     fn sleep(&self, duration: Duration) -> Self::Sleep {
         let now = self.now();
@@ -167,15 +173,44 @@ pub trait Timer {
     }
 }
 
-/// Thirty years: the deadline used when `now + duration` overflows. The same
-/// horizon tokio uses for "far future".
-const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+/// How far ahead a deadline means "never": thirty years, the horizon tokio
+/// uses too. [`Timer::sleep`] with a duration that overflows `Instant`
+/// sleeps until `now + FAR_FUTURE`; a [`Timer`] with a virtual clock treats
+/// any deadline this far ahead as never reached (see the trait's contract).
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(cancelkit::FAR_FUTURE, Duration::from_secs(86_400 * 365 * 30));
+/// ```
+pub const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
-/// `now + duration`, or a point about thirty years ahead if that overflows.
+/// `now + duration`, or — if that overflows — the latest of
+/// `now + FAR_FUTURE` and the instants below it that `Instant` can hold.
+/// Never earlier than `now + duration` could have been, short of the end
+/// of `Instant`'s range; never `now` itself unless `now` is that end.
 pub(crate) fn saturating_deadline(now: Instant, duration: Duration) -> Instant {
-    now.checked_add(duration)
-        .or_else(|| now.checked_add(FAR_FUTURE))
-        .unwrap_or(now)
+    if let Some(at) = now.checked_add(duration) {
+        return at;
+    }
+    // Overflow: as far as `Instant` goes, up to the "never" horizon.
+    let mut step = FAR_FUTURE;
+    let mut at = now;
+    while !step.is_zero() {
+        if let Some(later) = at.checked_add(step) {
+            at = later;
+            if at.duration_since(now) >= FAR_FUTURE {
+                break;
+            }
+        } else {
+            step /= 2;
+        }
+    }
+    at
+}
+
+/// Whether `deadline` is so far ahead of `now` that it means "never".
+pub(crate) fn is_never(now: Instant, deadline: Instant) -> bool {
+    deadline.saturating_duration_since(now) >= FAR_FUTURE
 }
 
 /// A complete runtime: a [`Spawner`] and a [`Timer`] that can also block the
@@ -337,6 +372,23 @@ mod tests {
             now + Duration::from_secs(1)
         );
         let far = saturating_deadline(now, Duration::MAX);
-        assert!(far >= now + Duration::from_secs(86_400 * 365));
+        assert_eq!(far, now + FAR_FUTURE);
+        assert!(is_never(now, far));
+    }
+
+    #[test]
+    fn near_the_end_of_instant_an_overflow_is_not_now() {
+        // The latest instant we can make, found by halving steps.
+        let mut end = Instant::now();
+        let mut step = Duration::from_secs(u64::MAX);
+        while !step.is_zero() {
+            match end.checked_add(step) {
+                Some(later) => end = later,
+                None => step /= 2,
+            }
+        }
+        let near = end - Duration::from_secs(3600);
+        let at = saturating_deadline(near, Duration::MAX);
+        assert_eq!(at, end, "as far as Instant goes, not `now`");
     }
 }

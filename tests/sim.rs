@@ -432,3 +432,64 @@ fn a_group_keeps_its_first_failures_and_counts_the_rest() {
     assert_eq!(report.failures_not_kept, 7);
     assert!(report.to_string().contains("10 failed"), "{report}");
 }
+
+// ===== "never" means never =====
+
+#[test]
+fn sleeping_for_duration_max_is_a_deadlock_not_thirty_virtual_years() {
+    let sim = Sim::new();
+    let err = sim
+        .try_block_on(sim.sleep(Duration::MAX))
+        .expect_err("sleep(Duration::MAX) completed");
+    assert!(err.to_string().contains("deadlock"), "{err}");
+    assert_eq!(sim.elapsed(), Duration::ZERO, "the clock did not jump");
+    // A finite sleep beside it still completes, and the far one stays put.
+    let out = sim.block_on(timeout(
+        &sim,
+        Duration::from_secs(1),
+        sim.sleep(Duration::MAX),
+    ));
+    assert!(out.is_err());
+    assert_eq!(sim.elapsed(), Duration::from_secs(1));
+}
+
+// ===== busy tasks do not freeze virtual time =====
+
+#[test]
+fn a_task_that_only_yields_does_not_freeze_a_groups_grace() {
+    use cancelkit::TaskGroup;
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    let report = sim.block_on(async {
+        group
+            .spawn_named("spinner", |_| async {
+                loop {
+                    yield_now().await;
+                }
+            })
+            .await
+            .detach();
+        group.shutdown(Duration::from_millis(50)).await
+    });
+    assert_eq!(report.forced.len(), 1, "{report}");
+    assert_eq!(
+        sim.elapsed(),
+        Duration::from_millis(50),
+        "exactly the grace"
+    );
+}
+
+#[test]
+fn a_main_future_that_only_yields_still_lets_timers_fire() {
+    let sim = Sim::new();
+    let slept = sim.spawn({
+        let sim = sim.clone();
+        async move { sim.sleep(Duration::from_secs(1)).await }
+    });
+    sim.block_on(async {
+        while !slept.is_finished() {
+            yield_now().await;
+        }
+    });
+    assert_eq!(sim.elapsed(), Duration::from_secs(1));
+}

@@ -6,7 +6,14 @@
 //!
 //! - [`Timer::now`] is virtual. When every task is idle, the clock jumps to
 //!   the next timer, so a test full of sleeps runs in microseconds, and the
-//!   times it observes are exact.
+//!   times it observes are exact. A deadline [`FAR_FUTURE`](crate::FAR_FUTURE)
+//!   or more ahead (where `sleep(Duration::MAX)` lands) is "never": the
+//!   clock does not jump to it.
+//! - Virtual time also moves while tasks are busy: after
+//!   [`BUSY_POLLS_PER_TICK`] polls without the clock moving, it jumps to the
+//!   next timer even if tasks are still ready, so code that only yields
+//!   cannot freeze time (a timeout or a group's grace around it ends, as it
+//!   would on a real runtime).
 //! - The next task to run is picked among the ready ones by a seeded
 //!   generator: a run is reproducible from its seed, and different seeds
 //!   explore different interleavings. [`check_seeds`] runs a test body
@@ -55,6 +62,15 @@ mod check;
 pub use check::{Checked, Marked, SeedFailure, Violation, check_cancel_safety, check_seeds, mark};
 
 type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// How many polls (of tasks and of the main future) may run while a timer
+/// is pending before the clock moves to it anyway. Without it, a task that
+/// only yields (`yield_now` in a loop) would freeze virtual time, and a
+/// timeout or a shutdown grace around it would never end — where a real
+/// runtime would, since its clock moves while the task spins. Each poll
+/// stands for "some time"; the clock moves exactly to the next deadline,
+/// so no sleep ever ends early.
+pub const BUSY_POLLS_PER_TICK: u32 = 1_000;
 
 struct Slot {
     /// `None` while the task is being polled.
@@ -294,7 +310,9 @@ impl Sim {
     }
 
     /// Runs every ready task until none is ready, without moving the
-    /// clock. For checks that want the simulation quiet.
+    /// clock. For checks that want the simulation quiet. (A task that yields
+    /// for ever is always ready: with one, this does not return — use
+    /// `block_on`, whose clock moves.)
     ///
     /// # Panics
     ///
@@ -376,19 +394,35 @@ impl Sim {
         let main_waker = Waker::from(Arc::new(MainWaker(self.shared.clone())));
         let mut cx = Context::from_waker(&main_waker);
         self.shared.main_woken.store(true, Ordering::SeqCst);
+        // Polls since the clock last moved (see `BUSY_POLLS_PER_TICK`).
+        let mut busy: u32 = 0;
         loop {
             if self.shared.main_woken.swap(false, Ordering::SeqCst) {
+                busy += 1;
                 if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
                     return Ok(out);
+                }
+            }
+            // Work takes time: code that only yields must not freeze the
+            // clock (a real runtime's would move on).
+            if busy >= BUSY_POLLS_PER_TICK {
+                busy = 0;
+                if self.fire_next_timers() {
+                    continue;
                 }
             }
             // One task between two polls of the main future: a main future
             // that keeps waking itself (a `yield_now` loop) cannot starve
             // the tasks it waits for.
-            if self.run_one_ready() || self.shared.main_woken.load(Ordering::SeqCst) {
+            if self.run_one_ready() {
+                busy += 1;
+                continue;
+            }
+            if self.shared.main_woken.load(Ordering::SeqCst) {
                 continue;
             }
             if self.fire_next_timers() {
+                busy = 0;
                 continue;
             }
             // Nothing to do: only a wake-up from another thread can help.
@@ -573,6 +607,12 @@ impl Future for Sleep {
                 state.timers.remove(&key);
             }
             return Poll::Ready(());
+        }
+        if this.at.saturating_sub(state.now) >= crate::FAR_FUTURE {
+            // "Never" (the `Timer` contract): no timer the clock could
+            // jump to. Nothing will wake this sleep; with nothing else to
+            // do, the simulation reports a deadlock.
+            return Poll::Pending;
         }
         match this.registered.and_then(|k| state.timers.get_mut(&k)) {
             Some(w) => {
