@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::runtime::{Builder, Handle, Runtime as TokioRuntime, TryCurrentError};
+use tokio::runtime::{Builder, Handle, Runtime as TokioRuntime, RuntimeFlavor, TryCurrentError};
 
 use crate::{OsSignal, Runtime, Spawner, Timer};
 
@@ -312,10 +312,50 @@ impl Timer for Tokio {
 }
 
 impl Runtime for Tokio {
+    /// Runs `fut` to completion on this runtime, blocking the thread.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line, instead of hanging or panicking inside tokio:
+    ///
+    /// - when called inside a tokio context — from async code, or with a
+    ///   runtime entered by `Handle::enter` — where blocking the thread
+    ///   would stall the runtime (tokio refuses it too): `.await` the future
+    ///   instead;
+    /// - when this handle wraps a *current-thread* runtime it does not own
+    ///   ([`Tokio::current`] or [`Tokio::from_handle`] on one): tokio's
+    ///   `Handle::block_on` cannot drive such a runtime's tasks and timers,
+    ///   so the call would hang. Own the runtime ([`Tokio::current_thread`]),
+    ///   use a multi-thread one, or call the runtime's own `block_on`.
+    ///
+    /// ```should_panic
+    /// use cancelkit::{Runtime, rt::Tokio};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let rt = Tokio::from_handle(runtime.handle().clone());
+    /// rt.block_on(async {}); // panics: it could only hang
+    /// ```
+    #[track_caller]
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        if Handle::try_current().is_ok() {
+            panic!(
+                "cancelkit: Tokio::block_on called inside a tokio runtime's context, where \
+                 blocking the thread would stall the runtime; `.await` the future instead"
+            );
+        }
         match self.owned.as_ref().and_then(|o| o.0.as_ref()) {
             Some(rt) => rt.block_on(fut),
-            None => self.handle.block_on(fut),
+            None => {
+                if self.handle.runtime_flavor() == RuntimeFlavor::CurrentThread {
+                    panic!(
+                        "cancelkit: Tokio::block_on cannot drive a current-thread runtime it does \
+                         not own (tokio's Handle::block_on does not run its tasks or timers, so \
+                         this would hang); own one with Tokio::current_thread(), use a \
+                         multi-thread runtime, or call the runtime's own block_on"
+                    );
+                }
+                self.handle.block_on(fut)
+            }
         }
     }
 }

@@ -208,7 +208,6 @@ pub(crate) fn saturating_deadline(now: Instant, duration: Duration) -> Instant {
     at
 }
 
-
 /// A complete runtime: a [`Spawner`] and a [`Timer`] that can also block the
 /// current thread on a future.
 ///

@@ -215,11 +215,13 @@ impl<S: Signal + ?Sized> DynSignal for S {
 /// anything else that is "a future that may some day complete".
 ///
 /// The wait runs as a [`Task`](crate::Task) on the given spawner and is
-/// cancelled when the `OsSignal` is dropped. The task holds a clone of the
-/// spawner, so the runtime it runs on lives at least as long as the
+/// cancelled when the `OsSignal` is dropped. The `OsSignal` holds a clone
+/// of the spawner, so the runtime it runs on lives at least as long as the
 /// `OsSignal` (a temporary runtime, as in `Smol::new()?.ctrl_c()?`, is not
-/// shut down under it). Several `OsSignal`s may listen for the same OS
-/// signal at once: each sees it.
+/// shut down under it) — and no longer: the listening task holds no clone,
+/// so once the `OsSignal` and the other handles are dropped the runtime
+/// shuts down, even one that only runs inside `block_on` (D6). Several
+/// `OsSignal`s may listen for the same OS signal at once: each sees it.
 ///
 /// # Examples
 ///
@@ -239,7 +241,19 @@ impl<S: Signal + ?Sized> DynSignal for S {
 #[derive(Debug)]
 pub struct OsSignal {
     raised: crate::CancelToken,
+    /// Dropped first: cancels the listening task...
     _listener: crate::Task<()>,
+    /// ...then lets the runtime go, if this was its last handle.
+    _runtime: KeepAlive,
+}
+
+/// A type-erased clone of the spawner an `OsSignal` listens on.
+struct KeepAlive(#[allow(dead_code)] Box<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepAlive")
+    }
 }
 
 impl OsSignal {
@@ -256,17 +270,13 @@ impl OsSignal {
     /// ```
     pub fn listen<S, F>(spawner: &S, wait: F) -> OsSignal
     where
-        S: crate::Spawner + Clone + Send + 'static,
+        S: crate::Spawner + Clone + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         let raised = crate::CancelToken::new();
         let listener = spawner.spawn({
             let raised = raised.clone();
-            // Keeps the runtime alive while we listen; dropped (breaking
-            // the cycle) when the `OsSignal` drops and cancels this task.
-            let keep_alive = spawner.clone();
             async move {
-                let _keep_alive = keep_alive;
                 wait.await;
                 raised.cancel_with(crate::CancelKind::External, SignalReceived);
             }
@@ -274,6 +284,7 @@ impl OsSignal {
         OsSignal {
             raised,
             _listener: listener,
+            _runtime: KeepAlive(Box::new(spawner.clone())),
         }
     }
 

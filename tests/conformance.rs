@@ -25,6 +25,11 @@ conformance_tests!(tokio_multi_thread, || cancelkit::rt::Tokio::multi_thread()
     .unwrap());
 #[cfg(feature = "smol")]
 conformance_tests!(smol, || cancelkit::rt::Smol::new().unwrap());
+// No threads of its own: tasks run only inside `block_on`, as on a
+// current-thread runtime.
+#[cfg(feature = "smol")]
+conformance_tests!(smol_no_threads, || cancelkit::rt::Smol::with_threads(0)
+    .unwrap());
 #[cfg(feature = "async-std")]
 conformance_tests!(async_std, cancelkit::rt::AsyncStd::scoped);
 #[cfg(feature = "sim")]
@@ -62,6 +67,11 @@ fn traces_are_identical_on_every_runtime() {
     }
     #[cfg(feature = "smol")]
     runs.push(("smol", traces(|| cancelkit::rt::Smol::new().unwrap())));
+    #[cfg(feature = "smol")]
+    runs.push((
+        "smol_no_threads",
+        traces(|| cancelkit::rt::Smol::with_threads(0).unwrap()),
+    ));
     #[cfg(feature = "async-std")]
     runs.push(("async_std", traces(cancelkit::rt::AsyncStd::scoped)));
     #[cfg(feature = "sim")]

@@ -516,6 +516,37 @@ pub(crate) fn d6_runtime_shutdown_cancels_pending_tasks<R: CaseRuntime>(cx: &Ctx
     Ok(())
 }
 
+pub(crate) fn d6_a_dropped_signal_listener_does_not_keep_its_runtime_alive<R: CaseRuntime>(
+    cx: &Ctx<'_, R>,
+) -> Result {
+    let trace = &cx.trace;
+    let doomed = (cx.new_runtime)();
+    let parked = doomed.spawn(std::future::pending::<()>());
+    let signal = crate::OsSignal::listen(&doomed, std::future::pending());
+    // Let the listener start (on runtimes that run tasks only inside
+    // `block_on`, it would otherwise never be polled at all).
+    bounded(
+        &doomed,
+        cx.config.patience,
+        "letting the listener start",
+        yield_now(),
+    )?;
+    drop(doomed);
+    drop(signal);
+    trace.record("runtime and signal dropped");
+    let out = cx.block_on(
+        "awaiting a task of a runtime whose signal listener was dropped (kept alive?)",
+        parked,
+    )?;
+    ensure!(
+        matches!(out, Err(JoinError::Cancelled)),
+        "a parked task gave {}",
+        describe(&out)
+    );
+    trace.record("parked task: Err(Cancelled)");
+    Ok(())
+}
+
 // ===== F: tokens =====
 
 pub(crate) fn f1_clones_share_one_idempotent_flag<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {

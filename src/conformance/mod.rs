@@ -483,6 +483,8 @@ macro_rules! __conformance_cases {
                 "a cancel requested mid-section lets the section finish and lands at the next await";
             d6_runtime_shutdown_cancels_pending_tasks => "D6",
                 "when the runtime shuts down, awaiting its pending tasks gives Err(JoinError::Cancelled) without hanging";
+            d6_a_dropped_signal_listener_does_not_keep_its_runtime_alive => "D6",
+                "a runtime shuts down once its last handle and its OsSignal listeners are dropped, even one that runs tasks only inside block_on";
             f1_clones_share_one_idempotent_flag => "F1",
                 "clones of a token share state, cancel() is idempotent, is_cancelled() sees it on every thread";
             f2_one_cancel_wakes_every_waiter => "F2",

@@ -1,0 +1,103 @@
+//! The tokio adapter refuses what tokio cannot do, at the caller's line,
+//! instead of hanging or panicking inside tokio.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::sync::Once;
+
+use cancelkit::rt::Tokio;
+use cancelkit::{Runtime, Spawner, Timer};
+
+thread_local! {
+    /// Where the last panic on this thread was raised.
+    static PANICKED_AT: Cell<Option<(&'static str, u32)>> = const { Cell::new(None) };
+}
+
+/// Runs `f`, expecting a panic; returns its message and line.
+fn panic_of(f: impl FnOnce()) -> (String, u32) {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(l) = info.location() {
+                // `file()` borrows from the panic: keep only ours.
+                if l.file().ends_with("tokio_adapter.rs") {
+                    PANICKED_AT.with(|p| p.set(Some(("tests/tokio_adapter.rs", l.line()))));
+                }
+            }
+            previous(info);
+        }));
+    });
+    PANICKED_AT.with(|p| p.set(None));
+    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("it did not panic");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let line = PANICKED_AT
+        .with(Cell::get)
+        .map(|(_, line)| line)
+        .expect("the panic was not raised in this file (the caller's line)");
+    (message, line)
+}
+
+#[test]
+fn block_on_through_a_handle_to_a_current_thread_runtime_panics_at_the_caller() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt = Tokio::from_handle(runtime.handle().clone());
+    let mut line = 0;
+    let (message, at) = panic_of(|| {
+        line = Location::caller().line() + 1;
+        rt.block_on(rt.spawn(async { 1 })).unwrap();
+    });
+    assert_eq!(at, line, "{message}");
+    assert!(message.contains("Tokio::current_thread()"), "{message}");
+    // The same runtime through its own block_on works.
+    assert_eq!(runtime.block_on(rt.spawn(async { 1 })).unwrap(), 1);
+}
+
+#[test]
+fn tokio_current_inside_a_current_thread_runtime_cannot_block_on_from_outside() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt = runtime.block_on(async { Tokio::current().unwrap() });
+    let (message, _) = panic_of(|| rt.block_on(rt.sleep(std::time::Duration::from_millis(5))));
+    assert!(message.contains("current-thread"), "{message}");
+}
+
+#[test]
+fn block_on_inside_a_runtime_panics_at_the_caller_and_says_await() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut line = 0;
+    let (message, at) = panic_of(|| {
+        runtime.block_on(async {
+            let rt = Tokio::current().unwrap();
+            line = Location::caller().line() + 1;
+            rt.block_on(async {});
+        })
+    });
+    assert_eq!(at, line, "{message}");
+    assert!(message.contains(".await"), "{message}");
+}
+
+#[test]
+fn block_on_through_a_handle_to_a_multi_thread_runtime_works() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt = Tokio::from_handle(runtime.handle().clone());
+    assert_eq!(rt.block_on(rt.spawn(async { 2 })).unwrap(), 2);
+    rt.block_on(rt.sleep(std::time::Duration::from_millis(1)));
+}
