@@ -14,12 +14,15 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use async_executor::Executor;
+use event_listener::Event;
+use slab::Slab;
 
 use crate::{CancelToken, OsSignal, Runtime, Spawner, Timer};
 
@@ -48,36 +51,174 @@ use crate::{CancelToken, OsSignal, Runtime, Spawner, Timer};
 #[derive(Clone)]
 pub struct Smol {
     executor: Arc<Executor<'static>>,
-    /// Present when we started the executor's threads; the last clone stops
-    /// them and drops the executor (and with it every pending task).
-    _owned: Option<Arc<Threads>>,
+    /// Present when we own the executor; the last clone stops its threads
+    /// and drops every pending task (see [`Owned`]).
+    owned: Option<Arc<Owned>>,
 }
 
 impl fmt::Debug for Smol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Smol")
-            .field("owned", &self._owned.is_some())
+            .field("owned", &self.owned.is_some())
             .finish()
     }
 }
 
-/// Threads running an executor until `stop` is cancelled.
-struct Threads {
+/// An executor we own: the threads running it until `stop` is cancelled,
+/// and the tasks spawned on it, tracked so that shutting down drops every
+/// one of them.
+///
+/// # Why the tracking
+///
+/// async-executor drops its tasks when the executor is dropped, by waking
+/// every task and then draining its queue once. A task woken by another
+/// thread at that moment — async-io's reactor firing a timer, say — can
+/// have its runnable pushed just after the drain: it then stays in the
+/// queue of a state nobody can reach, its future is never dropped, and its
+/// `Task` handle never resolves (D6). So before letting the executor go,
+/// the adapter closes the gate its tasks check on every poll, wakes every
+/// task that is waiting, and runs the executor itself until each of them
+/// has returned (dropping its future) — and only then drops it, empty.
+struct Owned {
+    executor: Arc<Executor<'static>>,
+    tracker: Arc<Tracker>,
     stop: CancelToken,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl Drop for Threads {
+impl Drop for Owned {
     fn drop(&mut self) {
         self.stop.cancel();
         let me = std::thread::current().id();
+        let mut on_own_thread = false;
         for t in self.threads.drain(..) {
-            // The last clone may be dropped by a task on one of our own
-            // threads; that thread will exit by itself.
-            if t.thread().id() != me {
+            if t.thread().id() == me {
+                // The last clone was dropped by a task on one of our own
+                // threads; that thread exits by itself once the task
+                // returns.
+                on_own_thread = true;
+            } else {
                 let _ = t.join();
             }
         }
+        let (executor, tracker) = (self.executor.clone(), self.tracker.clone());
+        if on_own_thread {
+            // The task running on this thread is one of those to drain, and
+            // it cannot finish while we wait here: drain from another thread.
+            let drain = move || tracker.drain(&executor);
+            if let Err(e) = std::thread::Builder::new()
+                .name("cancelkit-smol-shutdown".into())
+                .spawn(drain)
+            {
+                // No thread to be had: fall back on the executor's own drop.
+                drop(e);
+            }
+        } else {
+            tracker.drain(&executor);
+        }
+    }
+}
+
+/// The tasks of an owned executor (see [`Owned`]).
+#[derive(Default)]
+struct Tracker {
+    /// Set once, when the runtime shuts down (under `waiting`'s lock).
+    closing: AtomicBool,
+    /// Tracked tasks whose future has not been dropped yet.
+    live: AtomicUsize,
+    /// The wakers of tracked tasks that returned `Pending` at least once
+    /// (async-executor gives a task the same waker on every poll).
+    waiting: Mutex<Slab<Waker>>,
+    /// Notified when `live` drops to zero while closing.
+    emptied: Event,
+}
+
+impl Tracker {
+    /// Closes the gate, wakes every waiting task, and runs `executor` on
+    /// this thread until every tracked task has returned.
+    fn drain(&self, executor: &Executor<'static>) {
+        let wakers = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            self.closing.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *waiting)
+        };
+        wakers.into_iter().for_each(|(_, w)| w.wake());
+        async_io::block_on(executor.run(async {
+            loop {
+                if self.live.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                event_listener::listener!(self.emptied => emptied);
+                if self.live.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                emptied.await;
+            }
+        }));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task of an owned executor: returns at once, dropping its future,
+    /// once the runtime is closing.
+    struct Tracked<F> {
+        #[pin]
+        fut: F,
+        // Declared after `fut`, so dropped after it: `live` falls only once
+        // the future is gone.
+        entry: Entry,
+    }
+}
+
+/// A tracked task's registration with its [`Tracker`].
+struct Entry {
+    tracker: Arc<Tracker>,
+    /// Its key in `Tracker::waiting`, once it has returned `Pending`.
+    waiting: Option<usize>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if let Some(key) = self.waiting.take() {
+            let waker = self
+                .tracker
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .try_remove(key);
+            drop(waker); // outside the lock
+        }
+        if self.tracker.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.tracker.emptied.notify(usize::MAX);
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Tracked<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let tracker = &this.entry.tracker;
+        if tracker.closing.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        let polled = this.fut.poll(cx);
+        if polled.is_pending() && this.entry.waiting.is_none() {
+            let mut waiting = tracker
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Checked under the lock `drain` sets it under: either our
+            // waker is in the slab it takes, or we see the gate closed.
+            if tracker.closing.load(Ordering::SeqCst) {
+                drop(waiting);
+                cx.waker().wake_by_ref();
+            } else {
+                this.entry.waiting = Some(waiting.insert(cx.waker().clone()));
+            }
+        }
+        polled
     }
 }
 
@@ -126,28 +267,23 @@ impl Smol {
     pub fn with_threads(threads: usize) -> std::io::Result<Self> {
         let executor = Arc::new(Executor::new());
         let stop = CancelToken::new();
-        let mut handles = Vec::with_capacity(threads);
-        let mut owner = Threads {
+        let mut owned = Owned {
+            executor: executor.clone(),
+            tracker: Arc::default(),
             stop: stop.clone(),
-            threads: Vec::new(),
+            threads: Vec::with_capacity(threads),
         };
         for i in 0..threads {
             let (ex, stop) = (Arc::clone(&executor), stop.clone());
-            let spawned = std::thread::Builder::new()
+            // On error, `owned` drops: the threads started so far stop.
+            let handle = std::thread::Builder::new()
                 .name(format!("cancelkit-smol-{i}"))
-                .spawn(move || async_io::block_on(ex.run(stop.cancelled_owned())));
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    owner.threads = handles;
-                    return Err(e);
-                }
-            }
+                .spawn(move || async_io::block_on(ex.run(stop.cancelled_owned())))?;
+            owned.threads.push(handle);
         }
-        owner.threads = handles;
         Ok(Smol {
             executor,
-            _owned: Some(Arc::new(owner)),
+            owned: Some(Arc::new(owned)),
         })
     }
 
@@ -156,6 +292,12 @@ impl Smol {
     ///
     /// Tasks spawned through this handle run when the application runs the
     /// executor, or while a thread is inside [`block_on`](Runtime::block_on).
+    ///
+    /// Shutting down is the application's: its tasks are dropped when it
+    /// drops the executor. (async-executor drops them by draining its queue
+    /// once; a task woken by another thread at that very moment can be left
+    /// undropped — see smol-rs/async-executor#163 for the same window. The
+    /// runtimes [`Smol::new`] owns guard against it.)
     ///
     /// # Examples
     ///
@@ -170,7 +312,7 @@ impl Smol {
     pub fn from_executor(executor: Arc<Executor<'static>>) -> Self {
         Smol {
             executor,
-            _owned: None,
+            owned: None,
         }
     }
 
@@ -257,7 +399,17 @@ impl Spawner for Smol {
     {
         // `.detach()` is essential: dropping an async-executor `Task`
         // cancels it.
-        self.executor.spawn(fut).detach();
+        match &self.owned {
+            Some(owned) => {
+                owned.tracker.live.fetch_add(1, Ordering::SeqCst);
+                let entry = Entry {
+                    tracker: owned.tracker.clone(),
+                    waiting: None,
+                };
+                self.executor.spawn(Tracked { fut, entry }).detach();
+            }
+            None => self.executor.spawn(fut).detach(),
+        }
     }
 }
 
