@@ -43,8 +43,8 @@ done
 step "tests: cargo test --all-features"
 cargo test --all-features
 
-step "token stress tests, release build"
-cargo test --release --all-features --test token_memory --test token_stress
+step "stress tests, release build (token memory and races, smol shutdowns)"
+cargo test --release --all-features --test token_memory --test token_stress --test smol_shutdown_stress
 
 step "loom models of the token (ci/loom.sh)"
 bash ci/loom.sh

@@ -101,3 +101,15 @@ fn block_on_through_a_handle_to_a_multi_thread_runtime_works() {
     assert_eq!(rt.block_on(rt.spawn(async { 2 })).unwrap(), 2);
     rt.block_on(rt.sleep(std::time::Duration::from_millis(1)));
 }
+
+#[test]
+fn a_deadline_never_fires_once_its_runtime_is_gone() {
+    let rt = Tokio::current_thread().unwrap();
+    let token = cancelkit::CancelToken::with_timeout(&rt, std::time::Duration::from_millis(1));
+    let deadline = token.deadline();
+    drop(rt); // its timer task is dropped with it
+    // Real time passes beyond the deadline; nothing is left to fire it.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(!token.is_cancelled());
+    assert_eq!(token.deadline(), deadline, "still reported");
+}
