@@ -5,10 +5,11 @@
 //! this adapter stays because applications still run it.
 //!
 //! async-std has one global runtime that never shuts down, so there is no
-//! "fresh runtime" to build. For tests and for code that wants shutdown
-//! semantics, [`AsyncStd::scoped`] gives a handle whose tasks are cancelled
-//! (dropped at their next scheduling) when its last clone is dropped, which
-//! is what shutting a runtime down means for them.
+//! "fresh runtime" to build. [`AsyncStd::current`] wraps it as it is; for
+//! tests and for code that wants shutdown semantics, [`AsyncStd::new`] gives
+//! a handle whose tasks are cancelled (dropped at their next scheduling)
+//! when its last clone is dropped, which is what shutting a runtime down
+//! means for them.
 //!
 //! `spawn_detached` is `async_std::task::spawn` with the `JoinHandle`
 //! dropped (which detaches in async-std — cancelkit's own `Task` provides
@@ -25,23 +26,31 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::{CancelToken, DropGuard, OsSignal, Runtime, Spawner, Timer};
+use crate::signal::OsSignal;
+use crate::token::DropGuard;
+use crate::{CancelToken, Runtime, Spawner, Timer};
 
 // ===== impl AsyncStd =====
 
 /// A handle to async-std's global runtime, implementing [`Runtime`].
 ///
+/// Two constructors, as on every adapter: [`AsyncStd::current`] wraps the
+/// global runtime as it is (what `#[async_std::main]` programs run), and
+/// [`AsyncStd::new`] gives a handle that behaves like an owned runtime —
+/// its pending tasks are cancelled when its last clone is dropped (D6).
+///
 /// # Examples
 ///
 /// ```
-/// use cancelkit::{Runtime, Spawner, rt::AsyncStd};
+/// use cancelkit::{Runtime, SpawnerExt, rt::AsyncStd};
 ///
-/// let rt = AsyncStd::new();
+/// let rt = AsyncStd::new()?;
 /// assert_eq!(rt.block_on(rt.spawn(async { 4 })).unwrap(), 4);
+/// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AsyncStd {
-    /// For scoped handles: cancelled when the last clone is dropped.
+    /// For owned handles: cancelled when the last clone is dropped.
     scope: Option<Arc<Scope>>,
 }
 
@@ -53,47 +62,65 @@ struct Scope {
 impl fmt::Debug for AsyncStd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncStd")
-            .field("scoped", &self.scope.is_some())
+            .field("owned", &self.scope.is_some())
             .finish()
     }
 }
 
 impl AsyncStd {
-    /// The global async-std runtime. Tasks spawned through it live until
-    /// they finish or their [`Task`](crate::Task) handle cancels them.
+    /// The global async-std runtime, as `#[async_std::main]` programs run
+    /// it. Tasks spawned through it live until they finish or their
+    /// [`Task`](crate::Task) handle cancels them; the global runtime never
+    /// shuts down.
+    ///
+    /// # Errors
+    ///
+    /// Never: async-std's global runtime starts on first use. (It returns a
+    /// `Result` like every adapter's `current()`.)
     ///
     /// ```
-    /// let rt = cancelkit::rt::AsyncStd::new();
-    /// # let _ = rt;
+    /// # async_std::task::block_on(async {
+    /// use cancelkit::{SpawnerExt, rt::AsyncStd};
+    ///
+    /// // somewhere inside `#[async_std::main]`:
+    /// let rt = AsyncStd::current().unwrap();
+    /// assert_eq!(rt.spawn(async { 5 }).await.unwrap(), 5);
+    /// # });
     /// ```
-    pub fn new() -> Self {
-        AsyncStd { scope: None }
+    pub fn current() -> Result<Self, super::NoRuntime> {
+        Ok(AsyncStd { scope: None })
     }
 
     /// A handle to the global runtime that behaves like an owned runtime:
     /// when its last clone is dropped, every task spawned through it that is
     /// still pending is dropped at its next scheduling, and its
     /// [`Task`](crate::Task) reports
-    /// [`JoinError::Cancelled`](crate::JoinError::Cancelled).
+    /// [`JoinError::Cancelled`](crate::JoinError::Cancelled). (async-std
+    /// has no runtime of its own to build; this is the closest to one.)
+    ///
+    /// # Errors
+    ///
+    /// Never; it returns `io::Result` like every adapter's `new()`.
     ///
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{Spawner, rt::AsyncStd};
+    /// use cancelkit::{SpawnerExt, rt::AsyncStd};
     ///
-    /// let rt = AsyncStd::scoped();
+    /// let rt = AsyncStd::new()?;
     /// let task = rt.spawn(std::future::pending::<()>());
     /// drop(rt);
     /// assert!(async_std::task::block_on(task).unwrap_err().is_cancelled());
+    /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn scoped() -> Self {
+    pub fn new() -> std::io::Result<Self> {
         let token = CancelToken::new();
-        AsyncStd {
+        Ok(AsyncStd {
             scope: Some(Arc::new(Scope {
                 _guard: token.clone().drop_guard(),
                 token,
             })),
-        }
+        })
     }
 
     /// A [`Signal`](crate::Signal) raised when the process receives Ctrl-C
@@ -111,7 +138,7 @@ impl AsyncStd {
     /// ```
     /// use cancelkit::{Signal, rt::AsyncStd};
     ///
-    /// let rt = AsyncStd::new();
+    /// let rt = AsyncStd::new().unwrap();
     /// let ctrl_c = rt.ctrl_c().unwrap();
     /// assert!(!ctrl_c.is_raised());
     /// ```
@@ -130,7 +157,7 @@ impl AsyncStd {
     /// ```
     /// use cancelkit::{Signal, rt::AsyncStd};
     ///
-    /// let rt = AsyncStd::new();
+    /// let rt = AsyncStd::new().unwrap();
     /// # #[cfg(unix)]
     /// assert!(!rt.terminate().unwrap().is_raised());
     /// ```
@@ -207,7 +234,7 @@ impl Runtime for AsyncStd {
 /// use std::time::Duration;
 /// use cancelkit::{Runtime, Timer, rt::AsyncStd};
 ///
-/// let rt = AsyncStd::new();
+/// let rt = AsyncStd::new().unwrap();
 /// rt.block_on(rt.sleep(Duration::from_millis(1)));
 /// ```
 #[must_use = "futures do nothing unless polled"]

@@ -2,11 +2,13 @@
 //! [`async_executor::Executor`] (the executor smol itself uses), with timers
 //! from `async-io`.
 //!
-//! A smol executor only makes progress while some thread runs it.
-//! [`Smol::new`] starts its own threads that do so until the last clone is
-//! dropped; [`Smol::from_executor`] wraps an executor the application
-//! already runs. In both, [`Runtime::block_on`] also runs the executor on
-//! the calling thread while it waits.
+//! [`Smol::current`] wraps smol's global executor, the one `smol::spawn`
+//! and `smol::block_on` programs use. Any other smol executor only makes
+//! progress while some thread runs it: [`Smol::new`] starts its own threads
+//! that do so until the last clone is dropped; [`Smol::from_executor`]
+//! wraps an executor the application already runs (for smol-macros' `main!`,
+//! take it as `Arc<Executor<'static>>`). With an executor,
+//! [`Runtime::block_on`] also runs it on the calling thread while it waits.
 //!
 //! This file uses only cancelkit's public API, as a third-party adapter
 //! would.
@@ -24,7 +26,8 @@ use async_executor::Executor;
 use event_listener::Event;
 use slab::Slab;
 
-use crate::{CancelToken, OsSignal, Runtime, Spawner, Timer};
+use crate::signal::OsSignal;
+use crate::{CancelToken, Runtime, Spawner, Timer};
 
 // ===== impl Smol =====
 
@@ -42,7 +45,7 @@ use crate::{CancelToken, OsSignal, Runtime, Spawner, Timer};
 /// # Examples
 ///
 /// ```
-/// use cancelkit::{Runtime, Spawner, rt::Smol};
+/// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
 ///
 /// let rt = Smol::new()?;
 /// assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
@@ -50,7 +53,8 @@ use crate::{CancelToken, OsSignal, Runtime, Spawner, Timer};
 /// ```
 #[derive(Clone)]
 pub struct Smol {
-    executor: Arc<Executor<'static>>,
+    /// `None`: smol's global executor (`smol::spawn`).
+    executor: Option<Arc<Executor<'static>>>,
     /// Present when we own the executor; the last clone stops its threads
     /// and drops every pending task (see [`Owned`]).
     owned: Option<Arc<Owned>>,
@@ -59,6 +63,7 @@ pub struct Smol {
 impl fmt::Debug for Smol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Smol")
+            .field("global", &self.executor.is_none())
             .field("owned", &self.owned.is_some())
             .finish()
     }
@@ -223,6 +228,34 @@ impl<F: Future<Output = ()>> Future for Tracked<F> {
 }
 
 impl Smol {
+    /// smol's global executor — the one `smol::spawn` uses, run by smol's
+    /// own threads (`SMOL_THREADS`, one by default) — as programs that
+    /// start with `smol::block_on` use it.
+    ///
+    /// [`block_on`](Runtime::block_on) is `smol::block_on`. The global
+    /// executor never shuts down: tasks live until they finish or their
+    /// [`Task`](crate::Task) handle cancels them.
+    ///
+    /// # Errors
+    ///
+    /// Never: smol's global executor starts on first use. (It returns a
+    /// `Result` like every adapter's `current()`.)
+    ///
+    /// ```
+    /// use cancelkit::{SpawnerExt, rt::Smol};
+    ///
+    /// smol::block_on(async {
+    ///     let rt = Smol::current().unwrap();
+    ///     assert_eq!(rt.spawn(async { 6 }).await.unwrap(), 6);
+    /// });
+    /// ```
+    pub fn current() -> Result<Self, super::NoRuntime> {
+        Ok(Smol {
+            executor: None,
+            owned: None,
+        })
+    }
+
     /// A fresh executor run by one thread per available core (at least
     /// one), stopped — and its pending tasks dropped — when the last clone
     /// is dropped.
@@ -234,7 +267,7 @@ impl Smol {
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{Spawner, rt::Smol};
+    /// use cancelkit::{SpawnerExt, rt::Smol};
     ///
     /// let rt = Smol::new()?;
     /// let task = rt.spawn(std::future::pending::<()>());
@@ -258,7 +291,7 @@ impl Smol {
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
     ///
     /// let rt = Smol::with_threads(0)?;
     /// assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
@@ -282,7 +315,7 @@ impl Smol {
             owned.threads.push(handle);
         }
         Ok(Smol {
-            executor,
+            executor: Some(executor),
             owned: Some(Arc::new(owned)),
         })
     }
@@ -303,7 +336,7 @@ impl Smol {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
     ///
     /// let ex = Arc::new(async_executor::Executor::new());
     /// let rt = Smol::from_executor(ex.clone());
@@ -311,7 +344,7 @@ impl Smol {
     /// ```
     pub fn from_executor(executor: Arc<Executor<'static>>) -> Self {
         Smol {
-            executor,
+            executor: Some(executor),
             owned: None,
         }
     }
@@ -381,14 +414,16 @@ impl Smol {
         }))
     }
 
-    /// The underlying executor.
+    /// The underlying executor; `None` for smol's global one
+    /// ([`Smol::current`]), which smol does not expose.
     ///
     /// ```
     /// let rt = cancelkit::rt::Smol::with_threads(0).unwrap();
-    /// assert!(rt.executor().is_empty());
+    /// assert!(rt.executor().unwrap().is_empty());
+    /// assert!(cancelkit::rt::Smol::current().unwrap().executor().is_none());
     /// ```
-    pub fn executor(&self) -> &Arc<Executor<'static>> {
-        &self.executor
+    pub fn executor(&self) -> Option<&Arc<Executor<'static>>> {
+        self.executor.as_ref()
     }
 }
 
@@ -399,16 +434,17 @@ impl Spawner for Smol {
     {
         // `.detach()` is essential: dropping an async-executor `Task`
         // cancels it.
-        match &self.owned {
-            Some(owned) => {
+        match (&self.executor, &self.owned) {
+            (Some(executor), Some(owned)) => {
                 owned.tracker.live.fetch_add(1, Ordering::SeqCst);
                 let entry = Entry {
                     tracker: owned.tracker.clone(),
                     waiting: None,
                 };
-                self.executor.spawn(Tracked { fut, entry }).detach();
+                executor.spawn(Tracked { fut, entry }).detach();
             }
-            None => self.executor.spawn(fut).detach(),
+            (Some(executor), None) => executor.spawn(fut).detach(),
+            (None, _) => smol::spawn(fut).detach(),
         }
     }
 }
@@ -427,7 +463,10 @@ impl Timer for Smol {
 
 impl Runtime for Smol {
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        async_io::block_on(self.executor.run(fut))
+        match &self.executor {
+            Some(executor) => async_io::block_on(executor.run(fut)),
+            None => smol::block_on(fut),
+        }
     }
 }
 

@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::runtime::{Builder, Handle, Runtime as TokioRuntime, RuntimeFlavor, TryCurrentError};
+use tokio::runtime::{Builder, Handle, Runtime as TokioRuntime, RuntimeFlavor};
 
-use crate::{OsSignal, Runtime, Spawner, Timer};
+use crate::signal::OsSignal;
+use crate::{Runtime, Spawner, Timer};
 
 // ===== impl Tokio =====
 
@@ -28,7 +29,7 @@ use crate::{OsSignal, Runtime, Spawner, Timer};
 /// Cheap to clone; clones share the runtime. Made either from a runtime the
 /// application already runs ([`Tokio::current`], [`Tokio::from_handle`]) or
 /// as a fresh runtime it owns ([`Tokio::current_thread`],
-/// [`Tokio::multi_thread`]), which shuts down when the last clone is dropped
+/// [`Tokio::new`]), which shuts down when the last clone is dropped
 /// — tasks still pending then are dropped, and their [`Task`](crate::Task)s
 /// report [`JoinError::Cancelled`](crate::JoinError::Cancelled).
 ///
@@ -44,7 +45,7 @@ use crate::{OsSignal, Runtime, Spawner, Timer};
 /// Inside an application that already runs tokio:
 ///
 /// ```
-/// use cancelkit::{Spawner, rt::Tokio};
+/// use cancelkit::{SpawnerExt, rt::Tokio};
 ///
 /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
 /// # runtime.block_on(async {
@@ -87,13 +88,13 @@ impl fmt::Debug for Tokio {
 }
 
 impl Tokio {
-    /// The tokio runtime the calling code is running in.
+    /// The tokio runtime the calling code is running in — inside
+    /// `#[tokio::main]`, a task, or a runtime's `block_on`.
     ///
     /// # Errors
     ///
-    /// Returns tokio's [`TryCurrentError`] ("there is no reactor running,
-    /// must be called from the context of a Tokio 1.x runtime") when called
-    /// outside a tokio runtime, instead of panicking.
+    /// [`NoRuntime`](super::NoRuntime) when called outside a tokio runtime
+    /// (instead of tokio's panic), saying what to do instead.
     ///
     /// The runtime must have its time driver enabled (`enable_time()` or
     /// `enable_all()`, as `#[tokio::main]` does) for [`Timer`] to work.
@@ -102,10 +103,18 @@ impl Tokio {
     ///
     /// ```
     /// let err = cancelkit::rt::Tokio::current().unwrap_err();
-    /// assert!(err.is_missing_context());
+    /// assert!(err.to_string().contains("Tokio::new()"));
     /// ```
-    pub fn current() -> Result<Self, TryCurrentError> {
-        Handle::try_current().map(Self::from_handle)
+    pub fn current() -> Result<Self, super::NoRuntime> {
+        Handle::try_current()
+            .map(Self::from_handle)
+            .map_err(|_| {
+                super::NoRuntime::new(
+                    "tokio",
+                    "call Tokio::current() inside #[tokio::main], a tokio task or a runtime's \
+                     block_on, or own a runtime with Tokio::new()",
+                )
+            })
     }
 
     /// Wraps a handle to a tokio runtime the application owns.
@@ -115,7 +124,7 @@ impl Tokio {
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{Runtime, Spawner, rt::Tokio};
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Tokio};
     ///
     /// let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     /// let rt = Tokio::from_handle(runtime.handle().clone());
@@ -143,7 +152,7 @@ impl Tokio {
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{Runtime, Spawner, rt::Tokio};
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Tokio};
     ///
     /// let rt = Tokio::current_thread()?;
     /// assert_eq!(rt.block_on(rt.spawn(async { 2 })).unwrap(), 2);
@@ -164,13 +173,13 @@ impl Tokio {
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{Runtime, Spawner, rt::Tokio};
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Tokio};
     ///
-    /// let rt = Tokio::multi_thread()?;
+    /// let rt = Tokio::new()?;
     /// assert_eq!(rt.block_on(rt.spawn(async { 3 })).unwrap(), 3);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn multi_thread() -> std::io::Result<Self> {
+    pub fn new() -> std::io::Result<Self> {
         Self::owned(Builder::new_multi_thread().enable_all().build()?)
     }
 
@@ -198,7 +207,7 @@ impl Tokio {
     /// ```
     /// use cancelkit::{Signal, rt::Tokio};
     ///
-    /// let rt = Tokio::multi_thread().unwrap();
+    /// let rt = Tokio::new().unwrap();
     /// let ctrl_c = rt.ctrl_c().unwrap();
     /// assert!(!ctrl_c.is_raised());
     /// ```
@@ -239,7 +248,7 @@ impl Tokio {
     /// ```
     /// use cancelkit::{Signal, rt::Tokio};
     ///
-    /// let rt = Tokio::multi_thread().unwrap();
+    /// let rt = Tokio::new().unwrap();
     /// # #[cfg(unix)]
     /// assert!(!rt.terminate().unwrap().is_raised());
     /// ```

@@ -9,7 +9,7 @@ use std::future::{Future, pending};
 use std::time::{Duration, Instant};
 
 use cancelkit::rt::Tokio;
-use cancelkit::{Runtime, Spawner, TaskGroup};
+use cancelkit::{Runtime, SpawnerExt, TaskGroup};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ fn rounds<F: Future<Output = Duration>>(rt: &Tokio, iters: u64, round: impl Fn()
 }
 
 fn shutdown_idle(c: &mut Criterion) {
-    let rt = Tokio::multi_thread().unwrap();
+    let rt = Tokio::new().unwrap();
     let mut g = c.benchmark_group("shutdown_10000_idle/cooperative");
     g.sample_size(20);
     g.bench_function("cancelkit", |b| {
@@ -34,7 +34,6 @@ fn shutdown_idle(c: &mut Criterion) {
                 for _ in 0..N {
                     group
                         .spawn(|stop| async move { stop.cancelled().await })
-                        .await
                         .detach();
                 }
                 tokio::task::yield_now().await;
@@ -89,7 +88,7 @@ fn shutdown_idle(c: &mut Criterion) {
             rounds(&rt, iters, || async {
                 let group = TaskGroup::new(&rt);
                 for _ in 0..N {
-                    group.spawn(|_| pending::<()>()).await.detach();
+                    group.spawn(|_| pending::<()>()).detach();
                 }
                 tokio::task::yield_now().await;
                 let start = Instant::now();
@@ -117,7 +116,7 @@ fn shutdown_idle(c: &mut Criterion) {
 }
 
 fn spawn_into_group(c: &mut Criterion) {
-    let rt = Tokio::multi_thread().unwrap();
+    let rt = Tokio::new().unwrap();
     let mut g = c.benchmark_group("spawn_join/group-vs-bare");
     let group = TaskGroup::new(&rt);
     g.bench_function("cancelkit-group", |b| {
@@ -125,7 +124,7 @@ fn spawn_into_group(c: &mut Criterion) {
             rt.block_on(async {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    group.spawn(|_| async { 1 }).await.await.unwrap();
+                    group.spawn(|_| async { 1 }).await.unwrap();
                 }
                 start.elapsed()
             })

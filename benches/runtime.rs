@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use cancelkit::rt::{AsyncStd, Smol, Tokio};
-use cancelkit::{Runtime, Spawner, Timer, timeout};
+use cancelkit::{Runtime, SpawnerExt, Timer, timeout};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_lite::future::yield_now;
 
@@ -59,10 +59,7 @@ fn spawn_join(c: &mut Criterion) {
             "spawn_join/tokio-current-thread",
             Tokio::current_thread().unwrap(),
         ),
-        (
-            "spawn_join/tokio-multi-thread",
-            Tokio::multi_thread().unwrap(),
-        ),
+        ("spawn_join/tokio-multi-thread", Tokio::new().unwrap()),
     ] {
         pair(
             c,
@@ -78,7 +75,7 @@ fn spawn_join(c: &mut Criterion) {
     }
 
     let rt = Smol::with_threads(1).unwrap();
-    let ex = rt.executor().clone();
+    let ex = rt.executor().unwrap().clone();
     pair(
         c,
         "spawn_join/smol",
@@ -91,7 +88,7 @@ fn spawn_join(c: &mut Criterion) {
         },
     );
 
-    let rt = AsyncStd::new();
+    let rt = AsyncStd::current().unwrap();
     pair(
         c,
         "spawn_join/async-std",
@@ -106,7 +103,7 @@ fn spawn_join(c: &mut Criterion) {
 }
 
 fn cancel_pending(c: &mut Criterion) {
-    let rt = Tokio::multi_thread().unwrap();
+    let rt = Tokio::new().unwrap();
     pair(
         c,
         "cancel_pending/tokio-multi-thread",
@@ -122,7 +119,7 @@ fn cancel_pending(c: &mut Criterion) {
     );
 
     let rt = Smol::with_threads(1).unwrap();
-    let ex = rt.executor().clone();
+    let ex = rt.executor().unwrap().clone();
     pair(
         c,
         "cancel_pending/smol",
@@ -139,7 +136,7 @@ fn cancel_pending(c: &mut Criterion) {
 fn timeouts(c: &mut Criterion) {
     let long = Duration::from_secs(60);
 
-    let rt = Tokio::multi_thread().unwrap();
+    let rt = Tokio::new().unwrap();
     pair(
         c,
         "timeout_ready/tokio",
@@ -163,7 +160,7 @@ fn timeouts(c: &mut Criterion) {
         },
     );
 
-    let rt = AsyncStd::new();
+    let rt = AsyncStd::current().unwrap();
     pair(
         c,
         "timeout_ready/async-std",
@@ -231,7 +228,7 @@ fn sleeps(c: &mut Criterion) {
     use futures_lite::future::poll_once;
     let long = Duration::from_secs(60);
 
-    let rt = Tokio::multi_thread().unwrap();
+    let rt = Tokio::new().unwrap();
     pair(
         c,
         "sleep_register/tokio",

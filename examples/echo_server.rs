@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_io::Async;
-use cancelkit::{CancelToken, Runtime, Signal, SignalExt, TaskGroup, Timer};
+use cancelkit::{CancelToken, Runtime, Signal, TaskGroup, Timer, signal::SignalExt};
 use futures_lite::future::or;
 use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -140,7 +140,6 @@ where
                     .spawn_named(format!("conn {accepted} from {peer}"), move |token| {
                         connection(stream, token, rt, stats)
                     })
-                    .await
                     .detach();
             }
             Some(Err(e)) => {
@@ -228,13 +227,13 @@ fn run(config: &Config) -> io::Result<()> {
     };
     match name {
         #[cfg(feature = "tokio")]
-        "tokio" => on!(cancelkit::rt::Tokio::multi_thread()?),
+        "tokio" => on!(cancelkit::rt::Tokio::new()?),
         #[cfg(feature = "tokio")]
         "tokio-current-thread" => on!(cancelkit::rt::Tokio::current_thread()?),
         #[cfg(feature = "smol")]
         "smol" => on!(cancelkit::rt::Smol::new()?),
         #[cfg(feature = "async-std")]
-        "async-std" => on!(cancelkit::rt::AsyncStd::scoped()),
+        "async-std" => on!(cancelkit::rt::AsyncStd::new().unwrap()),
         other => Err(io::Error::other(format!(
             "unknown or disabled runtime {other:?} (build with --all-features)"
         ))),

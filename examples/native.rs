@@ -164,18 +164,18 @@ fn panics() {
     );
 
     // And cancelkit, on all three: the same answer everywhere.
-    use cancelkit::{Runtime, Spawner};
+    use cancelkit::{Runtime, SpawnerExt};
     let ck = |name: &str, out: Result<(), cancelkit::JoinError>| {
         println!(
             "{:<10} panic in task: await returned {out:?}",
             format!("ck/{name}")
         );
     };
-    let rt = cancelkit::rt::Tokio::multi_thread().unwrap();
+    let rt = cancelkit::rt::Tokio::new().unwrap();
     ck("tokio", rt.block_on(rt.spawn(async { panic!("boom") })));
     let rt = cancelkit::rt::Smol::new().unwrap();
     ck("smol", rt.block_on(rt.spawn(async { panic!("boom") })));
-    let rt = cancelkit::rt::AsyncStd::new();
+    let rt = cancelkit::rt::AsyncStd::current().unwrap();
     ck("async-std", rt.block_on(rt.spawn(async { panic!("boom") })));
     let _ = std::panic::take_hook();
 }

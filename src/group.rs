@@ -39,14 +39,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use async_lock::futures::AcquireArc as SemaphoreAcquireArc;
 use async_lock::{Semaphore, SemaphoreGuardArc};
 use event_listener::{Event, listener};
 use slab::Slab;
 
-use crate::runtime::{Spawner, Timer, saturating_deadline};
+use crate::runtime::{RuntimeHandle, SpawnerExt, saturating_deadline};
 use crate::signal::Signal;
 use crate::task::{Abort, Task, drop_quietly, panic_text};
-use crate::{CancelKind, CancelToken, timeout};
+use crate::token::CancelKind;
+use crate::{CancelToken, timeout};
 
 // ===== report types =====
 
@@ -55,12 +57,12 @@ use crate::{CancelKind, CancelToken, timeout};
 /// ```
 /// # #[cfg(feature = "smol")] {
 /// use std::time::Duration;
-/// use cancelkit::{FailureKind, Runtime, TaskGroup, rt::Smol};
+/// use cancelkit::{Runtime, TaskGroup, group::FailureKind, rt::Smol};
 ///
 /// let rt = Smol::new().unwrap();
 /// let group = TaskGroup::new(&rt);
 /// let report = rt.block_on(async {
-///     let _ = group.spawn_try("job", |_| async { Err::<(), _>("disk full") }).await.await;
+///     let _ = group.spawn_fallible("job", |_| async { Err::<(), _>("disk full") }).await;
 ///     group.shutdown(Duration::ZERO).await
 /// });
 /// let failure = &report.failures[0];
@@ -89,12 +91,12 @@ impl fmt::Display for TaskInfo {
 /// ```
 /// # #[cfg(feature = "smol")] {
 /// use std::time::Duration;
-/// use cancelkit::{FailureKind, Runtime, TaskGroup, rt::Smol};
+/// use cancelkit::{Runtime, TaskGroup, group::FailureKind, rt::Smol};
 ///
 /// let rt = Smol::new().unwrap();
 /// let group = TaskGroup::new(&rt);
 /// let report = rt.block_on(async {
-///     let _ = group.spawn_try("job", |_| async { Err::<(), _>("disk full") }).await.await;
+///     let _ = group.spawn_fallible("job", |_| async { Err::<(), _>("disk full") }).await;
 ///     group.shutdown(Duration::ZERO).await
 /// });
 /// let failure = &report.failures[0];
@@ -108,7 +110,7 @@ pub enum FailureKind {
     /// It panicked.
     Panicked,
     /// It returned `Err` (tasks spawned with
-    /// [`spawn_try`](TaskGroup::spawn_try)).
+    /// [`spawn_fallible`](TaskGroup::spawn_fallible)).
     Error,
 }
 
@@ -118,12 +120,12 @@ pub enum FailureKind {
 /// ```
 /// # #[cfg(feature = "smol")] {
 /// use std::time::Duration;
-/// use cancelkit::{FailureKind, Runtime, TaskGroup, rt::Smol};
+/// use cancelkit::{Runtime, TaskGroup, group::FailureKind, rt::Smol};
 ///
 /// let rt = Smol::new().unwrap();
 /// let group = TaskGroup::new(&rt);
 /// let report = rt.block_on(async {
-///     let _ = group.spawn_try("job", |_| async { Err::<(), _>("disk full") }).await.await;
+///     let _ = group.spawn_fallible("job", |_| async { Err::<(), _>("disk full") }).await;
 ///     group.shutdown(Duration::ZERO).await
 /// });
 /// let failure = &report.failures[0];
@@ -166,8 +168,8 @@ impl std::error::Error for TaskFailure {}
 /// let rt = Smol::new().unwrap();
 /// let group = TaskGroup::new(&rt);
 /// let report = rt.block_on(async {
-///     group.spawn_named("polite", |stop| async move { stop.cancelled().await }).await.detach();
-///     group.spawn_named("stubborn", |_| std::future::pending::<()>()).await.detach();
+///     group.spawn_named("polite", |stop| async move { stop.cancelled().await }).detach();
+///     group.spawn_named("stubborn", |_| std::future::pending::<()>()).detach();
 ///     group.shutdown(Duration::from_millis(20)).await
 /// });
 /// assert_eq!(report.finished, 1);
@@ -195,13 +197,16 @@ pub struct ShutdownReport {
     /// How many more tasks failed than [`failures`](ShutdownReport::failures)
     /// lists.
     pub failures_not_kept: usize,
+    /// Tasks of a [limited](TaskGroupBuilder::limit) group still queued for
+    /// a slot when the group shut down: dropped without ever being polled.
+    pub not_started: usize,
 }
 
 impl ShutdownReport {
     /// The failures that were panics.
     ///
     /// ```
-    /// assert_eq!(cancelkit::ShutdownReport::default().panicked().count(), 0);
+    /// assert_eq!(cancelkit::group::ShutdownReport::default().panicked().count(), 0);
     /// ```
     pub fn panicked(&self) -> impl Iterator<Item = &TaskFailure> {
         self.failures
@@ -219,6 +224,9 @@ impl fmt::Display for ShutdownReport {
             self.forced.len(),
             self.failures.len() + self.failures_not_kept
         )?;
+        if self.not_started > 0 {
+            write!(f, ", {} never started", self.not_started)?;
+        }
         for t in &self.forced {
             write!(f, "\n  forced: {t}")?;
         }
@@ -246,6 +254,11 @@ struct Live {
     location: &'static Location<'static>,
     /// Set right after the task is handed to the runtime.
     abort: Option<Arc<dyn Abort>>,
+    /// It holds a slot and its future has been (or is being) polled;
+    /// `false` while it waits in the queue of a limited group.
+    started: bool,
+    /// Dropped before it started (queued at shutdown): it must not start.
+    doomed: bool,
 }
 
 impl Live {
@@ -268,7 +281,11 @@ struct State {
     /// Whether the remaining tasks are being dropped (grace over, or the
     /// group was dropped). Set once.
     forced: bool,
+    /// No new task runs: `close`, `shutdown` or the group's drop.
+    closed: bool,
     finished_in_grace: usize,
+    /// Queued tasks dropped before they started.
+    not_started: usize,
     /// The first `Inner::keep_failures` failures.
     failures: Vec<TaskFailure>,
     /// Failures past those.
@@ -307,21 +324,49 @@ impl Inner {
         }
     }
 
-    /// Drops every live task (at its next scheduling). Returns who they were.
+    /// Drops every live task (at its next scheduling). Returns who they
+    /// were — those that had started; queued ones are counted in
+    /// `not_started` instead.
     fn force_all(&self) -> Vec<TaskInfo> {
         let mut infos = Vec::new();
         let mut aborts: Vec<Arc<dyn Abort>> = Vec::new();
         {
             let mut state = self.lock();
             state.forced = true;
-            for (_, live) in &state.live {
-                infos.push(live.info());
+            state.closed = true;
+            let mut not_started = 0;
+            for (_, live) in &mut state.live {
+                if live.started {
+                    infos.push(live.info());
+                } else if !live.doomed {
+                    live.doomed = true;
+                    not_started += 1;
+                }
                 aborts.extend(live.abort.clone());
             }
+            state.not_started += not_started;
         }
         // Outside the lock: aborting wakes tasks.
         aborts.iter().for_each(|a| a.abort());
         infos
+    }
+
+    /// Drops the tasks still queued for a slot, without starting them.
+    fn drop_queued(&self) {
+        let mut aborts: Vec<Arc<dyn Abort>> = Vec::new();
+        {
+            let mut state = self.lock();
+            let mut not_started = 0;
+            for (_, live) in &mut state.live {
+                if !live.started && !live.doomed {
+                    live.doomed = true;
+                    not_started += 1;
+                    aborts.extend(live.abort.clone());
+                }
+            }
+            state.not_started += not_started;
+        }
+        aborts.iter().for_each(|a| a.abort());
     }
 }
 
@@ -366,9 +411,9 @@ impl std::error::Error for Stopping {}
 /// ```
 /// # #[cfg(feature = "tokio")] {
 /// use std::time::Duration;
-/// use cancelkit::{Runtime, Timer, TaskGroup, rt::Tokio};
+/// use cancelkit::{Runtime, TaskGroup, Timer, rt::Tokio};
 ///
-/// let rt = Tokio::multi_thread().unwrap();
+/// let rt = Tokio::new().unwrap();
 /// let group = TaskGroup::new(&rt);
 /// let report = rt.block_on(async {
 ///     for i in 0..3 {
@@ -381,7 +426,6 @@ impl std::error::Error for Stopping {}
 ///                 }
 ///                 i
 ///             })
-///             .await
 ///             .detach();
 ///     }
 ///     group.shutdown(Duration::from_secs(1)).await
@@ -435,9 +479,9 @@ pub struct TaskGroupBuilder<R> {
     keep_failures: usize,
 }
 
-impl<R: Spawner + Timer + Clone> TaskGroupBuilder<R> {
+impl<R: RuntimeHandle> TaskGroupBuilder<R> {
     /// On the first task failure (panic, or `Err` from
-    /// [`spawn_try`](TaskGroup::spawn_try)), cancel the group's token with
+    /// [`spawn_fallible`](TaskGroup::spawn_fallible)), cancel the group's token with
     /// kind [`CancelKind::TaskFailed`] and the failure as the cause (B3).
     ///
     /// ```
@@ -486,7 +530,7 @@ impl<R: Spawner + Timer + Clone> TaskGroupBuilder<R> {
     /// let group = TaskGroup::builder(&rt).keep_failures(1).build();
     /// let report = rt.block_on(async {
     ///     for i in 0..3 {
-    ///         let _ = group.spawn_try("job", move |_| async move { Err::<(), _>(i) }).await.await;
+    ///         let _ = group.spawn_fallible("job", move |_| async move { Err::<(), _>(i) }).await;
     ///     }
     ///     group.shutdown(Duration::ZERO).await
     /// });
@@ -550,7 +594,7 @@ impl<R: Spawner + Timer + Clone> TaskGroupBuilder<R> {
 ///
 /// ```
 /// # #[cfg(feature = "smol")] {
-/// use cancelkit::{Full, TaskGroup, rt::Smol};
+/// use cancelkit::{TaskGroup, group::Full, rt::Smol};
 ///
 /// let rt = Smol::new().unwrap();
 /// let group = TaskGroup::builder(&rt).limit(1).build();
@@ -577,7 +621,7 @@ impl<F> fmt::Display for Full<F> {
 
 impl<F> std::error::Error for Full<F> {}
 
-impl<R: Spawner + Timer + Clone> TaskGroup<R> {
+impl<R: RuntimeHandle> TaskGroup<R> {
     /// A group spawning on `rt`, isolated (failures touch no sibling), with
     /// no concurrency limit.
     ///
@@ -670,24 +714,22 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
         self.len() == 0
     }
 
-    /// Spawns `make(token)` into the group, where `token` is a child of the
-    /// group's token, and returns its [`Task`] handle. Waits for a free slot
-    /// if the group has a [limit](TaskGroupBuilder::limit).
+    /// Spawns `make(token)` into the group and returns its [`Task`] handle,
+    /// at once: `token` is a child of the group's token.
     ///
-    /// ```text
-    /// async fn spawn(&self, make: impl FnOnce(CancelToken) -> Fut) -> Task<Fut::Output>;
-    /// ```
+    /// `make` is called right away (its future is not polled yet). In a
+    /// group with a [limit](TaskGroupBuilder::limit) and no free slot, the
+    /// task waits in a queue and starts when a slot frees; a shutdown drops
+    /// queued tasks without starting them (counted in
+    /// [`ShutdownReport::not_started`]). On a [closed](TaskGroup::close) or
+    /// shut-down group, `make` is not called and the handle gives
+    /// `Err(JoinError::Cancelled)` (a spawn racing with a server's
+    /// shutdown is normal, not a bug: it neither panics nor runs).
     ///
     /// The handle is a normal [`Task`]: dropping it cancels the task, so
-    /// call [`detach`](Task::detach) to leave the task to the group. The
-    /// task is named `task #N`; its spawn location is recorded.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: dropping the future while it waits for a slot spawns
-    /// nothing (and `make` is not called). The same holds for
-    /// [`spawn_named`](TaskGroup::spawn_named) and
-    /// [`spawn_try`](TaskGroup::spawn_try).
+    /// call [`detach`](Task::detach) to leave the task to the group, or use
+    /// a [`TaskSet`] to collect outputs as tasks finish. The task is named
+    /// `task #N`; its spawn location is recorded.
     ///
     /// # Examples
     ///
@@ -697,19 +739,19 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     ///
     /// let rt = Smol::new().unwrap();
     /// let group = TaskGroup::new(&rt);
-    /// let out = rt.block_on(async { group.spawn(|_token| async { 6 * 7 }).await.await });
-    /// assert_eq!(out.unwrap(), 42);
+    /// let task = group.spawn(|_token| async { 6 * 7 });
+    /// assert_eq!(rt.block_on(task).unwrap(), 42);
     /// # }
     /// ```
     #[track_caller]
-    pub fn spawn<F, Fut>(&self, make: F) -> impl Future<Output = Task<Fut::Output>> + Send + '_
+    pub fn spawn<F, Fut>(&self, make: F) -> Task<Fut::Output>
     where
-        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        F: FnOnce(CancelToken) -> Fut,
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
-        R: Sync,
     {
-        self.spawn_as(None, Location::caller(), make, no_failure)
+        self.start(None, Location::caller(), Gate::Wait, make, no_failure)
+            .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
     }
 
     /// [`spawn`](TaskGroup::spawn) with a name, which the
@@ -717,13 +759,11 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
-    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    /// use cancelkit::{TaskGroup, rt::Smol};
     ///
     /// let rt = Smol::new().unwrap();
     /// let group = TaskGroup::new(&rt);
-    /// rt.block_on(async {
-    ///     group.spawn_named("conn 1", |stop| stop.cancelled_owned()).await.detach();
-    /// });
+    /// group.spawn_named("conn 1", |stop| stop.cancelled_owned()).detach();
     /// assert_eq!(group.len(), 1);
     /// # }
     /// ```
@@ -732,14 +772,20 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
         &self,
         name: impl Into<Cow<'static, str>>,
         make: F,
-    ) -> impl Future<Output = Task<Fut::Output>> + Send + '_
+    ) -> Task<Fut::Output>
     where
-        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        F: FnOnce(CancelToken) -> Fut,
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
-        R: Sync,
     {
-        self.spawn_as(Some(name.into()), Location::caller(), make, no_failure)
+        self.start(
+            Some(name.into()),
+            Location::caller(),
+            Gate::Wait,
+            make,
+            no_failure,
+        )
+        .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
     }
 
     /// Like [`spawn_named`](TaskGroup::spawn_named), for tasks that return
@@ -756,7 +802,7 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     /// let rt = Smol::new().unwrap();
     /// let group = TaskGroup::new(&rt);
     /// let report = rt.block_on(async {
-    ///     let t = group.spawn_try("parser", |_| async { "x".parse::<u8>().map(drop) }).await;
+    ///     let t = group.spawn_fallible("parser", |_| async { "x".parse::<u8>().map(drop) });
     ///     assert!(t.await.unwrap().is_err());
     ///     group.shutdown(Duration::ZERO).await
     /// });
@@ -765,47 +811,30 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     /// # }
     /// ```
     #[track_caller]
-    pub fn spawn_try<F, Fut, T, E>(
+    pub fn spawn_fallible<F, Fut, T, E>(
         &self,
         name: impl Into<Cow<'static, str>>,
         make: F,
-    ) -> impl Future<Output = Task<Result<T, E>>> + Send + '_
+    ) -> Task<Result<T, E>>
     where
-        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        F: FnOnce(CancelToken) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
-        R: Sync,
     {
-        self.spawn_as(Some(name.into()), Location::caller(), make, error_text)
+        self.start(
+            Some(name.into()),
+            Location::caller(),
+            Gate::Wait,
+            make,
+            error_text,
+        )
+        .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
     }
 
-    // Yielding the `Task` (itself a future) is the point: the caller awaits
-    // a slot, then decides whether to await or detach the task.
-    #[allow(clippy::async_yields_async)]
-    async fn spawn_as<F, Fut>(
-        &self,
-        name: Option<Cow<'static, str>>,
-        location: &'static Location<'static>,
-        make: F,
-        classify: fn(&Fut::Output) -> Option<String>,
-    ) -> Task<Fut::Output>
-    where
-        F: FnOnce(CancelToken) -> Fut + Send + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: Send + 'static,
-        R: Sync,
-    {
-        let permit = match &self.inner().slots {
-            Some(slots) => Some(slots.acquire_arc().await),
-            None => None,
-        };
-        self.start(name, location, permit, make, classify)
-    }
-
-    /// Spawns like [`spawn_named`](TaskGroup::spawn_named) without waiting:
-    /// if the group is at its [limit](TaskGroupBuilder::limit), gives
-    /// `make` back in [`Full`] instead.
+    /// Spawns like [`spawn_named`](TaskGroup::spawn_named), but never
+    /// queues: if the group is at its [limit](TaskGroupBuilder::limit),
+    /// gives `make` back in [`Full`] instead (for load shedding).
     ///
     /// # Errors
     ///
@@ -813,13 +842,15 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
-    /// use cancelkit::{TaskGroup, rt::Smol};
+    /// use cancelkit::{TaskGroup, group::Full, rt::Smol};
     ///
     /// let rt = Smol::new().unwrap();
     /// let group = TaskGroup::builder(&rt).limit(1).build();
-    /// let first = group.try_spawn("one", |stop| stop.cancelled_owned()).unwrap();
-    /// assert!(group.try_spawn("two", |stop| stop.cancelled_owned()).is_err());
-    /// # drop(first);
+    /// let _busy = group.try_spawn("a", |stop| stop.cancelled_owned()).unwrap();
+    /// let Err(Full(make)) = group.try_spawn("b", |stop| stop.cancelled_owned()) else {
+    ///     panic!("the group has one slot");
+    /// };
+    /// let _unrun = make; // the closure came back, not run
     /// # }
     /// ```
     #[track_caller]
@@ -829,62 +860,74 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
         make: F,
     ) -> Result<Task<Fut::Output>, Full<F>>
     where
-        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        F: FnOnce(CancelToken) -> Fut,
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        let permit = match &self.inner().slots {
-            Some(slots) => match slots.try_acquire_arc() {
-                Some(p) => Some(p),
-                None => return Err(Full(make)),
-            },
-            None => None,
-        };
-        Ok(self.start(
+        self.start(
             Some(name.into()),
             Location::caller(),
-            permit,
+            Gate::IfFree,
             make,
             no_failure,
-        ))
+        )
     }
 
     fn start<F, Fut>(
         &self,
         name: Option<Cow<'static, str>>,
         location: &'static Location<'static>,
-        permit: Option<SemaphoreGuardArc>,
+        gate: Gate,
         make: F,
         classify: fn(&Fut::Output) -> Option<String>,
-    ) -> Task<Fut::Output>
+    ) -> Result<Task<Fut::Output>, Full<F>>
     where
-        F: FnOnce(CancelToken) -> Fut + Send + 'static,
+        F: FnOnce(CancelToken) -> Fut,
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
         let inner = self.inner().clone();
+        if inner.lock().closed {
+            return Ok(never_run());
+        }
+        let slot = match (&inner.slots, gate) {
+            (None, _) => Slot::Held(None),
+            (Some(slots), Gate::IfFree) => match slots.try_acquire_arc() {
+                Some(permit) => Slot::Held(Some(permit)),
+                None => return Err(Full(make)),
+            },
+            (Some(slots), Gate::Wait) => match slots.try_acquire_arc() {
+                Some(permit) => Slot::Held(Some(permit)),
+                None => Slot::Queued(Box::pin(slots.acquire_arc())),
+            },
+        };
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let token = inner.token.child();
         // Before any bookkeeping: if `make` panics, nothing is left behind.
         let fut = make(token.clone());
+        let started = matches!(slot, Slot::Held(_));
         let key = {
             let mut state = inner.lock();
-            if state.forced {
-                // The group is shut (or being forced): the task never runs.
-                drop(state);
-                let (task, harness) = crate::task::new(fut);
-                drop(harness); // reports `JoinError::Cancelled`
-                return task;
+            if state.closed {
+                // Closed meanwhile: the task never runs.
+                return Ok(never_run());
             }
             state.live.insert(Live {
                 id,
                 name,
                 location,
                 abort: None,
+                started,
+                doomed: false,
             })
+        };
+        let (permit, queued) = match slot {
+            Slot::Held(permit) => (permit, None),
+            Slot::Queued(acquire) => (None, Some(acquire)),
         };
         let tracked = Tracked {
             fut: Some(fut),
+            queued,
             done: Done {
                 inner: inner.clone(),
                 key,
@@ -908,7 +951,45 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
             // Forced between the check above and now: it does not run on.
             abort.abort();
         }
-        task
+        Ok(task)
+    }
+
+    /// Closes the group: tasks spawned from now on never run (their
+    /// handles give `Err(JoinError::Cancelled)`), while those already in it
+    /// run on. With [`wait`](TaskGroup::wait), that is tokio-util's
+    /// `TaskTracker` "close, then wait for what is in flight".
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// let first = group.spawn(|_| async { 1 });
+    /// group.close();
+    /// let late = group.spawn(|_| async { 2 });
+    /// rt.block_on(group.wait());
+    /// assert_eq!(rt.block_on(first).unwrap(), 1);
+    /// assert!(rt.block_on(late).unwrap_err().is_cancelled());
+    /// # }
+    /// ```
+    pub fn close(&self) {
+        self.inner().lock().closed = true;
+    }
+
+    /// Whether the group is [closed](TaskGroup::close) (or shut down):
+    /// spawns no longer run.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// let rt = cancelkit::rt::Smol::new().unwrap();
+    /// let group = cancelkit::TaskGroup::new(&rt);
+    /// group.close();
+    /// assert!(group.is_closed());
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner().lock().closed
     }
 
     /// Waits until no task of the group is running.
@@ -931,7 +1012,7 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     /// let group = TaskGroup::new(&rt);
     /// rt.block_on(async {
     ///     for _ in 0..10 {
-    ///         group.spawn(|_| async {}).await.detach();
+    ///         group.spawn(|_| async {}).detach();
     ///     }
     ///     group.wait().await;
     /// });
@@ -971,7 +1052,7 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     /// let rt = Smol::new().unwrap();
     /// let group = TaskGroup::new(&rt);
     /// let report = rt.block_on(async {
-    ///     group.spawn(|stop| async move { stop.cancelled().await }).await.detach();
+    ///     group.spawn(|stop| async move { stop.cancelled().await }).detach();
     ///     group.shutdown(Duration::from_secs(1)).await
     /// });
     /// assert_eq!((report.finished, report.forced.len()), (1, 0));
@@ -980,7 +1061,13 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
     pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
         let inner = self.inner().clone();
         let deadline = saturating_deadline(self.rt.now(), grace);
-        inner.lock().shutting_down = true;
+        {
+            let mut state = inner.lock();
+            state.shutting_down = true;
+            state.closed = true;
+        }
+        // Queued tasks never start: they get no grace.
+        inner.drop_queued();
         inner.token.announce_deadline(deadline);
         inner.token.cancel_with(
             CancelKind::Shutdown,
@@ -1016,12 +1103,13 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
             forced,
             failures: state.failures.clone(),
             failures_not_kept: state.failures_not_kept,
+            not_started: state.not_started,
         }
     }
 
     /// Waits for `signal`, then [shuts down](TaskGroup::shutdown) with
     /// `grace` (B4). The signal may be any [`Signal`]: a token, a runtime's
-    /// `ctrl_c()`, or both combined with [`SignalExt::or`](crate::SignalExt::or).
+    /// `ctrl_c()`, or both combined with [`SignalExt::or`](crate::signal::SignalExt::or).
     ///
     /// ```text
     /// async fn shutdown_on(self, signal: impl Signal, grace: Duration) -> ShutdownReport;
@@ -1051,6 +1139,27 @@ impl<R: Spawner + Timer + Clone> TaskGroup<R> {
         signal.raised().await;
         self.shutdown(grace).await
     }
+}
+
+/// Whether a spawn may wait for a slot.
+enum Gate {
+    Wait,
+    IfFree,
+}
+
+/// A spawned task's slot in a limited group.
+enum Slot {
+    /// Holds one (or the group has no limit).
+    Held(Option<SemaphoreGuardArc>),
+    /// Waits for one.
+    Queued(Pin<Box<SemaphoreAcquireArc>>),
+}
+
+/// The handle of a task that never runs: it reports `Cancelled`.
+fn never_run<T>() -> Task<T> {
+    let (task, harness) = crate::task::new(std::future::pending::<T>());
+    drop(harness); // reports `JoinError::Cancelled`
+    task
 }
 
 fn no_failure<T>(_: &T) -> Option<String> {
@@ -1143,6 +1252,9 @@ pin_project_lite::pin_project! {
     struct Tracked<F: Future> {
         #[pin]
         fut: Option<F>,
+        // Waiting for a slot of a limited group; the future is not polled
+        // before it has one.
+        queued: Option<Pin<Box<SemaphoreAcquireArc>>>,
         done: Done,
         classify: fn(&F::Output) -> Option<String>,
     }
@@ -1176,6 +1288,25 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
+        if let Some(acquire) = this.queued.as_mut() {
+            let Poll::Ready(permit) = acquire.as_mut().poll(cx) else {
+                return Poll::Pending;
+            };
+            *this.queued = None;
+            let mut state = this.done.inner.lock();
+            let live = state
+                .live
+                .get_mut(this.done.key)
+                .filter(|l| l.id == this.done.id);
+            match live {
+                Some(live) if !live.doomed => live.started = true,
+                // Dropped while queued: it is being aborted, and never
+                // starts (the abort's wake-up drops this future).
+                _ => return Poll::Pending,
+            }
+            drop(state);
+            this.done._permit = Some(permit);
+        }
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
             // Finished already: runtimes do not poll again (the harness
             // guards it), but stay well-defined.
@@ -1210,5 +1341,295 @@ impl<F: Future> Future for Tracked<F> {
                 resume_unwind(payload)
             }
         }
+    }
+}
+
+// ===== collecting outputs as tasks finish =====
+
+/// Tasks of a [`TaskGroup`] whose outputs are collected as they finish,
+/// like tokio's `JoinSet`: [`join_next`](TaskSet::join_next) gives the
+/// next one to finish.
+///
+/// Its tasks belong to the group (the group's shutdown covers them, and its
+/// report names them). Dropping the set cancels the tasks still in it, as
+/// dropping their [`Task`] handles would. A long-lived set keeps only what
+/// has not been joined yet.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{Runtime, TaskGroup, group::TaskSet, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let group = TaskGroup::new(&rt);
+/// let mut set = TaskSet::new(&group);
+/// for i in 0..3u32 {
+///     set.spawn(move |_token| async move { i * 10 });
+/// }
+/// let mut sum = 0;
+/// rt.block_on(async {
+///     while let Some(out) = set.join_next().await {
+///         sum += out.unwrap();
+///     }
+/// });
+/// assert_eq!(sum, 30);
+/// # }
+/// ```
+pub struct TaskSet<R, T> {
+    group: TaskGroup<R>,
+    shared: Arc<SetShared>,
+    tasks: Slab<Task<T>>,
+    /// A finished task being joined (kept here so that a dropped
+    /// `join_next` loses nothing).
+    current: Option<usize>,
+}
+
+/// What a set's tasks tell it: which of them finished.
+#[derive(Default)]
+struct SetShared {
+    done: Mutex<std::collections::VecDeque<usize>>,
+    ready: Event,
+}
+
+impl SetShared {
+    fn finished(&self, key: usize) {
+        self.done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(key);
+        self.ready.notify(usize::MAX);
+    }
+
+    fn next_finished(&self) -> Option<usize> {
+        self.done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    }
+}
+
+impl<R, T> fmt::Debug for TaskSet<R, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskSet")
+            .field("len", &self.tasks.len())
+            .finish()
+    }
+}
+
+impl<R: RuntimeHandle, T: Send + 'static> TaskSet<R, T> {
+    /// An empty set spawning into `group`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// let sim = cancelkit::sim::Sim::new();
+    /// let group = cancelkit::TaskGroup::new(&sim);
+    /// let set: cancelkit::group::TaskSet<_, u8> = cancelkit::group::TaskSet::new(&group);
+    /// assert!(set.is_empty());
+    /// # }
+    /// ```
+    pub fn new(group: &TaskGroup<R>) -> Self {
+        TaskSet {
+            group: group.clone(),
+            shared: Arc::default(),
+            tasks: Slab::new(),
+            current: None,
+        }
+    }
+
+    /// Spawns `make(token)` into the group, as
+    /// [`TaskGroup::spawn`] does, keeping its handle in the set.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use cancelkit::{Runtime, TaskGroup, group::TaskSet, sim::Sim};
+    /// let sim = Sim::new();
+    /// let mut set = TaskSet::new(&TaskGroup::new(&sim));
+    /// set.spawn(|_| async { 1 });
+    /// assert_eq!(sim.block_on(set.join_next()).unwrap().unwrap(), 1);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn<F, Fut>(&mut self, make: F)
+    where
+        F: FnOnce(CancelToken) -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        self.spawn_as(None, Location::caller(), make);
+    }
+
+    /// [`spawn`](TaskSet::spawn) with a name, for the group's report.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use cancelkit::{TaskGroup, group::TaskSet, sim::Sim};
+    /// let sim = Sim::new();
+    /// let mut set = TaskSet::new(&TaskGroup::new(&sim));
+    /// set.spawn_named("fetch", |_| async { 1 });
+    /// assert_eq!(set.len(), 1);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_named<F, Fut>(&mut self, name: impl Into<Cow<'static, str>>, make: F)
+    where
+        F: FnOnce(CancelToken) -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        self.spawn_as(Some(name.into()), Location::caller(), make);
+    }
+
+    fn spawn_as<F, Fut>(
+        &mut self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        make: F,
+    ) where
+        F: FnOnce(CancelToken) -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let entry = self.tasks.vacant_entry();
+        let key = entry.key();
+        let shared = self.shared.clone();
+        let made = std::cell::Cell::new(false);
+        let task = self
+            .group
+            .start(
+                name,
+                location,
+                Gate::Wait,
+                |token| {
+                    made.set(true);
+                    Notify {
+                        fut: make(token),
+                        _signal: FinishSignal { shared, key },
+                    }
+                },
+                no_failure,
+            )
+            .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"));
+        if !made.get() {
+            // The group is closed: the task never runs, and no signal
+            // would tell us.
+            self.shared.finished(key);
+        }
+        entry.insert(task);
+    }
+
+    /// How many tasks are in the set: running, queued, or finished and not
+    /// yet joined.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// let sim = cancelkit::sim::Sim::new();
+    /// let set: cancelkit::group::TaskSet<_, ()> =
+    ///     cancelkit::group::TaskSet::new(&cancelkit::TaskGroup::new(&sim));
+    /// assert_eq!(set.len(), 0);
+    /// # }
+    /// ```
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether the set holds no task.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// let sim = cancelkit::sim::Sim::new();
+    /// let set: cancelkit::group::TaskSet<_, ()> =
+    ///     cancelkit::group::TaskSet::new(&cancelkit::TaskGroup::new(&sim));
+    /// assert!(set.is_empty());
+    /// # }
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Waits for the next task of the set to finish and gives its outcome
+    /// (as awaiting its [`Task`] would); `None` once the set is empty.
+    ///
+    /// ```text
+    /// async fn join_next(&mut self) -> Option<Result<T, JoinError>>;
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if it is dropped before it completes, no outcome is
+    /// lost; the next call gives it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, TaskGroup, Timer, group::TaskSet, sim::Sim};
+    ///
+    /// let sim = Sim::new();
+    /// let mut set = TaskSet::new(&TaskGroup::new(&sim));
+    /// for ms in [30u64, 10, 20] {
+    ///     let nap = sim.sleep(Duration::from_millis(ms));
+    ///     set.spawn(move |_| async move { nap.await; ms });
+    /// }
+    /// let order: Vec<u64> = sim.block_on(async {
+    ///     let mut order = Vec::new();
+    ///     while let Some(out) = set.join_next().await {
+    ///         order.push(out.unwrap());
+    ///     }
+    ///     order
+    /// });
+    /// assert_eq!(order, [10, 20, 30]);
+    /// # }
+    /// ```
+    pub async fn join_next(&mut self) -> Option<Result<T, crate::JoinError>> {
+        loop {
+            if let Some(key) = self.current {
+                let out = (&mut self.tasks[key]).await;
+                self.current = None;
+                drop(self.tasks.remove(key));
+                return Some(out);
+            }
+            if self.tasks.is_empty() {
+                return None;
+            }
+            if let Some(key) = self.shared.next_finished() {
+                self.current = Some(key);
+                continue;
+            }
+            listener!(self.shared.ready => finished);
+            if let Some(key) = self.shared.next_finished() {
+                self.current = Some(key);
+                continue;
+            }
+            finished.await;
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A set's task: tells the set when its future is dropped (finished,
+    /// cancelled or forced).
+    struct Notify<F> {
+        #[pin]
+        fut: F,
+        // After `fut`: signals once the future is gone.
+        _signal: FinishSignal,
+    }
+}
+
+impl<F: Future> Future for Notify<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().fut.poll(cx)
+    }
+}
+
+struct FinishSignal {
+    shared: Arc<SetShared>,
+    key: usize,
+}
+
+impl Drop for FinishSignal {
+    fn drop(&mut self) {
+        self.shared.finished(self.key);
     }
 }

@@ -18,9 +18,9 @@
 //! ```
 //! # #[cfg(feature = "tokio")] {
 //! use std::time::Duration;
-//! use cancelkit::{CancelToken, Runtime, Spawner, Timer, rt::Tokio};
+//! use cancelkit::{CancelToken, Runtime, SpawnerExt, Timer, rt::Tokio};
 //!
-//! let rt = Tokio::multi_thread().unwrap();
+//! let rt = Tokio::new().unwrap();
 //! let gone = CancelToken::new();
 //! let task = rt.spawn({
 //!     // Cancels `gone` when dropped, i.e. when the task's future is dropped.
@@ -40,7 +40,7 @@
 //! with [`cancelled`](CancelToken::cancelled):
 //!
 //! ```
-//! use cancelkit::{CancelToken, FutureExt};
+//! use cancelkit::{CancelToken, token::CancelFutureExt};
 //!
 //! let token = CancelToken::new();
 //! token.cancel();
@@ -49,7 +49,7 @@
 //! ```
 //!
 //! **Run out of time.** [`timeout`] polls the future first, so a ready
-//! future always wins, and drops it before reporting [`Elapsed`]:
+//! future always wins, and drops it before reporting [`Elapsed`](time::Elapsed):
 //!
 //! ```
 //! # #[cfg(feature = "smol")] {
@@ -67,9 +67,9 @@
 //!
 //! ```
 //! # #[cfg(feature = "async-std")] {
-//! use cancelkit::{CancelToken, Runtime, Spawner, rt::AsyncStd};
+//! use cancelkit::{CancelToken, Runtime, SpawnerExt, rt::AsyncStd};
 //!
-//! let rt = AsyncStd::scoped();
+//! let rt = AsyncStd::new().unwrap();
 //! let shutdown = CancelToken::new();
 //! let workers: Vec<_> = (0..4)
 //!     .map(|i| {
@@ -94,7 +94,7 @@
 //!
 //! For servers, a [`TaskGroup`] does the whole dance: each task gets a child
 //! of the group's token, [`shutdown`](TaskGroup::shutdown) waits a grace
-//! period and then drops the stragglers, and its [`ShutdownReport`] names
+//! period and then drops the stragglers, and its [`ShutdownReport`](group::ShutdownReport) names
 //! them; every adapter offers `ctrl_c()` and `terminate()` as [`Signal`]s
 //! to trigger it ([`TaskGroup::shutdown_on`]).
 //!
@@ -153,75 +153,29 @@ mod loom;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-mod group;
+pub mod group;
+pub mod rt;
 mod runtime;
-mod signal;
-mod task;
+pub mod signal;
+pub mod task;
 #[cfg(all(test, not(loom)))]
 mod test_util;
-mod time;
-mod token;
-
-cfg_tokio_util! {
-    mod interop;
-}
+pub mod time;
+pub mod token;
 
 cfg_sim! {
     pub mod sim;
 }
 
-pub use group::{
-    FailureKind, Full, ShutdownReport, TaskFailure, TaskGroup, TaskGroupBuilder, TaskInfo,
-};
-pub use runtime::{BoxFuture, BoxSleep, DynSpawner, DynTimer, FAR_FUTURE, Runtime, Spawner, Timer};
-pub use signal::{DynSignal, Or, OrRaised, OsSignal, Signal, SignalExt};
-pub use task::{Cancel, JoinError, Task};
-pub use time::{Elapsed, Timeout, deadline, timeout};
-pub use token::{
-    CancelKind, CancelToken, Cancelled, DropGuard, FutureExt, OnCancel, PanicGuard, WhenCancelled,
-    WhenCancelledOwned, WithCancel,
-};
+pub use group::TaskGroup;
+pub use runtime::{Runtime, RuntimeHandle, SharedRuntime, Spawner, SpawnerExt, Timer};
+pub use signal::Signal;
+pub use task::{JoinError, Task};
+pub use time::{deadline, timeout};
+pub use token::CancelToken;
 
 // Not through `cfg_conformance!`: the module exports macros, and
 // macro-expanded `#[macro_export]` macros cannot be named by path.
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
-
-/// Runtime adapters, one per cargo feature.
-///
-/// Each adapter is a small cloneable handle implementing [`Runtime`]. They
-/// are written using only cancelkit's public API, exactly as a third-party
-/// adapter would be (the sources live in `adapters/` in the repository).
-///
-/// | type | feature | wraps | fresh runtime |
-/// |---|---|---|---|
-/// | [`rt::Tokio`] | `tokio` | the current tokio `Handle` | `Tokio::current_thread()`, `Tokio::multi_thread()` |
-/// | [`rt::Smol`] | `smol` | a shared `async_executor::Executor` | `Smol::new()` (its own threads) |
-/// | [`rt::AsyncStd`] | `async-std` | async-std's global runtime | `AsyncStd::scoped()` (tasks cancelled on drop) |
-pub mod rt {
-    cfg_tokio! {
-        pub use crate::tokio_adapter::{Sleep as TokioSleep, Tokio};
-    }
-    cfg_smol! {
-        pub use crate::smol_adapter::{Sleep as SmolSleep, Smol};
-    }
-    cfg_async_std! {
-        pub use crate::async_std_adapter::{AsyncStd, Sleep as AsyncStdSleep};
-    }
-}
-
-// The adapters live outside `src/` and use only the public API, as
-// third-party adapters would.
-cfg_tokio! {
-    #[path = "../adapters/tokio.rs"]
-    mod tokio_adapter;
-}
-cfg_smol! {
-    #[path = "../adapters/smol.rs"]
-    mod smol_adapter;
-}
-cfg_async_std! {
-    #[path = "../adapters/async_std.rs"]
-    mod async_std_adapter;
-}

@@ -1,4 +1,6 @@
-//! The runtime traits: [`Spawner`], [`Timer`] and [`Runtime`].
+//! The runtime traits: [`Spawner`], [`Timer`] and [`Runtime`], the
+//! extension trait every spawner gets ([`SpawnerExt`]), the bound libraries
+//! take ([`RuntimeHandle`]) and its object form ([`SharedRuntime`]).
 //!
 //! These are the only things cancelkit asks of an executor. They are
 //! deliberately small — an adapter for a new runtime is one short file (see
@@ -6,13 +8,8 @@
 //! complete third-party example) — and everything else in the crate
 //! ([`Task`], [`timeout`](crate::timeout), [`CancelToken`](crate::CancelToken))
 //! is written once on top of them, so it behaves the same on every runtime.
-//!
-//! Each trait has an object-safe twin ([`DynSpawner`], [`DynTimer`]) with a
-//! blanket implementation, for libraries that want to hold "some runtime" as
-//! `Arc<dyn DynSpawner>` without a type parameter. `Arc<dyn DynSpawner>` and
-//! `Arc<dyn DynTimer>` implement [`Spawner`] and [`Timer`] again, so they can
-//! be passed anywhere a generic runtime is accepted.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,22 +17,14 @@ use std::time::{Duration, Instant};
 
 use crate::task::Task;
 
-/// A boxed, `Send`, `'static` future with no output: what [`DynSpawner`]
-/// accepts.
+/// A boxed, `Send`, `'static` future with no output: what the object-safe
+/// [`DynSpawner`] spawns and [`DynTimer`] sleeps with.
 ///
 /// ```
-/// let fut: cancelkit::BoxFuture = Box::pin(async {});
+/// let fut: cancelkit::rt::BoxedFuture = Box::pin(async {});
 /// futures_lite::future::block_on(fut);
 /// ```
-pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-/// A boxed sleep: what [`DynTimer`] returns.
-///
-/// ```
-/// let sleep: cancelkit::BoxSleep = Box::pin(std::future::ready(()));
-/// futures_lite::future::block_on(sleep);
-/// ```
-pub type BoxSleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+pub type BoxedFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Runs futures in the background.
 ///
@@ -49,9 +38,10 @@ pub type BoxSleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// [`JoinError::Cancelled`](crate::JoinError::Cancelled), and a leaked future
 /// would leave its [`Task`] waiting forever.
 ///
-/// That is all. The handle semantics users see — drop-to-cancel, `detach`,
-/// panics caught into [`JoinError`](crate::JoinError) — are provided by
-/// [`Spawner::spawn`] in the core, identically for every runtime.
+/// That is all: it is the trait's only method. The handle semantics users
+/// see — drop-to-cancel, `detach`, panics caught into
+/// [`JoinError`](crate::JoinError) — are provided by [`SpawnerExt::spawn`],
+/// implemented once for every spawner, which no adapter can override.
 ///
 /// # Examples
 ///
@@ -59,7 +49,7 @@ pub type BoxSleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 ///
 /// ```
 /// use std::future::Future;
-/// use cancelkit::Spawner;
+/// use cancelkit::{Spawner, SpawnerExt};
 ///
 /// #[derive(Clone)]
 /// struct ThreadPerTask;
@@ -83,34 +73,54 @@ pub trait Spawner {
     fn spawn_detached<F>(&self, fut: F)
     where
         F: Future<Output = ()> + Send + 'static;
+}
 
+/// What every [`Spawner`] can do, written once: spawn a future and get its
+/// [`Task`] handle.
+///
+/// Implemented for every `Spawner` by a blanket implementation, so the
+/// handle semantics are the same on every runtime and no adapter can
+/// override them.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
+///
+/// let rt = Smol::new().unwrap();
+/// let task = rt.spawn(async { 40 + 2 });
+/// assert_eq!(rt.block_on(task).unwrap(), 42);
+/// # }
+/// ```
+pub trait SpawnerExt: Spawner {
     /// Spawns `fut` and returns a [`Task`] handle to it.
     ///
     /// The handle cancels the task when dropped; see [`Task`] for the whole
-    /// contract. This method is implemented once, here, for every runtime.
+    /// contract (D1–D6).
     ///
     /// # Examples
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
-    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
     ///
     /// let rt = Smol::new().unwrap();
-    /// let task = rt.spawn(async { 40 + 2 });
-    /// assert_eq!(rt.block_on(task).unwrap(), 42);
+    /// assert_eq!(rt.block_on(rt.spawn(async { 7 })).unwrap(), 7);
     /// # }
     /// ```
     fn spawn<F>(&self, fut: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
-        Self: Sized,
     {
         let (task, harness) = crate::task::new(fut);
         self.spawn_detached(harness);
         task
     }
 }
+
+impl<S: Spawner + ?Sized> SpawnerExt for S {}
 
 /// Reads a clock and sleeps on it.
 ///
@@ -125,7 +135,7 @@ pub trait Spawner {
 ///   Dropping it cancels the sleep.
 /// - [`sleep`](Timer::sleep) treats a duration that overflows `Instant`
 ///   (such as `Duration::MAX`) as "never": it sleeps until
-///   [`FAR_FUTURE`](crate::FAR_FUTURE) from now (thirty years, tokio's
+///   [`FAR_FUTURE`](crate::time::FAR_FUTURE) from now (thirty years, tokio's
 ///   horizon too), never less.
 /// - A deadline `FAR_FUTURE` or more ahead of `now()` means "never". A
 ///   real clock never gets there; a virtual clock, which jumps to the next
@@ -164,7 +174,7 @@ pub trait Timer {
     /// A future that completes after `duration` has passed on this clock.
     ///
     /// A duration too large to add to `now()` (such as `Duration::MAX`)
-    /// sleeps until [`FAR_FUTURE`](crate::FAR_FUTURE) from now, which means
+    /// sleeps until [`FAR_FUTURE`](crate::time::FAR_FUTURE) from now, which means
     /// "never", instead of panicking on overflow.
     #[doc(alias = "delay")]
     fn sleep(&self, duration: Duration) -> Self::Sleep {
@@ -180,7 +190,7 @@ pub trait Timer {
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(cancelkit::FAR_FUTURE, Duration::from_secs(86_400 * 365 * 30));
+/// assert_eq!(cancelkit::time::FAR_FUTURE, Duration::from_secs(86_400 * 365 * 30));
 /// ```
 pub const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
@@ -218,7 +228,7 @@ pub(crate) fn saturating_deadline(now: Instant, duration: Duration) -> Instant {
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
-/// use cancelkit::{Runtime, rt::Tokio};
+/// use cancelkit::{Runtime, SpawnerExt, rt::Tokio};
 ///
 /// fn answer<R: Runtime>(rt: &R) -> u32 {
 ///     rt.block_on(rt.spawn(async { 42 })).unwrap()
@@ -239,6 +249,146 @@ pub trait Runtime: Spawner + Timer {
     fn block_on<F: Future>(&self, fut: F) -> F::Output;
 }
 
+// ===== the library bound and its object form =====
+
+/// A runtime a library can use: it spawns ([`Spawner`], hence
+/// [`SpawnerExt::spawn`]), sleeps and reads the clock ([`Timer`]), and is a
+/// cheap, thread-safe, cloneable handle. Everything in cancelkit that runs
+/// in the background — [`TaskGroup`](crate::TaskGroup), deadlines,
+/// [`OsSignal`](crate::signal::OsSignal) — asks for exactly this.
+///
+/// Implemented for every type that has those traits (every adapter in
+/// [`rt`](crate::rt), the sim, [`SharedRuntime`]); never implement it
+/// yourself. It does not include [`Runtime::block_on`]: a library should
+/// not block its caller's threads.
+///
+/// # Examples
+///
+/// A runtime-neutral library function: retry with a growing pause, until
+/// it succeeds, the caller cancels, or the attempts run out.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelkit::{CancelToken, RuntimeHandle};
+///
+/// # #[allow(dead_code)] // used below only with the `sim` feature
+/// async fn retry<R, T, E, F, Fut>(rt: &R, stop: &CancelToken, attempts: u32, mut f: F) -> Option<Result<T, E>>
+/// where
+///     R: RuntimeHandle,
+///     F: FnMut() -> Fut,
+///     Fut: std::future::Future<Output = Result<T, E>>,
+/// {
+///     let mut pause = Duration::from_millis(1);
+///     let mut last = None;
+///     for _ in 0..attempts {
+///         match stop.run_until_cancelled(f()).await {
+///             Err(_cancelled) => return None,
+///             Ok(Ok(v)) => return Some(Ok(v)),
+///             Ok(Err(e)) => last = Some(Err(e)),
+///         }
+///         if stop.run_until_cancelled(rt.sleep(pause)).await.is_err() {
+///             return None;
+///         }
+///         pause *= 2;
+///     }
+///     last
+/// }
+///
+/// # #[cfg(feature = "sim")] {
+/// use cancelkit::{Runtime, sim::Sim};
+/// let sim = Sim::new();
+/// let mut calls = 0;
+/// let out = sim.block_on(retry(&sim, &CancelToken::new(), 5, || {
+///     calls += 1;
+///     let n = calls;
+///     async move { if n < 3 { Err("busy") } else { Ok(n) } }
+/// }));
+/// assert_eq!(out, Some(Ok(3)));
+/// # }
+/// ```
+pub trait RuntimeHandle: Spawner + Timer + Clone + Send + Sync + 'static {}
+
+impl<R: Spawner + Timer + Clone + Send + Sync + 'static> RuntimeHandle for R {}
+
+/// The object-safe twin of [`RuntimeHandle`], used through [`SharedRuntime`].
+trait DynRuntimeHandle: DynSpawner + DynTimer + Send + Sync {}
+
+impl<R: RuntimeHandle> DynRuntimeHandle for R {}
+
+/// Any [`RuntimeHandle`], behind one type: for libraries that want to hold
+/// "some runtime" without a type parameter.
+///
+/// It is itself a `RuntimeHandle`, so it drives everything a generic runtime
+/// does — [`TaskGroup`](crate::TaskGroup), deadlines, timeouts — at the cost
+/// of one allocation per spawn and per sleep. Cloning it clones an `Arc`.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, SharedRuntime, TaskGroup, rt::Smol};
+///
+/// struct Server {
+///     rt: SharedRuntime, // no type parameter
+/// }
+///
+/// let rt = Smol::new().unwrap();
+/// let server = Server { rt: SharedRuntime::new(rt.clone()) };
+/// let group = TaskGroup::new(&server.rt);
+/// group.spawn(|stop| async move { stop.cancelled().await }).detach();
+/// let report = rt.block_on(group.shutdown(Duration::from_secs(1)));
+/// assert_eq!(report.finished, 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SharedRuntime {
+    inner: Arc<dyn DynRuntimeHandle>,
+}
+
+impl SharedRuntime {
+    /// Wraps `rt`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// let shared = cancelkit::SharedRuntime::new(cancelkit::sim::Sim::new());
+    /// # let _ = shared;
+    /// # }
+    /// ```
+    pub fn new<R: RuntimeHandle>(rt: R) -> Self {
+        SharedRuntime {
+            inner: Arc::new(rt),
+        }
+    }
+}
+
+impl fmt::Debug for SharedRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedRuntime")
+    }
+}
+
+impl Spawner for SharedRuntime {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.spawn_boxed(Box::pin(fut));
+    }
+}
+
+impl Timer for SharedRuntime {
+    type Sleep = BoxedFuture;
+
+    fn now(&self) -> Instant {
+        self.inner.now_dyn()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxedFuture {
+        self.inner.sleep_until_boxed(deadline)
+    }
+}
+
 // ===== object-safe forms =====
 
 /// The object-safe form of [`Spawner`], for `Arc<dyn DynSpawner>`.
@@ -252,7 +402,8 @@ pub trait Runtime: Spawner + Timer {
 /// ```
 /// # #[cfg(feature = "smol")] {
 /// use std::sync::Arc;
-/// use cancelkit::{DynSpawner, Runtime, Spawner, rt::Smol};
+/// use cancelkit::rt::{DynSpawner, Smol};
+/// use cancelkit::{Runtime, SpawnerExt};
 ///
 /// struct Library {
 ///     spawner: Arc<dyn DynSpawner + Send + Sync>,
@@ -267,11 +418,11 @@ pub trait Runtime: Spawner + Timer {
 pub trait DynSpawner {
     /// Runs a boxed future in the background; see
     /// [`Spawner::spawn_detached`].
-    fn spawn_boxed(&self, fut: BoxFuture);
+    fn spawn_boxed(&self, fut: BoxedFuture);
 }
 
 impl<S: Spawner + ?Sized> DynSpawner for S {
-    fn spawn_boxed(&self, fut: BoxFuture) {
+    fn spawn_boxed(&self, fut: BoxedFuture) {
         self.spawn_detached(fut);
     }
 }
@@ -295,7 +446,8 @@ impl Spawner for Arc<dyn DynSpawner + Send + Sync> {
 /// ```
 /// # #[cfg(feature = "smol")] {
 /// use std::{sync::Arc, time::Duration};
-/// use cancelkit::{DynTimer, Runtime, Timer, rt::Smol};
+/// use cancelkit::rt::{DynTimer, Smol};
+/// use cancelkit::{Runtime, Timer};
 ///
 /// let rt = Smol::new().unwrap();
 /// let timer: Arc<dyn DynTimer + Send + Sync> = Arc::new(rt.clone());
@@ -308,26 +460,26 @@ pub trait DynTimer {
     /// See [`Timer::now`].
     fn now_dyn(&self) -> Instant;
     /// See [`Timer::sleep_until`].
-    fn sleep_until_boxed(&self, deadline: Instant) -> BoxSleep;
+    fn sleep_until_boxed(&self, deadline: Instant) -> BoxedFuture;
 }
 
 impl<T: Timer + ?Sized> DynTimer for T {
     fn now_dyn(&self) -> Instant {
         self.now()
     }
-    fn sleep_until_boxed(&self, deadline: Instant) -> BoxSleep {
+    fn sleep_until_boxed(&self, deadline: Instant) -> BoxedFuture {
         Box::pin(self.sleep_until(deadline))
     }
 }
 
 impl Timer for Arc<dyn DynTimer + Send + Sync> {
-    type Sleep = BoxSleep;
+    type Sleep = BoxedFuture;
 
     fn now(&self) -> Instant {
         (**self).now_dyn()
     }
 
-    fn sleep_until(&self, deadline: Instant) -> BoxSleep {
+    fn sleep_until(&self, deadline: Instant) -> BoxedFuture {
         (**self).sleep_until_boxed(deadline)
     }
 }

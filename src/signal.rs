@@ -81,7 +81,7 @@ impl<S: Signal + ?Sized> Signal for &S {
 /// Combinators for [`Signal`]s, implemented for every signal.
 ///
 /// ```
-/// use cancelkit::{CancelToken, Signal, SignalExt};
+/// use cancelkit::{CancelToken, Signal, signal::SignalExt};
 ///
 /// let (a, b) = (CancelToken::new(), CancelToken::new());
 /// a.cancel();
@@ -93,7 +93,7 @@ pub trait SignalExt: Signal + Sized {
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{CancelToken, Signal, SignalExt};
+    /// use cancelkit::{CancelToken, Signal, signal::SignalExt};
     ///
     /// let a = CancelToken::new();
     /// let b = CancelToken::new();
@@ -116,7 +116,7 @@ impl<S: Signal> SignalExt for S {}
 /// The signal returned by [`SignalExt::or`]: raised when either is.
 ///
 /// ```
-/// use cancelkit::{CancelToken, Or, Signal, SignalExt};
+/// use cancelkit::{CancelToken, Signal, signal::{Or, SignalExt}};
 ///
 /// let either: Or<CancelToken, CancelToken> = CancelToken::new().or(CancelToken::new());
 /// assert!(!either.is_raised());
@@ -150,7 +150,7 @@ pin_project_lite::pin_project! {
     /// like the futures it combines.
     ///
     /// ```
-    /// use cancelkit::{CancelToken, Signal, SignalExt};
+    /// use cancelkit::{CancelToken, Signal, signal::SignalExt};
     ///
     /// let (a, b) = (CancelToken::new(), CancelToken::new());
     /// let either = a.or(b.clone());
@@ -187,7 +187,7 @@ impl<A: Future<Output = ()>, B: Future<Output = ()>> Future for OrRaised<A, B> {
 /// # Examples
 ///
 /// ```
-/// use cancelkit::{CancelToken, DynSignal};
+/// use cancelkit::{CancelToken, signal::DynSignal};
 ///
 /// let signals: Vec<Box<dyn DynSignal + Send + Sync>> =
 ///     vec![Box::new(CancelToken::new()), Box::new(CancelToken::new())];
@@ -227,7 +227,7 @@ impl<S: Signal + ?Sized> DynSignal for S {
 ///
 /// ```
 /// # #[cfg(feature = "smol")] {
-/// use cancelkit::{CancelToken, OsSignal, Runtime, Signal, rt::Smol};
+/// use cancelkit::{CancelToken, Runtime, Signal, rt::Smol, signal::OsSignal};
 ///
 /// let rt = Smol::new().unwrap();
 /// let go = CancelToken::new();
@@ -261,7 +261,7 @@ impl OsSignal {
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
-    /// use cancelkit::{OsSignal, Runtime, Signal, rt::Smol};
+    /// use cancelkit::{Runtime, Signal, rt::Smol, signal::OsSignal};
     ///
     /// let rt = Smol::new().unwrap();
     /// let at_once = OsSignal::listen(&rt, async {});
@@ -274,11 +274,11 @@ impl OsSignal {
         F: Future<Output = ()> + Send + 'static,
     {
         let raised = crate::CancelToken::new();
-        let listener = spawner.spawn({
+        let listener = crate::SpawnerExt::spawn(spawner, {
             let raised = raised.clone();
             async move {
                 wait.await;
-                raised.cancel_with(crate::CancelKind::External, SignalReceived);
+                raised.cancel_with(crate::token::CancelKind::External, SignalReceived);
             }
         });
         OsSignal {
@@ -289,12 +289,12 @@ impl OsSignal {
     }
 
     /// The token this signal raises (cancelled with kind
-    /// [`CancelKind::External`](crate::CancelKind::External)), for code that
+    /// [`CancelKind::External`](crate::token::CancelKind::External)), for code that
     /// wants a [`CancelToken`](crate::CancelToken) rather than a signal.
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
-    /// use cancelkit::{OsSignal, Runtime, rt::Smol};
+    /// use cancelkit::{Runtime, rt::Smol, signal::OsSignal};
     ///
     /// let rt = Smol::new().unwrap();
     /// let signal = OsSignal::listen(&rt, async {});
@@ -319,13 +319,13 @@ impl std::fmt::Display for SignalReceived {
 impl std::error::Error for SignalReceived {}
 
 impl Signal for OsSignal {
-    type Raised<'a> = crate::WhenCancelled<'a>;
+    type Raised<'a> = crate::token::WhenCancelled<'a>;
 
     fn is_raised(&self) -> bool {
         self.raised.is_cancelled()
     }
 
-    fn raised(&self) -> crate::WhenCancelled<'_> {
+    fn raised(&self) -> crate::token::WhenCancelled<'_> {
         self.raised.cancelled()
     }
 }

@@ -16,7 +16,7 @@
 //!
 //! # How it works
 //!
-//! [`Spawner::spawn`] splits a future into a [`Task`] and a private
+//! [`SpawnerExt::spawn`] splits a future into a [`Task`] and a private
 //! *harness* future, and hands the harness to the runtime. They share one
 //! allocation holding a state word, the task's waker and the output slot.
 //! Cancelling sets a bit in the state word and wakes the task; the harness
@@ -26,7 +26,7 @@
 //! the runtime drops the harness without finishing it (shutdown), the
 //! harness's destructor reports [`JoinError::Cancelled`].
 //!
-//! [`Spawner::spawn`]: crate::Spawner::spawn
+//! [`SpawnerExt::spawn`]: crate::SpawnerExt::spawn
 //! [`Spawner::spawn_detached`]: crate::Spawner::spawn_detached
 
 use std::any::Any;
@@ -289,7 +289,7 @@ impl<F: Future> Future for Harness<F> {
 
 /// A handle to a spawned task. **Dropping it cancels the task.**
 ///
-/// Created by [`Spawner::spawn`](crate::Spawner::spawn). Await it to get
+/// Created by [`SpawnerExt::spawn`](crate::SpawnerExt::spawn). Await it to get
 /// the task's output.
 ///
 /// # Contract
@@ -321,7 +321,7 @@ impl<F: Future> Future for Harness<F> {
 /// ```
 /// # #[cfg(feature = "smol")] {
 /// use std::time::Duration;
-/// use cancelkit::{JoinError, Runtime, Spawner, Timer, rt::Smol};
+/// use cancelkit::{JoinError, Runtime, SpawnerExt, Timer, rt::Smol};
 ///
 /// let rt = Smol::new().unwrap();
 /// rt.block_on(async {
@@ -350,7 +350,7 @@ impl<T> Task<T> {
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
-    /// use cancelkit::{CancelToken, Runtime, Spawner, rt::Smol};
+    /// use cancelkit::{CancelToken, Runtime, SpawnerExt, rt::Smol};
     ///
     /// let rt = Smol::new().unwrap();
     /// let done = CancelToken::new();
@@ -378,7 +378,7 @@ impl<T> Task<T> {
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
-    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
     ///
     /// let rt = Smol::new().unwrap();
     /// let task = rt.spawn(std::future::pending::<()>());
@@ -416,7 +416,7 @@ impl<T> Task<T> {
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
-    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
     ///
     /// let rt = Smol::new().unwrap();
     /// let task = rt.spawn(std::future::pending::<()>());
@@ -438,7 +438,7 @@ impl<T> Task<T> {
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
-    /// use cancelkit::{Runtime, Spawner, rt::Smol};
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
     ///
     /// let rt = Smol::new().unwrap();
     /// let task = rt.spawn(async {});
@@ -516,7 +516,7 @@ impl<T> fmt::Debug for Task<T> {
 ///
 /// ```
 /// # #[cfg(feature = "smol")] {
-/// use cancelkit::{Cancel, Runtime, Spawner, rt::Smol};
+/// use cancelkit::{Runtime, SpawnerExt, rt::Smol, task::Cancel};
 ///
 /// let rt = Smol::new().unwrap();
 /// let stopping: Cancel<()> = rt.spawn(std::future::pending()).cancel();
@@ -568,7 +568,7 @@ impl<T> Future for Cancel<T> {
 ///
 /// ```
 /// # #[cfg(feature = "smol")] {
-/// use cancelkit::{Runtime, Spawner, rt::Smol};
+/// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
 ///
 /// let rt = Smol::new().unwrap();
 /// let err = rt.block_on(rt.spawn(async { panic!("boom") })).unwrap_err();

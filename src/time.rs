@@ -24,12 +24,18 @@ use std::time::{Duration, Instant};
 
 use crate::runtime::Timer;
 
+pub use crate::runtime::FAR_FUTURE;
+
 /// Limits `fut` to `duration`, counted from its first poll (T1, T2).
 ///
 /// ```text
-/// async fn timeout<F: Future>(timer: &impl Timer, duration: Duration, fut: F)
+/// async fn timeout<F: Future>(timer: &(impl Timer + Clone), duration: Duration, fut: F)
 ///     -> Result<F::Output, Elapsed>;
 /// ```
+///
+/// The returned future keeps a clone of `timer` (a cheap handle on every
+/// runtime), so it borrows nothing and can be spawned as it is:
+/// `rt.spawn(timeout(&rt, d, fut))`.
 ///
 /// The clock starts when the returned future is first polled and finds `fut`
 /// pending, not when `timeout` is called: futures do nothing until polled.
@@ -44,7 +50,7 @@ use crate::runtime::Timer;
 /// ```
 /// # #[cfg(feature = "smol")] {
 /// use std::time::Duration;
-/// use cancelkit::{Runtime, Timer, rt::Smol, timeout};
+/// use cancelkit::{Runtime, SpawnerExt, Timer, rt::Smol, timeout};
 ///
 /// let rt = Smol::new().unwrap();
 /// rt.block_on(async {
@@ -54,18 +60,22 @@ use crate::runtime::Timer;
 ///     let slow = rt.sleep(Duration::from_secs(3600));
 ///     assert!(timeout(&rt, Duration::from_millis(10), slow).await.is_err());
 /// });
+///
+/// // Owned: spawn it as it is, no `async move` block needed.
+/// let task = rt.spawn(timeout(&rt, Duration::from_secs(5), async { 2 }));
+/// assert_eq!(rt.block_on(task).unwrap(), Ok(2));
 /// # }
 /// ```
 #[doc(alias = "with_timeout")]
-pub fn timeout<T, F>(timer: &T, duration: Duration, fut: F) -> Timeout<'_, T, F>
+pub fn timeout<T, F>(timer: &T, duration: Duration, fut: F) -> Timeout<T, F>
 where
-    T: Timer + ?Sized,
+    T: Timer + Clone,
     F: Future,
 {
     Timeout {
         fut: Some(fut),
         sleep: None,
-        timer,
+        timer: timer.clone(),
         limit: Limit::After(duration),
     }
 }
@@ -73,9 +83,11 @@ where
 /// Limits `fut` to finish by the instant `at`, on `timer`'s clock (T3).
 ///
 /// ```text
-/// async fn deadline<F: Future>(timer: &impl Timer, at: Instant, fut: F)
+/// async fn deadline<F: Future>(timer: &(impl Timer + Clone), at: Instant, fut: F)
 ///     -> Result<F::Output, Elapsed>;
 /// ```
+///
+/// Like [`timeout`], it keeps a clone of `timer` and borrows nothing.
 ///
 /// A deadline already in the past still polls `fut` once: a ready future
 /// wins.
@@ -99,15 +111,15 @@ where
 /// # }
 /// ```
 #[doc(alias = "timeout_at")]
-pub fn deadline<T, F>(timer: &T, at: Instant, fut: F) -> Timeout<'_, T, F>
+pub fn deadline<T, F>(timer: &T, at: Instant, fut: F) -> Timeout<T, F>
 where
-    T: Timer + ?Sized,
+    T: Timer + Clone,
     F: Future,
 {
     Timeout {
         fut: Some(fut),
         sleep: None,
-        timer,
+        timer: timer.clone(),
         limit: Limit::At(at),
     }
 }
@@ -127,29 +139,28 @@ pin_project_lite::pin_project! {
     /// ```
     /// # #[cfg(feature = "smol")] {
     /// use std::time::Duration;
-    /// use cancelkit::{Runtime, Timeout, rt::Smol, timeout};
+    /// use cancelkit::{Runtime, rt::Smol, time::Timeout, timeout};
     ///
     /// let rt = Smol::new().unwrap();
-    /// let limited: Timeout<'_, Smol, _> = timeout(&rt, Duration::from_secs(1), async { 3 });
+    /// let limited: Timeout<Smol, _> = timeout(&rt, Duration::from_secs(1), async { 3 });
     /// assert_eq!(rt.block_on(limited), Ok(3));
     /// # }
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct Timeout<'a, T, F>
+    pub struct Timeout<T, F>
     where
-        T: ?Sized,
         T: Timer,
     {
         #[pin]
         fut: Option<F>,
         #[pin]
         sleep: Option<T::Sleep>,
-        timer: &'a T,
+        timer: T,
         limit: Limit,
     }
 }
 
-impl<T: Timer + ?Sized, F> fmt::Debug for Timeout<'_, T, F> {
+impl<T: Timer, F> fmt::Debug for Timeout<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timeout")
             .field("limit", &self.limit)
@@ -158,7 +169,7 @@ impl<T: Timer + ?Sized, F> fmt::Debug for Timeout<'_, T, F> {
     }
 }
 
-impl<T: Timer + ?Sized, F: Future> Future for Timeout<'_, T, F> {
+impl<T: Timer, F: Future> Future for Timeout<T, F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -204,7 +215,7 @@ impl<T: Timer + ?Sized, F: Future> Future for Timeout<'_, T, F> {
 /// The error of [`timeout`] and [`deadline`]: the limit passed first.
 ///
 /// ```
-/// assert_eq!(cancelkit::Elapsed::new().to_string(), "deadline has elapsed");
+/// assert_eq!(cancelkit::time::Elapsed::new().to_string(), "deadline has elapsed");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -214,7 +225,7 @@ impl Elapsed {
     /// The (only) value of this error.
     ///
     /// ```
-    /// assert_eq!(cancelkit::Elapsed::new(), cancelkit::Elapsed::default());
+    /// assert_eq!(cancelkit::time::Elapsed::new(), cancelkit::time::Elapsed::default());
     /// ```
     pub fn new() -> Self {
         Elapsed {}
@@ -274,7 +285,7 @@ mod tests {
     #[test]
     fn ready_future_wins_at_zero_without_reading_the_clock() {
         let t = timer();
-        let out = futures_lite::future::block_on(timeout(&t, Duration::ZERO, async { 3 }));
+        let out = futures_lite::future::block_on(timeout(&&t, Duration::ZERO, async { 3 }));
         assert_eq!(out, Ok(3));
         assert_eq!(t.reads.load(Ordering::SeqCst), 0);
         assert_eq!(t.sleeps.load(Ordering::SeqCst), 0);
@@ -294,7 +305,7 @@ mod tests {
             let _f = Flag(&dropped);
             std::future::pending::<()>().await
         };
-        let mut to = Box::pin(timeout(&t, Duration::from_secs(1), fut));
+        let mut to = Box::pin(timeout(&&t, Duration::from_secs(1), fut));
         let out = futures_lite::future::block_on(to.as_mut());
         assert_eq!(out, Err(Elapsed::new()));
         assert_eq!(dropped.load(Ordering::SeqCst), 1);
@@ -314,7 +325,7 @@ mod tests {
                 Poll::Ready(())
             }
         });
-        let out = futures_lite::future::block_on(timeout(&t, Duration::MAX, fut));
+        let out = futures_lite::future::block_on(timeout(&&t, Duration::MAX, fut));
         assert_eq!(out, Ok(()));
         assert_eq!(t.sleeps.load(Ordering::SeqCst), 0);
     }

@@ -7,7 +7,12 @@
 use std::cell::Cell;
 use std::future::Pending;
 
-use cancelkit::*;
+use cancelkit::group::*;
+use cancelkit::signal::*;
+use cancelkit::task::*;
+use cancelkit::time::*;
+use cancelkit::token::*;
+use cancelkit::{CancelToken, JoinError, Task};
 
 fn send<T: Send>() {}
 fn sync<T: Sync>() {}
@@ -42,9 +47,9 @@ fn tokens_and_their_futures() {
     send::<WhenCancelledOwned>();
     sync::<WhenCancelledOwned>();
     unpin::<WhenCancelledOwned>();
-    send::<WithCancel<'static, Pending<u8>>>();
-    sync::<WithCancel<'static, Pending<u8>>>();
-    unpin::<WithCancel<'static, Pending<u8>>>();
+    send::<WithCancel<Pending<u8>>>();
+    sync::<WithCancel<Pending<u8>>>();
+    unpin::<WithCancel<Pending<u8>>>();
     send::<DropGuard>();
     sync::<DropGuard>();
     send::<Cancelled>();
@@ -91,7 +96,8 @@ fn sim_runtime() {
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_adapter() {
-    use cancelkit::rt::{Tokio, TokioSleep};
+    use cancelkit::TaskGroup;
+    use cancelkit::rt::tokio::{Sleep as TokioSleep, Tokio};
     send::<TaskGroup<Tokio>>();
     sync::<TaskGroup<Tokio>>();
     send::<Tokio>();
@@ -100,13 +106,13 @@ fn tokio_adapter() {
     send::<TokioSleep>();
     sync::<TokioSleep>();
     // Not Unpin, like tokio's own `Sleep`: it is held inline, unboxed.
-    send::<Timeout<'static, Tokio, Pending<u8>>>();
+    send::<Timeout<Tokio, Pending<u8>>>();
 }
 
 #[cfg(feature = "smol")]
 #[test]
 fn smol_adapter() {
-    use cancelkit::rt::{Smol, SmolSleep};
+    use cancelkit::rt::smol::{Sleep as SmolSleep, Smol};
     send::<Smol>();
     sync::<Smol>();
     send::<SmolSleep>();
@@ -117,7 +123,7 @@ fn smol_adapter() {
 #[cfg(feature = "async-std")]
 #[test]
 fn async_std_adapter() {
-    use cancelkit::rt::{AsyncStd, AsyncStdSleep};
+    use cancelkit::rt::async_std::{AsyncStd, Sleep as AsyncStdSleep};
     send::<AsyncStd>();
     sync::<AsyncStd>();
     send::<AsyncStdSleep>();

@@ -21,8 +21,7 @@ conformance_tests!(tokio_current_thread, || {
     cancelkit::rt::Tokio::current_thread().unwrap()
 });
 #[cfg(feature = "tokio")]
-conformance_tests!(tokio_multi_thread, || cancelkit::rt::Tokio::multi_thread()
-    .unwrap());
+conformance_tests!(tokio_multi_thread, || cancelkit::rt::Tokio::new().unwrap());
 #[cfg(feature = "smol")]
 conformance_tests!(smol, || cancelkit::rt::Smol::new().unwrap());
 // No threads of its own: tasks run only inside `block_on`, as on a
@@ -31,7 +30,7 @@ conformance_tests!(smol, || cancelkit::rt::Smol::new().unwrap());
 conformance_tests!(smol_no_threads, || cancelkit::rt::Smol::with_threads(0)
     .unwrap());
 #[cfg(feature = "async-std")]
-conformance_tests!(async_std, cancelkit::rt::AsyncStd::scoped);
+conformance_tests!(async_std, || cancelkit::rt::AsyncStd::new().unwrap());
 #[cfg(feature = "sim")]
 conformance_tests!(sim, cancelkit::sim::Sim::new);
 
@@ -62,7 +61,7 @@ fn traces_are_identical_on_every_runtime() {
         ));
         runs.push((
             "tokio_multi_thread",
-            traces(|| cancelkit::rt::Tokio::multi_thread().unwrap()),
+            traces(|| cancelkit::rt::Tokio::new().unwrap()),
         ));
     }
     #[cfg(feature = "smol")]
@@ -73,7 +72,10 @@ fn traces_are_identical_on_every_runtime() {
         traces(|| cancelkit::rt::Smol::with_threads(0).unwrap()),
     ));
     #[cfg(feature = "async-std")]
-    runs.push(("async_std", traces(cancelkit::rt::AsyncStd::scoped)));
+    runs.push((
+        "async_std",
+        traces(|| cancelkit::rt::AsyncStd::new().unwrap()),
+    ));
     #[cfg(feature = "sim")]
     runs.push(("sim", traces(cancelkit::sim::Sim::new)));
 

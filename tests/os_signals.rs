@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cancelkit::{OsSignal, Runtime, Signal, timeout};
+use cancelkit::{Runtime, Signal, signal::OsSignal, timeout};
 
 fn send_sigterm_to_self() {
     // `kill` as a shell builtin: no procps package needed.
@@ -16,7 +16,7 @@ fn send_sigterm_to_self() {
     assert!(status.success());
 }
 
-fn both_see_one_sigterm<R: Runtime>(rt: &R, a: OsSignal, b: OsSignal) {
+fn both_see_one_sigterm<R: Runtime + Clone>(rt: &R, a: OsSignal, b: OsSignal) {
     assert!(!a.is_raised() && !b.is_raised());
     send_sigterm_to_self();
     let seen = rt.block_on(timeout(rt, Duration::from_secs(10), async {
@@ -30,7 +30,7 @@ fn both_see_one_sigterm<R: Runtime>(rt: &R, a: OsSignal, b: OsSignal) {
 // listeners of one runtime (a listener of another runtime would see it too).
 #[test]
 fn two_listeners_each_see_sigterm_on_every_runtime() {
-    let rt = cancelkit::rt::Tokio::multi_thread().unwrap();
+    let rt = cancelkit::rt::Tokio::new().unwrap();
     let (a, b) = (rt.terminate().unwrap(), rt.terminate().unwrap());
     both_see_one_sigterm(&rt, a, b);
 
@@ -42,7 +42,7 @@ fn two_listeners_each_see_sigterm_on_every_runtime() {
     let (a, b) = (rt.terminate().unwrap(), rt.terminate().unwrap());
     both_see_one_sigterm(&rt, a, b);
 
-    let rt = cancelkit::rt::AsyncStd::scoped();
+    let rt = cancelkit::rt::AsyncStd::new().unwrap();
     let (a, b) = (rt.terminate().unwrap(), rt.terminate().unwrap());
     both_see_one_sigterm(&rt, a, b);
 }

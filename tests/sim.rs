@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cancelkit::sim::{Sim, check_cancel_safety, check_seeds, mark};
-use cancelkit::{CancelToken, Runtime, Spawner, Timer, timeout};
+use cancelkit::{CancelToken, Runtime, SpawnerExt, Timer, timeout};
 use futures_lite::future::yield_now;
 
 // ===== a reader that is not cancel safe, and its fix =====
@@ -267,7 +267,7 @@ fn a_deadline_still_fires_for_children_after_the_parents_clones_are_dropped() {
     assert_eq!(sim.elapsed(), Duration::from_secs(1));
     assert_eq!(
         child.reason().unwrap().kind(),
-        cancelkit::CancelKind::DeadlineExceeded
+        cancelkit::token::CancelKind::DeadlineExceeded
     );
 
     // A later own deadline relies on the parent's, even once the parent's
@@ -288,7 +288,6 @@ fn a_panicking_make_closure_leaves_no_ghost_task_in_the_group() {
         sim.block_on(async {
             group
                 .spawn(|_| -> std::future::Ready<()> { panic!("make failed") })
-                .await
                 .detach();
         })
     }));
@@ -299,38 +298,54 @@ fn a_panicking_make_closure_leaves_no_ghost_task_in_the_group() {
 }
 
 #[test]
-fn nothing_spawned_after_shutdown_runs_not_even_a_spawn_waiting_for_a_slot() {
+fn a_queued_task_is_dropped_at_shutdown_without_starting_and_counted() {
     let sim = Sim::new();
     let group = cancelkit::TaskGroup::builder(&sim).limit(1).build();
     let ran = Arc::new(AtomicUsize::new(0));
-    let late = sim.block_on(async {
+    let (late, after, report) = sim.block_on(async {
         group
             .spawn(|stop| async move { stop.cancelled().await })
-            .await
             .detach();
-        // A clone waits for the only slot while the group shuts down.
-        let waiting = sim.spawn({
-            let (group, ran) = (group.clone(), ran.clone());
-            async move {
-                group
-                    .spawn(move |_| async move {
-                        ran.fetch_add(1, Ordering::SeqCst);
-                    })
-                    .await
-                    .await
+        // No free slot: queued.
+        let late = group.spawn({
+            let ran = ran.clone();
+            move |_| async move {
+                ran.fetch_add(1, Ordering::SeqCst);
             }
         });
         yield_now().await;
         let report = group.clone().shutdown(Duration::from_secs(1)).await;
-        assert!(report.forced.is_empty());
-        waiting.await.unwrap()
+        // Spawned after the shutdown: never runs, `make` is not called.
+        let after = group.spawn(|_| -> std::future::Ready<()> { unreachable!("closed") });
+        (late.await, after.await, report)
     });
     assert!(late.unwrap_err().is_cancelled());
-    assert_eq!(
-        ran.load(Ordering::SeqCst),
-        0,
-        "a task ran after shutdown returned"
-    );
+    assert!(after.unwrap_err().is_cancelled());
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "the queued task ran");
+    assert_eq!((report.finished, report.not_started), (1, 1), "{report}");
+    assert!(report.forced.is_empty());
+}
+
+#[test]
+fn a_queued_task_starts_when_a_slot_frees() {
+    let sim = Sim::new();
+    let group = cancelkit::TaskGroup::builder(&sim).limit(1).build();
+    let release = CancelToken::new();
+    let out = sim.block_on(async {
+        let first = group.spawn({
+            let release = release.clone();
+            move |_| async move {
+                release.cancelled().await;
+                1
+            }
+        });
+        let second = group.spawn(|_| async { 2 });
+        yield_now().await;
+        assert!(!second.is_finished(), "it waits for the slot");
+        release.cancel();
+        (first.await.unwrap(), second.await.unwrap())
+    });
+    assert_eq!(out, (1, 2));
 }
 
 #[test]
@@ -366,11 +381,11 @@ impl Drop for ReadyThenPanicsOnDrop {
 
 #[test]
 fn a_task_whose_destructor_panics_after_completing_is_a_failure_in_the_report() {
-    use cancelkit::{FailureKind, JoinError, TaskGroup};
+    use cancelkit::{JoinError, TaskGroup, group::FailureKind};
     let sim = Sim::new();
     let group = TaskGroup::new(&sim);
     let report = sim.block_on(async {
-        let task = group.spawn_named("bomb", |_| ReadyThenPanicsOnDrop).await;
+        let task = group.spawn_named("bomb", |_| ReadyThenPanicsOnDrop);
         match task.await {
             Err(JoinError::Panicked(p)) => {
                 assert_eq!(p.downcast_ref::<&str>(), Some(&"destructor panicked"));
@@ -387,7 +402,7 @@ fn a_task_whose_destructor_panics_after_completing_is_a_failure_in_the_report() 
 
 #[test]
 fn a_forced_task_whose_destructor_panics_is_a_failure_too() {
-    use cancelkit::{FailureKind, JoinError, TaskGroup};
+    use cancelkit::{JoinError, TaskGroup, group::FailureKind};
     struct PanicsOnDrop;
     impl Drop for PanicsOnDrop {
         fn drop(&mut self) {
@@ -397,12 +412,10 @@ fn a_forced_task_whose_destructor_panics_is_a_failure_too() {
     let sim = Sim::new();
     let group = TaskGroup::new(&sim);
     let (task, report) = sim.block_on(async {
-        let task = group
-            .spawn_named("stubborn", |_| async {
-                let _bomb = PanicsOnDrop;
-                std::future::pending::<()>().await
-            })
-            .await;
+        let task = group.spawn_named("stubborn", |_| async {
+            let _bomb = PanicsOnDrop;
+            std::future::pending::<()>().await
+        });
         yield_now().await;
         let report = group.shutdown(Duration::from_millis(10)).await;
         (task.await, report)
@@ -421,8 +434,7 @@ fn a_group_keeps_its_first_failures_and_counts_the_rest() {
     let report = sim.block_on(async {
         for i in 0..10 {
             let _ = group
-                .spawn_try("job", move |_| async move { Err::<(), _>(i) })
-                .await
+                .spawn_fallible("job", move |_| async move { Err::<(), _>(i) })
                 .await;
         }
         group.shutdown(Duration::ZERO).await
@@ -467,7 +479,6 @@ fn a_task_that_only_yields_does_not_freeze_a_groups_grace() {
                     yield_now().await;
                 }
             })
-            .await
             .detach();
         group.shutdown(Duration::from_millis(50)).await
     });

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use cancelkit::rt::Smol;
-use cancelkit::{CancelToken, JoinError, Spawner};
+use cancelkit::{CancelToken, JoinError, SpawnerExt};
 
 #[test]
 fn every_shutdown_under_load_drops_every_pending_task() {

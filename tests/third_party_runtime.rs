@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use cancelkit::{CancelToken, DropGuard, Runtime, Spawner, Timer, conformance_tests};
+use cancelkit::{CancelToken, Runtime, Spawner, Timer, conformance_tests, token::DropGuard};
 use futures::executor::ThreadPool;
 
 /// `futures::executor::ThreadPool` as a cancelkit runtime.

@@ -47,8 +47,7 @@ fn a_long_lived_group_with_failing_tasks_stays_bounded() {
             for _ in 0..batches {
                 for _ in 0..100 {
                     group
-                        .spawn_try("flaky", |_| async { Err::<(), _>("failed") })
-                        .await
+                        .spawn_fallible("flaky", |_| async { Err::<(), _>("failed") })
                         .detach();
                 }
                 group.wait().await;
@@ -146,7 +145,6 @@ fn finished_tasks_leave_nothing_in_a_long_lived_group() {
                 for i in 0..100 {
                     group
                         .spawn(move |_| async move { vec![i as u8; 64] })
-                        .await
                         .detach(); // the output is dropped with the task
                 }
                 group.wait().await;

@@ -38,9 +38,9 @@ fn a_100_000_deep_chain_cancels_and_drops_without_overflow() {
 #[cfg(feature = "tokio")]
 #[test]
 fn cancel_racing_registration_on_a_multi_thread_runtime_never_loses_a_wakeup() {
-    use cancelkit::{Runtime, Spawner, rt::Tokio};
+    use cancelkit::{Runtime, SpawnerExt, rt::Tokio};
     const ROUNDS: usize = 100_000;
-    let rt = Tokio::multi_thread().unwrap();
+    let rt = Tokio::new().unwrap();
     let woke = rt.block_on(async {
         let mut woke = 0;
         for _ in 0..ROUNDS {

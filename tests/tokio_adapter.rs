@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::Once;
 
 use cancelkit::rt::Tokio;
-use cancelkit::{Runtime, Spawner, Timer};
+use cancelkit::{Runtime, SpawnerExt, Timer};
 
 thread_local! {
     /// Where the last panic on this thread was raised.

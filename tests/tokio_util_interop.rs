@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cancelkit::rt::Tokio;
-use cancelkit::{CancelKind, CancelToken, Runtime, Timer};
+use cancelkit::{CancelToken, Runtime, Timer, token::CancelKind};
 use tokio_util::sync::CancellationToken;
 
 /// Waits (bounded) until the runtime has `n` live tasks; returns the count.
@@ -43,7 +43,7 @@ fn a_tokio_util_token_follows_a_cancelkit_token() {
 
 #[test]
 fn a_cancelkit_token_follows_a_tokio_util_token() {
-    let rt = Tokio::multi_thread().unwrap();
+    let rt = Tokio::new().unwrap();
     let theirs = CancellationToken::new();
     let ours = CancelToken::follow_tokio_util(&rt, &theirs);
     let child = ours.child();
@@ -61,7 +61,7 @@ fn a_cancelkit_token_follows_a_tokio_util_token() {
 
 #[test]
 fn dropping_the_follower_ends_its_task() {
-    let rt = Tokio::multi_thread().unwrap();
+    let rt = Tokio::new().unwrap();
     let theirs = CancellationToken::new();
     let ours = CancelToken::follow_tokio_util(&rt, &theirs);
     assert_eq!(until_tasks(&rt, 1), 1, "one watcher task");
@@ -72,7 +72,7 @@ fn dropping_the_follower_ends_its_task() {
 
 #[test]
 fn dropping_a_deadline_token_ends_its_timer_task() {
-    let rt = Tokio::multi_thread().unwrap();
+    let rt = Tokio::new().unwrap();
     let token = CancelToken::with_deadline(&rt, rt.now() + Duration::from_secs(3600));
     assert_eq!(until_tasks(&rt, 1), 1, "one timer task");
     drop(token);

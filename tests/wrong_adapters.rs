@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cancelkit::conformance::{self, Config};
 use cancelkit::rt::Tokio;
-use cancelkit::{Runtime, Spawner, Task, Timer};
+use cancelkit::{Runtime, Spawner, Timer};
 
 /// Runs every case on `new_runtime`; returns (failed, passed) case names.
 fn outcome<R, F>(new_runtime: F) -> (Vec<&'static str>, Vec<&'static str>)
@@ -38,39 +38,45 @@ fn assert_all_in(names: &[&str], set: &[&str], what: &str) {
     }
 }
 
-// ===== a detaching task handle =====
+// ===== a spawner that is slow to act on wake-ups =====
 
-/// Overrides `spawn` to run the future as a native tokio task and return a
-/// cancelkit `Task` that merely forwards the native output — the "obvious"
-/// shortcut, which inherits tokio's detach-on-drop.
+/// `spawn_detached` is the only thing an adapter writes, so the handle
+/// semantics cannot be overridden; what an adapter can still get wrong is
+/// how it runs what it is given. This one batches wake-ups: a woken task is
+/// polled again only a second later (as a naive "tick" executor would). A
+/// dropped `Task` wakes its task to drop the future, so D1's "promptly"
+/// breaks.
 #[derive(Clone)]
-struct DetachingTokio(Tokio);
+struct SlowToWake(Tokio);
 
-impl Spawner for DetachingTokio {
+/// Forwards a wake-up a second late, from a thread of its own.
+struct LateWaker(std::task::Waker);
+
+impl std::task::Wake for LateWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        let waker = self.0.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            waker.wake();
+        });
+    }
+}
+
+impl Spawner for SlowToWake {
     fn spawn_detached<F>(&self, fut: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.0.spawn_detached(fut);
-    }
-
-    fn spawn<F>(&self, fut: F) -> Task<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let native = self.0.handle().spawn(fut);
-        self.0.spawn(async move {
-            match native.await {
-                Ok(v) => v,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => std::future::pending().await,
-            }
-        })
+        let mut fut = Box::pin(fut);
+        self.0.spawn_detached(std::future::poll_fn(move |cx| {
+            let late = std::task::Waker::from(std::sync::Arc::new(LateWaker(cx.waker().clone())));
+            fut.as_mut()
+                .poll(&mut std::task::Context::from_waker(&late))
+        }));
     }
 }
 
-impl Timer for DetachingTokio {
+impl Timer for SlowToWake {
     type Sleep = <Tokio as Timer>::Sleep;
     fn now(&self) -> Instant {
         self.0.now()
@@ -80,30 +86,21 @@ impl Timer for DetachingTokio {
     }
 }
 
-impl Runtime for DetachingTokio {
+impl Runtime for SlowToWake {
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         self.0.block_on(fut)
     }
 }
 
 #[test]
-fn suite_catches_a_task_handle_that_detaches_on_drop() {
-    let (failed, passed) = outcome(|| DetachingTokio(Tokio::multi_thread().unwrap()));
+fn suite_catches_a_spawner_slow_to_act_on_wake_ups() {
+    let (failed, passed) = outcome(|| SlowToWake(Tokio::new().unwrap()));
+    assert_all_in(&["d1_dropping_task_cancels_it"], &failed, "failed");
+    // Cases whose tasks are never woken from elsewhere still pass.
     assert_all_in(
         &[
-            "d1_dropping_task_cancels_it",
-            "d4_abort_neither_waits_nor_consumes",
-            "d4_cancel_returns_after_the_future_is_dropped",
-            "d5_cancel_lands_only_at_await_points",
-            "f4_drop_guard_cancels_unless_disarmed",
-        ],
-        &failed,
-        "failed",
-    );
-    assert_all_in(
-        &[
-            "d3_await_gives_the_output",
-            "t1_timeout_elapses_after_dropping_the_future",
+            "f1_clones_share_one_idempotent_flag",
+            "t2_ready_future_wins_even_at_zero",
             "t3_sleep_never_completes_early",
         ],
         &passed,
@@ -148,7 +145,7 @@ impl Runtime for EarlyTimer {
 
 #[test]
 fn suite_catches_a_timer_that_fires_early() {
-    let (failed, passed) = outcome(|| EarlyTimer(Tokio::multi_thread().unwrap()));
+    let (failed, passed) = outcome(|| EarlyTimer(Tokio::new().unwrap()));
     assert_all_in(
         &[
             "t1_timeout_elapses_after_dropping_the_future",
@@ -184,7 +181,7 @@ impl Spawner for ForgotDetach {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        drop(self.0.executor().spawn(fut));
+        drop(self.0.executor().unwrap().spawn(fut));
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cancelkit::{CancelToken, FutureExt, Runtime, TaskGroup, timeout};
+use cancelkit::{CancelToken, Runtime, SpawnerExt, TaskGroup, timeout, token::CancelFutureExt};
 
 /// Where a pattern writes its lines: printed as they come, and kept.
 #[derive(Clone, Default)]
@@ -192,7 +192,6 @@ impl Pattern for ShutdownBroadcast {
                             ));
                         }
                     })
-                    .await
                     .detach();
                 ready.cancelled().await;
                 out.line(format!("Worker {i} is waiting."));
@@ -237,14 +236,14 @@ pub(crate) fn runtimes() -> Vec<&'static str> {
 pub(crate) fn run_on<P: Pattern>(name: &str, out: &Out) -> Result<(), String> {
     let started: Result<(), std::io::Error> = match name {
         #[cfg(feature = "tokio")]
-        "tokio" => cancelkit::rt::Tokio::multi_thread().map(|rt| P::run(&rt, out)),
+        "tokio" => cancelkit::rt::Tokio::new().map(|rt| P::run(&rt, out)),
         #[cfg(feature = "tokio")]
         "tokio-current-thread" => cancelkit::rt::Tokio::current_thread().map(|rt| P::run(&rt, out)),
         #[cfg(feature = "smol")]
         "smol" => cancelkit::rt::Smol::new().map(|rt| P::run(&rt, out)),
         #[cfg(feature = "async-std")]
         "async-std" => {
-            P::run(&cancelkit::rt::AsyncStd::scoped(), out);
+            P::run(&cancelkit::rt::AsyncStd::new().unwrap(), out);
             Ok(())
         }
         other => {

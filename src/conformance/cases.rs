@@ -22,7 +22,8 @@ use futures_lite::future::yield_now;
 
 use super::{Ctx, Failure, bounded};
 use crate::task::panic_text;
-use crate::{CancelToken, Elapsed, JoinError, Runtime, Task, deadline, timeout};
+use crate::time::Elapsed;
+use crate::{CancelToken, JoinError, Runtime, SpawnerExt, Task, deadline, timeout};
 
 /// `Err(Failure)` unless `cond`.
 macro_rules! ensure {
@@ -522,7 +523,7 @@ pub(crate) fn d6_a_dropped_signal_listener_does_not_keep_its_runtime_alive<R: Ca
     let trace = &cx.trace;
     let doomed = (cx.new_runtime)();
     let parked = doomed.spawn(std::future::pending::<()>());
-    let signal = crate::OsSignal::listen(&doomed, std::future::pending());
+    let signal = crate::signal::OsSignal::listen(&doomed, std::future::pending());
     // Let the listener start (on runtimes that run tasks only inside
     // `block_on`, it would otherwise never be polled at all).
     bounded(
@@ -947,14 +948,14 @@ pub(crate) fn f6_every_descendant_reports_the_first_cause<R: CaseRuntime>(
                 .unwrap_err()
         }
     });
-    let won = root.cancel_with(crate::CancelKind::Shutdown, "maintenance");
-    let lost = root.cancel_with(crate::CancelKind::Explicit, "too late");
+    let won = root.cancel_with(crate::token::CancelKind::Shutdown, "maintenance");
+    let lost = root.cancel_with(crate::token::CancelKind::Explicit, "too late");
     ensure!(won && !lost, "cancel_with did not report who won");
     let err = cx
         .block_on("awaiting a run cancelled through its ancestors", task)?
         .map_err(|e| Failure::new(format!("the task failed: {e}")))?;
     ensure!(
-        err.kind() == crate::CancelKind::Shutdown,
+        err.kind() == crate::token::CancelKind::Shutdown,
         "kind {:?}",
         err.kind()
     );
@@ -996,7 +997,7 @@ pub(crate) fn f6_deadline_fires_not_early_as_deadline_exceeded<R: CaseRuntime>(
     );
     let kind = token.reason().map(|r| r.kind());
     ensure!(
-        kind == Some(crate::CancelKind::DeadlineExceeded),
+        kind == Some(crate::token::CancelKind::DeadlineExceeded),
         "kind {kind:?}"
     );
     trace.record("deadline fired, not early, DeadlineExceeded");
@@ -1049,7 +1050,6 @@ pub(crate) fn b1_shutdown_lets_tasks_finish_within_the_grace<R: CaseRuntime>(
                     }
                 }
             })
-            .await
             .detach();
         group
             .spawn_named("finisher", {
@@ -1059,7 +1059,6 @@ pub(crate) fn b1_shutdown_lets_tasks_finish_within_the_grace<R: CaseRuntime>(
                     nap.await; // some clean-up work after the signal
                 }
             })
-            .await
             .detach();
         group.clone().shutdown(cx.config.patience).await
     })?;
@@ -1073,7 +1072,7 @@ pub(crate) fn b1_shutdown_lets_tasks_finish_within_the_grace<R: CaseRuntime>(
         "the grace deadline was not visible through the task's token"
     );
     ensure!(
-        group.token().reason().map(|r| r.kind()) == Some(crate::CancelKind::Shutdown),
+        group.token().reason().map(|r| r.kind()) == Some(crate::token::CancelKind::Shutdown),
         "the group's token was not cancelled with kind Shutdown"
     );
     trace.record(format!(
@@ -1099,7 +1098,6 @@ pub(crate) fn b1_shutdown_forces_tasks_after_the_grace_and_names_them<R: CaseRun
                 let _guard = guard;
                 std::future::pending::<()>().await
             })
-            .await
             .detach();
         group.clone().shutdown(grace).await
     })?;
@@ -1141,7 +1139,6 @@ pub(crate) fn b2_dropping_a_group_cancels_and_drops_its_tasks<R: CaseRuntime>(
                 started.cancel();
                 std::future::pending::<()>().await
             })
-            .await
             .detach();
     })?;
     cx.block_on("waiting for the task to start", started.cancelled())?;
@@ -1170,19 +1167,16 @@ pub(crate) fn b3_a_panic_spares_siblings_unless_fail_fast<R: CaseRuntime>(
         let group = builder.build();
         let (report, sibling_cancelled, bad) =
             cx.block_on("running a group with a panic", async {
-                let sibling = group
-                    .spawn_named("sibling", |stop| async move {
-                        // Finishes when cancelled; otherwise we look at it below.
-                        stop.cancelled().await;
-                        stop.reason().map(|r| r.kind())
-                    })
-                    .await;
+                let sibling = group.spawn_named("sibling", |stop| async move {
+                    // Finishes when cancelled; otherwise we look at it below.
+                    stop.cancelled().await;
+                    stop.reason().map(|r| r.kind())
+                });
                 let bad = group
                     .spawn_named("bad", |_| async {
                         yield_now().await;
                         panic!("boom")
                     })
-                    .await
                     .await;
                 let sibling_cancelled = group.token().is_cancelled();
                 let sibling_kind = if fail_fast {
@@ -1206,7 +1200,8 @@ pub(crate) fn b3_a_panic_spares_siblings_unless_fail_fast<R: CaseRuntime>(
         );
         if fail_fast {
             ensure!(
-                sibling_cancelled.0 && sibling_cancelled.1 == Some(crate::CancelKind::TaskFailed),
+                sibling_cancelled.0
+                    && sibling_cancelled.1 == Some(crate::token::CancelKind::TaskFailed),
                 "a fail-fast group did not cancel the sibling with TaskFailed"
             );
             trace.record("fail-fast: sibling cancelled, one failure");
@@ -1228,7 +1223,7 @@ struct Observed {
 }
 
 impl crate::Signal for Observed {
-    type Raised<'a> = futures_lite::future::Or<crate::WhenCancelled<'a>, WaitedOn<'a>>;
+    type Raised<'a> = futures_lite::future::Or<crate::token::WhenCancelled<'a>, WaitedOn<'a>>;
 
     fn is_raised(&self) -> bool {
         self.signal.is_cancelled()
@@ -1265,7 +1260,6 @@ pub(crate) fn b4_a_group_shuts_down_on_a_signal<R: CaseRuntime>(cx: &Ctx<'_, R>)
     let report = cx.block_on("shutting down on a signal", async {
         group
             .spawn(|stop| async move { stop.cancelled().await })
-            .await
             .detach();
         let observed = Observed {
             signal: signal.clone(),

@@ -56,7 +56,7 @@ impl std::error::Error for SeedFailure {}
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicU32, Ordering};
-/// use cancelkit::{Runtime, Spawner, sim::{Sim, check_seeds}};
+/// use cancelkit::{Runtime, SpawnerExt, sim::{Sim, check_seeds}};
 ///
 /// fn racy(sim: &Sim) {
 ///     let counter = Arc::new(AtomicU32::new(0));
@@ -281,7 +281,7 @@ async fn drive<F: Future>(
 /// cancelled between the two reads:
 ///
 /// ```
-/// use cancelkit::{Spawner, sim::{check_cancel_safety, mark}};
+/// use cancelkit::{SpawnerExt, sim::{check_cancel_safety, mark}};
 ///
 /// struct Link {
 ///     rx: async_channel::Receiver<u8>,

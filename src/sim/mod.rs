@@ -6,7 +6,7 @@
 //!
 //! - [`Timer::now`] is virtual. When every task is idle, the clock jumps to
 //!   the next timer, so a test full of sleeps runs in microseconds, and the
-//!   times it observes are exact. A deadline [`FAR_FUTURE`](crate::FAR_FUTURE)
+//!   times it observes are exact. A deadline [`FAR_FUTURE`](crate::time::FAR_FUTURE)
 //!   or more ahead (where `sleep(Duration::MAX)` lands) is "never": the
 //!   clock does not jump to it.
 //! - Virtual time also moves while tasks are busy: after
@@ -319,7 +319,7 @@ impl Sim {
     /// If called from inside the simulation (a task or `block_on`).
     ///
     /// ```
-    /// use cancelkit::{CancelToken, Spawner, sim::Sim};
+    /// use cancelkit::{CancelToken, SpawnerExt, sim::Sim};
     ///
     /// let sim = Sim::new();
     /// let done = CancelToken::new();
@@ -348,7 +348,7 @@ impl Sim {
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{CancelToken, Spawner, sim::Sim};
+    /// use cancelkit::{CancelToken, SpawnerExt, sim::Sim};
     ///
     /// let sim = Sim::new();
     /// let never = CancelToken::new();
@@ -608,7 +608,7 @@ impl Future for Sleep {
             }
             return Poll::Ready(());
         }
-        if this.at.saturating_sub(state.now) >= crate::FAR_FUTURE {
+        if this.at.saturating_sub(state.now) >= crate::time::FAR_FUTURE {
             // "Never" (the `Timer` contract): no timer the clock could
             // jump to. Nothing will wake this sleep; with nothing else to
             // do, the simulation reports a deadlock.

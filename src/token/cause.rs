@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// # Examples
 ///
 /// ```
-/// use cancelkit::{CancelKind, CancelToken};
+/// use cancelkit::{CancelToken, token::CancelKind};
 ///
 /// let token = CancelToken::new();
 /// token.cancel();
@@ -27,8 +27,8 @@ pub enum CancelKind {
     DeadlineExceeded,
     /// A task group is shutting down.
     Shutdown,
-    /// A [`DropGuard`](crate::DropGuard) or
-    /// [`PanicGuard`](crate::PanicGuard) was dropped.
+    /// A [`DropGuard`](crate::token::DropGuard) or
+    /// [`PanicGuard`](crate::token::PanicGuard) was dropped.
     GuardDropped,
     /// Another cancellation system, such as a tokio-util token this token
     /// follows, fired.
@@ -59,7 +59,7 @@ struct Inner {
 
 /// Why an operation was cancelled: the error of
 /// [`run_until_cancelled`](crate::CancelToken::run_until_cancelled) and
-/// [`with_cancel`](crate::FutureExt::with_cancel), and what
+/// [`with_cancel`](crate::token::CancelFutureExt::with_cancel), and what
 /// [`CancelToken::reason`](crate::CancelToken::reason) returns.
 ///
 /// It carries the [`CancelKind`], the optional user cause given to
@@ -72,7 +72,7 @@ struct Inner {
 /// # Examples
 ///
 /// ```
-/// use cancelkit::{CancelKind, CancelToken};
+/// use cancelkit::{CancelToken, token::CancelKind};
 ///
 /// #[derive(Debug)]
 /// struct Overloaded;
@@ -101,8 +101,8 @@ impl Cancelled {
     /// futures of your own that report cancellation.
     ///
     /// ```
-    /// let err = cancelkit::Cancelled::new();
-    /// assert_eq!(err.kind(), cancelkit::CancelKind::Explicit);
+    /// let err = cancelkit::token::Cancelled::new();
+    /// assert_eq!(err.kind(), cancelkit::token::CancelKind::Explicit);
     /// ```
     #[track_caller]
     pub fn new() -> Self {
@@ -126,7 +126,7 @@ impl Cancelled {
     /// What kind of event cancelled.
     ///
     /// ```
-    /// assert_eq!(cancelkit::Cancelled::new().kind(), cancelkit::CancelKind::Explicit);
+    /// assert_eq!(cancelkit::token::Cancelled::new().kind(), cancelkit::token::CancelKind::Explicit);
     /// ```
     pub fn kind(&self) -> CancelKind {
         self.inner.kind
@@ -135,7 +135,7 @@ impl Cancelled {
     /// The user's cause, if the token was cancelled with one.
     ///
     /// ```
-    /// assert!(cancelkit::Cancelled::new().cause().is_none());
+    /// assert!(cancelkit::token::Cancelled::new().cause().is_none());
     /// ```
     pub fn cause(&self) -> Option<&(dyn Error + Send + Sync + 'static)> {
         self.inner.cause.as_deref()
@@ -145,7 +145,7 @@ impl Cancelled {
     /// `cancel_with`, the deadline's constructor, or the guard's drop.
     ///
     /// ```
-    /// let err = cancelkit::Cancelled::new();
+    /// let err = cancelkit::token::Cancelled::new();
     /// assert_eq!(err.location().line(), line!() - 1);
     /// ```
     pub fn location(&self) -> &'static Location<'static> {
@@ -191,7 +191,7 @@ impl fmt::Debug for Cancelled {
 ///
 /// ```
 /// use std::error::Error;
-/// use cancelkit::{CancelKind, CancelToken};
+/// use cancelkit::{CancelToken, token::CancelKind};
 ///
 /// let token = CancelToken::new();
 /// token.cancel_with(CancelKind::Shutdown, std::io::Error::other("SIGTERM"));

@@ -34,6 +34,9 @@ use crate::signal::Signal;
 
 mod callback;
 mod cause;
+cfg_tokio_util! {
+    mod interop;
+}
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod node;
@@ -221,7 +224,7 @@ impl CancelToken {
     /// As [`cancel`](CancelToken::cancel), if a callback panics.
     ///
     /// ```
-    /// use cancelkit::{CancelKind, CancelToken};
+    /// use cancelkit::{CancelToken, token::CancelKind};
     ///
     /// let token = CancelToken::new();
     /// token.cancel_with(CancelKind::Shutdown, std::io::Error::other("SIGTERM"));
@@ -268,7 +271,7 @@ impl CancelToken {
     /// Descendants cancelled through this token report the same value.
     ///
     /// ```
-    /// use cancelkit::{CancelKind, CancelToken};
+    /// use cancelkit::{CancelToken, token::CancelKind};
     ///
     /// let token = CancelToken::new();
     /// assert!(token.reason().is_none());
@@ -314,7 +317,7 @@ impl CancelToken {
     /// ```
     /// # #[cfg(feature = "smol")] {
     /// use std::time::Duration;
-    /// use cancelkit::{CancelKind, CancelToken, Runtime, Timer, rt::Smol};
+    /// use cancelkit::{CancelToken, Runtime, Timer, rt::Smol, token::CancelKind};
     ///
     /// let rt = Smol::new().unwrap();
     /// let at = rt.now() + Duration::from_millis(10);
@@ -450,7 +453,7 @@ impl CancelToken {
     /// let guard = token.on_cancel({
     ///     let runs = runs.clone();
     ///     move |why| {
-    ///         assert_eq!(why.kind(), cancelkit::CancelKind::Explicit);
+    ///         assert_eq!(why.kind(), cancelkit::token::CancelKind::Explicit);
     ///         runs.fetch_add(1, Ordering::SeqCst);
     ///     }
     /// });
@@ -540,6 +543,10 @@ impl CancelToken {
     /// the token's [reason](CancelToken::reason) — once the token is
     /// cancelled, after dropping `fut`.
     ///
+    /// The returned future holds a clone of the token and borrows nothing,
+    /// so it can be spawned as it is:
+    /// `rt.spawn(token.run_until_cancelled(fut))`.
+    ///
     /// # Fairness
     ///
     /// If the token is already cancelled when the returned future is first
@@ -560,11 +567,21 @@ impl CancelToken {
     /// token.cancel();
     /// let out = futures_lite::future::block_on(token.run_until_cancelled(async { 1 }));
     /// assert!(out.is_err());
+    ///
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
+    /// let rt = Smol::new().unwrap();
+    /// let token = CancelToken::new();
+    /// // Owned: spawn it as it is.
+    /// let task = rt.spawn(token.run_until_cancelled(std::future::pending::<()>()));
+    /// token.cancel();
+    /// assert!(rt.block_on(task).unwrap().is_err());
+    /// # }
     /// ```
-    pub fn run_until_cancelled<F: Future>(&self, fut: F) -> WithCancel<'_, F> {
+    pub fn run_until_cancelled<F: Future>(&self, fut: F) -> WithCancel<F> {
         WithCancel {
             fut: Some(fut),
-            cancelled: self.cancelled(),
+            cancelled: self.clone().cancelled_owned(),
             first: true,
         }
     }
@@ -719,7 +736,7 @@ impl Drop for Wait<'_> {
 ///
 /// ```
 /// let token = cancelkit::CancelToken::new();
-/// let waiting: cancelkit::WhenCancelled<'_> = token.cancelled();
+/// let waiting: cancelkit::token::WhenCancelled<'_> = token.cancelled();
 /// token.cancel();
 /// futures_lite::future::block_on(waiting);
 /// ```
@@ -749,7 +766,7 @@ impl Future for WhenCancelled<'_> {
 ///
 /// ```
 /// let token = cancelkit::CancelToken::new();
-/// let waiting: cancelkit::WhenCancelledOwned = token.clone().cancelled_owned();
+/// let waiting: cancelkit::token::WhenCancelledOwned = token.clone().cancelled_owned();
 /// token.cancel();
 /// futures_lite::future::block_on(waiting);
 /// ```
@@ -801,19 +818,19 @@ pin_project_lite::pin_project! {
     ///
     /// ```
     /// let token = cancelkit::CancelToken::new();
-    /// let run: cancelkit::WithCancel<'_, _> = token.run_until_cancelled(async { 1 });
+    /// let run: cancelkit::token::WithCancel<_> = token.run_until_cancelled(async { 1 });
     /// assert_eq!(futures_lite::future::block_on(run).unwrap(), 1);
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct WithCancel<'a, F> {
+    pub struct WithCancel<F> {
         #[pin]
         fut: Option<F>,
-        cancelled: WhenCancelled<'a>,
+        cancelled: WhenCancelledOwned,
         first: bool,
     }
 }
 
-impl<F> fmt::Debug for WithCancel<'_, F> {
+impl<F> fmt::Debug for WithCancel<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WithCancel")
             .field("running", &self.fut.is_some())
@@ -821,7 +838,7 @@ impl<F> fmt::Debug for WithCancel<'_, F> {
     }
 }
 
-impl<F: Future> Future for WithCancel<'_, F> {
+impl<F: Future> Future for WithCancel<F> {
     type Output = Result<F::Output, Cancelled>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -853,34 +870,47 @@ impl<F: Future> Future for WithCancel<'_, F> {
     }
 }
 
-/// Extension methods on futures, implemented for every future.
+/// Extension methods on futures, implemented for every future: run one
+/// until a token is cancelled.
+///
+/// Named so that it never clashes with the `FutureExt` of futures,
+/// futures-lite or tokio-util when all are imported.
 ///
 /// ```
-/// use cancelkit::{CancelToken, FutureExt};
+/// use cancelkit::{CancelToken, token::CancelFutureExt};
 ///
 /// let token = CancelToken::new();
 /// token.cancel();
 /// assert!(futures_lite::future::block_on(async { 1 }.with_cancel(&token)).is_err());
 /// ```
-pub trait FutureExt: Future + Sized {
+pub trait CancelFutureExt: Future + Sized {
     /// Runs this future until it completes or `token` is cancelled; the same
     /// as [`token.run_until_cancelled(self)`](CancelToken::run_until_cancelled).
     ///
     /// # Examples
     ///
     /// ```
-    /// use cancelkit::{CancelToken, FutureExt};
+    /// use cancelkit::{CancelToken, token::CancelFutureExt};
     ///
     /// let token = CancelToken::new();
     /// let out = futures_lite::future::block_on(async { 5 }.with_cancel(&token));
     /// assert_eq!(out.unwrap(), 5);
+    ///
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Smol};
+    /// let rt = Smol::new().unwrap();
+    /// // Owned: spawn it as it is.
+    /// let task = rt.spawn(std::future::pending::<()>().with_cancel(&token));
+    /// token.cancel();
+    /// assert!(rt.block_on(task).unwrap().is_err());
+    /// # }
     /// ```
-    fn with_cancel(self, token: &CancelToken) -> WithCancel<'_, Self> {
+    fn with_cancel(self, token: &CancelToken) -> WithCancel<Self> {
         token.run_until_cancelled(self)
     }
 }
 
-impl<F: Future> FutureExt for F {}
+impl<F: Future> CancelFutureExt for F {}
 
 // ===== guards =====
 
@@ -889,7 +919,7 @@ impl<F: Future> FutureExt for F {}
 ///
 /// ```
 /// let token = cancelkit::CancelToken::new();
-/// let guard: cancelkit::OnCancel = token.on_cancel(|_| unreachable!("unregistered first"));
+/// let guard: cancelkit::token::OnCancel = token.on_cancel(|_| unreachable!("unregistered first"));
 /// drop(guard);
 /// token.cancel();
 /// ```
@@ -937,7 +967,7 @@ impl Drop for OnCancel {
 ///
 /// ```
 /// let token = cancelkit::CancelToken::new();
-/// let guard: cancelkit::DropGuard = token.clone().drop_guard();
+/// let guard: cancelkit::token::DropGuard = token.clone().drop_guard();
 /// drop(guard);
 /// assert!(token.is_cancelled());
 /// ```
@@ -976,7 +1006,7 @@ impl Drop for DropGuard {
 ///
 /// ```
 /// let token = cancelkit::CancelToken::new();
-/// let guard: cancelkit::PanicGuard = token.clone().drop_guard_on_panic();
+/// let guard: cancelkit::token::PanicGuard = token.clone().drop_guard_on_panic();
 /// drop(guard); // no panic in progress
 /// assert!(!token.is_cancelled());
 /// ```

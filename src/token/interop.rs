@@ -14,7 +14,8 @@ use std::panic::Location;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{CancelKind, CancelToken, Cancelled, Spawner};
+use super::{CancelKind, CancelToken, Cancelled};
+use crate::Spawner;
 
 impl CancelToken {
     /// A tokio-util token cancelled whenever this token is.
@@ -49,10 +50,10 @@ impl CancelToken {
     ///
     /// ```
     /// # #[cfg(feature = "tokio")] {
-    /// use cancelkit::{CancelKind, CancelToken, Runtime, rt::Tokio};
+    /// use cancelkit::{CancelToken, Runtime, rt::Tokio, token::CancelKind};
     /// use tokio_util::sync::CancellationToken;
     ///
-    /// let rt = Tokio::multi_thread().unwrap();
+    /// let rt = Tokio::new().unwrap();
     /// let theirs = CancellationToken::new();
     /// let ours = CancelToken::follow_tokio_util(&rt, &theirs);
     /// theirs.cancel();
