@@ -37,7 +37,7 @@ use crate::{CancelToken, Runtime, Spawner, Timer};
 /// Two constructors, as on every adapter: [`AsyncStd::current`] wraps the
 /// global runtime as it is (what `#[async_std::main]` programs run), and
 /// [`AsyncStd::new`] gives a handle that behaves like an owned runtime —
-/// its pending tasks are cancelled when its last clone is dropped (D6).
+/// its pending tasks are cancelled when its last clone is dropped ([D6](crate#D6)).
 ///
 /// # Examples
 ///

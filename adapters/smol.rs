@@ -80,7 +80,7 @@ impl fmt::Debug for Smol {
 /// thread at that moment — async-io's reactor firing a timer, say — can
 /// have its runnable pushed just after the drain: it then stays in the
 /// queue of a state nobody can reach, its future is never dropped, and its
-/// `Task` handle never resolves (D6). So before letting the executor go,
+/// `Task` handle never resolves ([D6](crate#D6)). So before letting the executor go,
 /// the adapter closes the gate its tasks check on every poll, wakes every
 /// task that is waiting, and runs the executor itself until each of them
 /// has returned (dropping its future) — and only then drops it, empty.

@@ -9,16 +9,16 @@
 //! [`ShutdownReport`] naming every task it had to force and where it was
 //! spawned.
 //!
-//! # Contract (B1–B4)
+//! # Contract ([B1](crate#B1)–[B4](crate#B4))
 //!
-//! - B1: when [`shutdown`] returns, no task of the group is running: every
+//! - [B1](crate#B1): when [`shutdown`] returns, no task of the group is running: every
 //!   task either finished or had its future dropped.
-//! - B2: dropping the last clone of a group cancels its token and drops its
+//! - [B2](crate#B2): dropping the last clone of a group cancels its token and drops its
 //!   tasks (at their next scheduling).
-//! - B3: by default a task's panic or error touches no sibling; a
+//! - [B3](crate#B3): by default a task's panic or error touches no sibling; a
 //!   [fail-fast](TaskGroupBuilder::fail_fast) group cancels the others on
 //!   the first failure, with that failure as the cause.
-//! - B4: [`shutdown_on`](TaskGroup::shutdown_on) shuts down when any
+//! - [B4](crate#B4): [`shutdown_on`](TaskGroup::shutdown_on) shuts down when any
 //!   [`Signal`] is raised — a token, or a runtime's `ctrl_c()`.
 //!
 //! Finished tasks leave nothing behind: a long-lived group's memory is
@@ -370,7 +370,7 @@ impl Inner {
     }
 }
 
-/// The last handle of a group: dropping it cancels and drops the tasks (B2).
+/// The last handle of a group: dropping it cancels and drops the tasks ([B2](crate#B2)).
 struct Handle {
     inner: Arc<Inner>,
 }
@@ -403,7 +403,7 @@ impl std::error::Error for Stopping {}
 ///
 /// Cheap to clone: clones share the group. When the last clone is dropped,
 /// the group's token is cancelled and every task still running is dropped
-/// (B2); [`shutdown`](TaskGroup::shutdown) does the same gracefully and
+/// ([B2](crate#B2)); [`shutdown`](TaskGroup::shutdown) does the same gracefully and
 /// waits.
 ///
 /// # Examples
@@ -482,7 +482,7 @@ pub struct TaskGroupBuilder<R> {
 impl<R: RuntimeHandle> TaskGroupBuilder<R> {
     /// On the first task failure (panic, or `Err` from
     /// [`spawn_fallible`](TaskGroup::spawn_fallible)), cancel the group's token with
-    /// kind [`CancelKind::TaskFailed`] and the failure as the cause (B3).
+    /// kind [`CancelKind::TaskFailed`] and the failure as the cause ([B3](crate#B3)).
     ///
     /// ```
     /// # #[cfg(feature = "smol")] {
@@ -1023,7 +1023,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         self.inner().until_empty().await;
     }
 
-    /// Shuts the group down (B1): cancels its token (kind
+    /// Shuts the group down ([B1](crate#B1)): cancels its token (kind
     /// [`CancelKind::Shutdown`], with the grace deadline announced through
     /// [`CancelToken::deadline`] to every task), waits up to `grace` for the
     /// tasks to finish on their own, then drops the rest, and reports.
@@ -1108,7 +1108,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
     }
 
     /// Waits for `signal`, then [shuts down](TaskGroup::shutdown) with
-    /// `grace` (B4). The signal may be any [`Signal`]: a token, a runtime's
+    /// `grace` ([B4](crate#B4)). The signal may be any [`Signal`]: a token, a runtime's
     /// `ctrl_c()`, or both combined with [`SignalExt::or`](crate::signal::SignalExt::or).
     ///
     /// ```text

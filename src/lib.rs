@@ -4,7 +4,7 @@
 //! shared flag, run out of time, broadcast a shutdown — and each runtime
 //! does them differently: dropping a tokio or async-std `JoinHandle`
 //! *detaches* the task, dropping a smol `Task` *cancels* it; panics and
-//! timers differ too. cancelkit defines three small traits — [`Spawner`],
+//! timers differ too. cancelkit defines small traits — [`Spawner`],
 //! [`Timer`] and [`Signal`] — implements them for tokio, smol and async-std
 //! (in [`rt`], behind cargo features), and builds every cancellation pattern
 //! **once** on top of them, so the same code behaves the same everywhere. A
@@ -94,41 +94,134 @@
 //!
 //! For servers, a [`TaskGroup`] does the whole dance: each task gets a child
 //! of the group's token, [`shutdown`](TaskGroup::shutdown) waits a grace
-//! period and then drops the stragglers, and its [`ShutdownReport`](group::ShutdownReport) names
-//! them; every adapter offers `ctrl_c()` and `terminate()` as [`Signal`]s
-//! to trigger it ([`TaskGroup::shutdown_on`]).
+//! period and then drops the stragglers, and its
+//! [`ShutdownReport`](group::ShutdownReport) names them; every adapter offers
+//! `ctrl_c()` and `terminate()` as [`Signal`]s to trigger it
+//! ([`TaskGroup::shutdown_on`]).
 //!
-//! # Testing
+//! # Start where your program starts
 //!
-//! With the `sim` feature, `cancelkit::sim` provides a deterministic
-//! runtime with a virtual clock (timeouts run instantly, runs replay from a
-//! seed, deadlocks are reported) and a checker that cancels a future at
-//! each of its suspension points to find where it is not cancel safe.
+//! Every adapter in [`rt`] has the same two constructors: `current()` wraps
+//! what the program already runs, `new()` owns a runtime (for tests and
+//! command-line tools).
+//!
+//! ```
+//! # #[cfg(feature = "tokio")] {
+//! use cancelkit::{SpawnerExt, rt::Tokio};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! // inside #[tokio::main] (smol::block_on: Smol::current(); #[async_std::main]: AsyncStd::current())
+//! let rt = Tokio::current().unwrap();
+//! assert_eq!(rt.spawn(async { 1 }).await.unwrap(), 1);
+//! # });
+//! # }
+//! ```
 //!
 //! # Writing runtime-neutral code
 //!
-//! Take the narrowest trait you need — `&impl Spawner`, `&impl Timer`, or
-//! `&impl Runtime` — or hold `Arc<dyn DynSpawner + Send + Sync>` /
-//! `Arc<dyn DynTimer + Send + Sync>` if a type parameter is unwelcome.
-//! Never call `Instant::now()` where a [`Timer`] is at hand: read
-//! [`Timer::now`] so virtual-time runtimes stay consistent.
+//! A library takes [`RuntimeHandle`] — "a runtime I can spawn on and sleep
+//! on" — or holds a [`SharedRuntime`] if a type parameter is unwelcome; both
+//! drive everything here, [`TaskGroup`] included. It never calls
+//! `Instant::now()` where a [`Timer`] is at hand, so virtual time stays
+//! consistent. A worker pool that drains on shutdown, for any runtime:
+//!
+//! ```
+//! use std::time::Duration;
+//! use cancelkit::{RuntimeHandle, TaskGroup, group::ShutdownReport};
+//!
+//! /// Runs `jobs` with at most `width` at once; stops taking new ones when
+//! /// `stop` is cancelled, and gives running ones `grace` to finish.
+//! pub async fn drain<R: RuntimeHandle>(
+//!     rt: &R,
+//!     jobs: Vec<u64>,
+//!     width: usize,
+//!     stop: &cancelkit::CancelToken,
+//!     grace: Duration,
+//! ) -> ShutdownReport {
+//!     let pool = TaskGroup::builder(rt).limit(width).parent(stop).build();
+//!     for job in jobs {
+//!         let rt = rt.clone();
+//!         pool.spawn_named(format!("job {job}"), move |token| async move {
+//!             // Cooperative: stop sleeping when the pool shuts down.
+//!             let _ = token.run_until_cancelled(rt.sleep(Duration::from_millis(job))).await;
+//!         })
+//!         .detach();
+//!     }
+//!     pool.close();
+//!     let _ = stop.run_until_cancelled(pool.wait()).await;
+//!     pool.shutdown(grace).await
+//! }
+//!
+//! # #[cfg(feature = "sim")] {
+//! use cancelkit::{CancelToken, Runtime, sim::Sim};
+//! let sim = Sim::new();
+//! let report = sim.block_on(drain(&sim, vec![5, 10, 15], 2, &CancelToken::new(), Duration::ZERO));
+//! assert_eq!(report.forced.len(), 0);
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! - [`task`]: [`Task`], the handle that cancels on drop, and [`JoinError`].
+//! - [`token`]: [`CancelToken`] and its futures, guards and causes.
+//! - [`time`]: [`timeout`] and [`deadline`].
+//! - [`group`]: [`TaskGroup`], its report, and [`TaskSet`](group::TaskSet).
+//! - [`signal`]: [`Signal`], combinators, OS signals.
+//! - [`rt`]: the adapters and the object-safe runtime traits.
+//! - `sim` (feature `sim`): a deterministic virtual-time runtime, a seed
+//!   explorer and a cancel-safety checker.
+//! - `conformance` (feature `conformance`): the behaviour-contract suite,
+//!   generic over any [`Runtime`].
+//!
+//! # The behaviour contract
+//!
+//! Every line is one or more conformance cases, run on every runtime (tokio
+//! current-thread and multi-thread, smol with and without threads of its
+//! own, async-std, the sim, and a third-party runtime in the repository's
+//! tests); the suite checks that every runtime records the same trace.
+//!
+//! | ID | the contract |
+//! |---|---|
+//! | <a id="D1"></a>D1 | Dropping a [`Task`] cancels the task: after the drop returns, its future is not polled again (a poll already running elsewhere finishes first), and it is dropped promptly, without waiting for the task's own timers. |
+//! | <a id="D2"></a>D2 | [`detach`](Task::detach) lets the task run to completion with no handle. |
+//! | <a id="D3"></a>D3 | `task.await` gives `Ok(T)`, `Err(JoinError::Cancelled)` or `Err(JoinError::Panicked(_))`. A panic never takes down the runtime or another task — nor does an output or payload that panics when dropped. |
+//! | <a id="D4"></a>D4 | [`abort`](Task::abort) asks without waiting or consuming the handle; [`cancel().await`](Task::cancel) returns once the future was dropped (`Some(T)` if it had finished). A panic is never silently swallowed. |
+//! | <a id="D5"></a>D5 | Cancellation lands only at await points. |
+//! | <a id="D6"></a>D6 | When the runtime shuts down with tasks pending, awaiting them gives `Err(JoinError::Cancelled)`; nothing hangs. |
+//! | <a id="F1"></a>F1 | [`CancelToken::new`]; clones share state; `cancel()` is idempotent; `is_cancelled()` is a wait-free atomic read. |
+//! | <a id="F2"></a>F2 | `cancelled().await` completes at once if already cancelled, else when cancelled; one cancel wakes every waiter; no wake-up is lost. |
+//! | <a id="F3"></a>F3 | A [child](CancelToken::child) is cancelled with its parent, not the reverse; a late child is born cancelled; a dropped child detaches, its descendants stay reachable; when `cancel()` returns, every descendant reports cancelled. |
+//! | <a id="F4"></a>F4 | [`drop_guard`](CancelToken::drop_guard) cancels the token when dropped, unless disarmed. |
+//! | <a id="F5"></a>F5 | [`run_until_cancelled`](CancelToken::run_until_cancelled) / `with_cancel` give `Err(Cancelled)` and drop the inner future when the token fires first. |
+//! | <a id="F6"></a>F6 | A cancel may carry a cause (first wins, readable afterwards); a token may carry a deadline, fire itself when it passes, and hand the earlier of its own and its parent's to its children. |
+//! | <a id="T1"></a>T1 | [`timeout`] gives `Ok(v)` in time, else `Err(Elapsed)` after the inner future was dropped. |
+//! | <a id="T2"></a>T2 | The inner future is polled before the clock is read: a ready future wins even at `Duration::ZERO`. |
+//! | <a id="T3"></a>T3 | [`deadline`] takes an absolute instant; a sleep never completes before its deadline by the timer's clock; [`FAR_FUTURE`](time::FAR_FUTURE) and beyond mean never. |
+//! | <a id="B1"></a>B1 | A [`TaskGroup`]'s [`shutdown(grace)`](TaskGroup::shutdown) cancels its token, waits up to `grace`, drops the rest and reports; when it returns, no task of the group runs. |
+//! | <a id="B2"></a>B2 | Dropping a group cancels and drops its tasks. |
+//! | <a id="B3"></a>B3 | A task's panic spares its siblings unless the group is fail-fast. |
+//! | <a id="B4"></a>B4 | A group can shut down on any [`Signal`]. |
+//!
+//! The design also specifies scopes (S), local and blocking work (L) and
+//! deadlines across the wire (W); they are not implemented yet.
 //!
 //! # Features
 //!
 //! - `tokio` — [`rt::Tokio`]: wraps the current tokio runtime or builds a
 //!   current-thread or multi-thread one.
-//! - `smol` — [`rt::Smol`]: wraps a shared `async_executor::Executor` or
-//!   builds one with its own threads; timers from `async-io`.
+//! - `smol` — [`rt::Smol`]: wraps smol's global executor or any
+//!   `async_executor::Executor`, or builds one with its own threads; timers
+//!   from `async-io`.
 //! - `async-std` — [`rt::AsyncStd`]: async-std's global runtime. async-std
 //!   is no longer developed upstream (its authors point to smol); it stays
 //!   supported here because users still run it.
-//! - `tokio-util` — [`CancelToken::to_tokio_util`] and
-//!   [`CancelToken::follow_tokio_util`]: interop with
+//! - `tokio-util` — `CancelToken::to_tokio_util` and
+//!   `CancelToken::follow_tokio_util`: interop with
 //!   `tokio_util::sync::CancellationToken`, both ways.
-//! - `sim` — [`sim`]: a deterministic single-threaded runtime with a
-//!   virtual clock, a seed explorer, and a cancel-safety checker.
-//! - `conformance` — [`conformance`]: the behaviour-contract suite, generic
-//!   over any [`Runtime`], and the [`conformance_tests!`] macro.
+//! - `sim` — a deterministic single-threaded runtime with a virtual clock,
+//!   a seed explorer, and a cancel-safety checker.
+//! - `conformance` — the behaviour-contract suite, generic over any
+//!   [`Runtime`], and the `conformance_tests!` macro.
 //!
 //! None is on by default; any combination compiles, and the core builds and
 //! works with none.

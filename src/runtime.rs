@@ -97,7 +97,7 @@ pub trait SpawnerExt: Spawner {
     /// Spawns `fut` and returns a [`Task`] handle to it.
     ///
     /// The handle cancels the task when dropped; see [`Task`] for the whole
-    /// contract (D1–D6).
+    /// contract ([D1](crate#D1)–[D6](crate#D6)).
     ///
     /// # Examples
     ///

@@ -220,7 +220,7 @@ impl<S: Signal + ?Sized> DynSignal for S {
 /// `OsSignal` (a temporary runtime, as in `Smol::new()?.ctrl_c()?`, is not
 /// shut down under it) — and no longer: the listening task holds no clone,
 /// so once the `OsSignal` and the other handles are dropped the runtime
-/// shuts down, even one that only runs inside `block_on` (D6). Several
+/// shuts down, even one that only runs inside `block_on` ([D6](crate#D6)). Several
 /// `OsSignal`s may listen for the same OS signal at once: each sees it.
 ///
 /// # Examples

@@ -59,7 +59,7 @@ const COMPLETE: u8 = 0b10;
 /// `COMPLETE`, both read-modify-writes of `state`, so one is second — drops
 /// the output nobody will read, catching a panic from its destructor: no
 /// output or panic payload is ever dropped where a runtime would see its
-/// panic (D3).
+/// panic ([D3](crate#D3)).
 const HANDLE_GONE: u8 = 0b100;
 
 /// What a task ended with: its output, or why there is none.
@@ -294,20 +294,20 @@ impl<F: Future> Future for Harness<F> {
 ///
 /// # Contract
 ///
-/// - **Drop cancels** (D1): once the `Task` is dropped, the task's future is
+/// - **Drop cancels** ([D1](crate#D1)): once the `Task` is dropped, the task's future is
 ///   never polled again (a poll already running on another thread finishes
 ///   first) and is dropped — its destructors run — as soon as the runtime
 ///   schedules it, without waiting for timers inside the task.
-/// - [`detach`](Task::detach) lets it run to completion unobserved (D2).
+/// - [`detach`](Task::detach) lets it run to completion unobserved ([D2](crate#D2)).
 /// - `.await` gives `Ok(T)` when it completes, `Err(JoinError::Cancelled)`
 ///   when it was cancelled (by this handle or by runtime shutdown), and
-///   `Err(JoinError::Panicked(_))` when it panicked (D3, D6). A panic never
+///   `Err(JoinError::Panicked(_))` when it panicked ([D3](crate#D3), [D6](crate#D6)). A panic never
 ///   escapes into the runtime or other tasks.
 /// - [`abort`](Task::abort) asks for cancellation and returns at once;
 ///   [`cancel`](Task::cancel) asks and waits until the future was dropped
-///   (D4).
+///   ([D4](crate#D4)).
 /// - Cancellation lands only at an `.await` inside the task where it is
-///   pending, never in the middle of synchronous code (D5).
+///   pending, never in the middle of synchronous code ([D5](crate#D5)).
 ///
 /// # Cancel safety
 ///
@@ -341,7 +341,7 @@ pub struct Task<T> {
 }
 
 impl<T> Task<T> {
-    /// Lets the task run to completion without a handle (D2).
+    /// Lets the task run to completion without a handle ([D2](crate#D2)).
     ///
     /// Its output, or panic payload, is dropped when it finishes; a panic
     /// from that drop is caught and discarded, never reaching the runtime.
@@ -367,7 +367,7 @@ impl<T> Task<T> {
     }
 
     /// Asks the task to stop, without waiting and without consuming the
-    /// handle (D4).
+    /// handle ([D4](crate#D4)).
     ///
     /// The future is dropped at its next scheduling; await the handle (which
     /// then gives `Err(JoinError::Cancelled)`, or the output if the task had
@@ -390,7 +390,7 @@ impl<T> Task<T> {
         self.shared.request_cancel();
     }
 
-    /// Cancels the task and waits until its future has been dropped (D4).
+    /// Cancels the task and waits until its future has been dropped ([D4](crate#D4)).
     ///
     /// Resolves to `Some(output)` if the task had already finished, `None`
     /// if it was cancelled before finishing.

@@ -4,7 +4,7 @@
 //! [`Timer::now`], so they behave the same on every runtime, virtual time
 //! included.
 //!
-//! # Contract (T1–T3)
+//! # Contract ([T1](crate#T1)–[T3](crate#T3))
 //!
 //! - The result is `Ok(output)` if the future completes in time, otherwise
 //!   `Err(Elapsed)`; by the time `Err(Elapsed)` is returned the inner future
@@ -26,7 +26,7 @@ use crate::runtime::Timer;
 
 pub use crate::runtime::FAR_FUTURE;
 
-/// Limits `fut` to `duration`, counted from its first poll (T1, T2).
+/// Limits `fut` to `duration`, counted from its first poll ([T1](crate#T1), [T2](crate#T2)).
 ///
 /// ```text
 /// async fn timeout<F: Future>(timer: &(impl Timer + Clone), duration: Duration, fut: F)
@@ -80,7 +80,7 @@ where
     }
 }
 
-/// Limits `fut` to finish by the instant `at`, on `timer`'s clock (T3).
+/// Limits `fut` to finish by the instant `at`, on `timer`'s clock ([T3](crate#T3)).
 ///
 /// ```text
 /// async fn deadline<F: Future>(timer: &(impl Timer + Clone), at: Instant, fut: F)

@@ -171,7 +171,7 @@ impl Wake for MainWaker {
 }
 
 /// Shuts the simulation down when the last handle goes: every task's future
-/// is dropped (D6), and the timers with it.
+/// is dropped ([D6](crate#D6)), and the timers with it.
 struct Owner {
     shared: Arc<Shared>,
 }

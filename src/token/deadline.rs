@@ -1,6 +1,6 @@
 //! Deadlines: a token that cancels itself when a [`Timer`]'s clock reaches
 //! an instant, children that inherit the earlier of their own deadline and
-//! their parent's, and the small task that fires them (F6).
+//! their parent's, and the small task that fires them ([F6](crate#F6)).
 
 use std::future::Future;
 use std::panic::Location;
@@ -16,7 +16,7 @@ use crate::runtime::{Spawner, Timer};
 
 impl CancelToken {
     /// The effective deadline: the earliest of this token's own deadline and
-    /// all its ancestors' (F6). Leaf code can forward it, e.g. to an RPC.
+    /// all its ancestors' ([F6](crate#F6)). Leaf code can forward it, e.g. to an RPC.
     ///
     /// ```
     /// use cancelkit::CancelToken;
@@ -29,7 +29,7 @@ impl CancelToken {
 
     /// A root token that cancels itself, with
     /// [`CancelKind::DeadlineExceeded`](super::CancelKind::DeadlineExceeded), when `rt`'s clock reaches `at`
-    /// (F6).
+    /// ([F6](crate#F6)).
     ///
     /// # How the deadline is driven
     ///

@@ -1,5 +1,5 @@
 //! Guards: [`OnCancel`] unregisters a callback, [`DropGuard`] and
-//! [`PanicGuard`] cancel a token when dropped (F4).
+//! [`PanicGuard`] cancel a token when dropped ([F4](crate#F4)).
 
 use std::fmt;
 use std::panic::Location;

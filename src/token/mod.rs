@@ -64,7 +64,7 @@ impl Drop for Handle {
 /// A cancellation token: a flag shared by its clones, which can be awaited
 /// and which cancels its children.
 ///
-/// # Contract (F1–F6)
+/// # Contract ([F1](crate#F1)–[F6](crate#F6))
 ///
 /// - Clones share one state. [`cancel`](CancelToken::cancel) is idempotent;
 ///   the first cancel's [cause](CancelToken::reason) wins.
@@ -147,7 +147,7 @@ impl CancelToken {
     }
 
     /// A child token: cancelled whenever this one is, with the same cause,
-    /// but cancelling it leaves this one alone (F3).
+    /// but cancelling it leaves this one alone ([F3](crate#F3)).
     ///
     /// If this token is already cancelled, the child is born cancelled.
     ///
@@ -216,7 +216,7 @@ impl CancelToken {
         self.cancel_at(CancelKind::Explicit, None, Location::caller())
     }
 
-    /// Cancels with a kind and a cause of your own (F6).
+    /// Cancels with a kind and a cause of your own ([F6](crate#F6)).
     ///
     /// Returns `true` if this call cancelled the token; if it was already
     /// cancelled, the earlier cause stays and `cause` is dropped.
@@ -268,7 +268,7 @@ impl CancelToken {
         self.node().is_cancelled()
     }
 
-    /// Why the token was cancelled, or `None` if it was not (F6).
+    /// Why the token was cancelled, or `None` if it was not ([F6](crate#F6)).
     ///
     /// Descendants cancelled through this token report the same value.
     ///
@@ -398,7 +398,7 @@ impl CancelToken {
         }
     }
 
-    /// Runs `fut` until it completes or the token is cancelled (F5).
+    /// Runs `fut` until it completes or the token is cancelled ([F5](crate#F5)).
     ///
     /// Gives `Ok(output)` if `fut` completes first, and `Err(Cancelled)` —
     /// the token's [reason](CancelToken::reason) — once the token is
@@ -449,7 +449,7 @@ impl CancelToken {
 
     /// A guard that cancels this token (kind
     /// [`CancelKind::GuardDropped`], located where the guard was made) when dropped, unless
-    /// [disarmed](DropGuard::disarm) (F4).
+    /// [disarmed](DropGuard::disarm) ([F4](crate#F4)).
     ///
     /// ```
     /// let token = cancelkit::CancelToken::new();

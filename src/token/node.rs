@@ -237,7 +237,7 @@ impl Node {
         }
     }
 
-    /// Creates a child of `parent`: born cancelled if `parent` is (F3).
+    /// Creates a child of `parent`: born cancelled if `parent` is ([F3](crate#F3)).
     pub(super) fn child(parent: &Arc<Node>, deadline: Option<Instant>) -> Arc<Node> {
         if let Some(cause) = parent.reason() {
             return Node::born_cancelled(cause, deadline);

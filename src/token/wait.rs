@@ -1,7 +1,7 @@
 //! Waiting for a token: the futures [`CancelToken::cancelled`],
 //! [`CancelToken::cancelled_owned`] and [`CancelToken::run_until_cancelled`]
 //! return, and [`CancelFutureExt`], which puts `with_cancel` on every
-//! future (F2, F5).
+//! future ([F2](crate#F2), [F5](crate#F5)).
 
 use std::fmt;
 use std::future::Future;
