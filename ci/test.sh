@@ -32,6 +32,9 @@ fi
 step "every feature combination compiles"
 bash ci/features.sh
 
+step "the library builds with its minimum Rust version (ci/msrv.sh)"
+bash ci/msrv.sh
+
 step "tests: no features (the runtime-free core)"
 cargo test
 for feature in tokio smol async-std sim; do

@@ -171,7 +171,7 @@ fn arm_deadline<R: Spawner + Timer + ?Sized>(
 /// The task holds the node but not a handle: it ends early, dropping
 /// `trigger`, once the node is cancelled or detached (no handle and no
 /// child left: nothing could ever see the cancel; detaching wakes it).
-pub(crate) fn watch<S, F>(spawner: &S, node: &Arc<Node>, trigger: F, cause: Cancelled)
+pub(super) fn watch<S, F>(spawner: &S, node: &Arc<Node>, trigger: F, cause: Cancelled)
 where
     S: Spawner + ?Sized,
     F: Future<Output = ()> + Send + 'static,

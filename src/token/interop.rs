@@ -73,7 +73,7 @@ impl CancelToken {
             return ours;
         }
         let theirs = theirs.clone();
-        crate::token::watch(
+        super::deadline::watch(
             spawner,
             ours.node(),
             async move { theirs.cancelled_owned().await },

@@ -41,7 +41,6 @@ mod loom_tests;
 mod node;
 
 pub use cause::{CancelKind, Cancelled};
-pub(crate) use deadline::watch;
 pub use guard::{DropGuard, OnCancel, PanicGuard};
 use node::Entry;
 pub(crate) use node::Node;
