@@ -247,6 +247,7 @@ mod loom;
 pub struct ReadmeDoctests;
 
 pub mod group;
+pub mod guide;
 pub mod rt;
 mod runtime;
 pub mod signal;
