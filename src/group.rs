@@ -509,8 +509,12 @@ impl<R: RuntimeHandle> TaskGroupBuilder<R> {
     /// let _group = cancelkit::TaskGroup::builder(&rt).limit(100).build();
     /// # }
     /// ```
+    #[track_caller]
     pub fn limit(mut self, n: usize) -> Self {
-        assert!(n > 0, "a task group limit of 0 would never run a task");
+        assert!(
+            n > 0,
+            "a task group limit of 0 would never run a task: use a limit of at least 1, or no limit"
+        );
         self.limit = Some(n);
         self
     }

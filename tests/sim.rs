@@ -504,3 +504,18 @@ fn a_main_future_that_only_yields_still_lets_timers_fire() {
     });
     assert_eq!(sim.elapsed(), Duration::from_secs(1));
 }
+
+#[path = "support/panic_site.rs"]
+mod panic_site;
+
+#[test]
+fn a_limit_of_zero_panics_at_the_callers_line() {
+    let sim = Sim::new();
+    let mut line = 0;
+    let (message, at) = panic_site::panic_of("tests/sim.rs", || {
+        line = std::panic::Location::caller().line() + 1;
+        let _ = cancelkit::TaskGroup::builder(&sim).limit(0);
+    });
+    assert_eq!(at, line, "{message}");
+    assert!(message.contains("at least 1"), "{message}");
+}

@@ -1,45 +1,16 @@
 //! The tokio adapter refuses what tokio cannot do, at the caller's line,
 //! instead of hanging or panicking inside tokio.
 
-use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::sync::Once;
+use std::panic::Location;
+
+#[path = "support/panic_site.rs"]
+mod panic_site;
 
 use cancelkit::rt::Tokio;
 use cancelkit::{Runtime, SpawnerExt, Timer};
 
-thread_local! {
-    /// Where the last panic on this thread was raised.
-    static PANICKED_AT: Cell<Option<(&'static str, u32)>> = const { Cell::new(None) };
-}
-
-/// Runs `f`, expecting a panic; returns its message and line.
 fn panic_of(f: impl FnOnce()) -> (String, u32) {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if let Some(l) = info.location() {
-                // `file()` borrows from the panic: keep only ours.
-                if l.file().ends_with("tokio_adapter.rs") {
-                    PANICKED_AT.with(|p| p.set(Some(("tests/tokio_adapter.rs", l.line()))));
-                }
-            }
-            previous(info);
-        }));
-    });
-    PANICKED_AT.with(|p| p.set(None));
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("it did not panic");
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
-    let line = PANICKED_AT
-        .with(Cell::get)
-        .map(|(_, line)| line)
-        .expect("the panic was not raised in this file (the caller's line)");
-    (message, line)
+    panic_site::panic_of("tokio_adapter.rs", f)
 }
 
 #[test]
