@@ -17,6 +17,9 @@
 //! The same server code runs on every runtime: sockets are
 //! `async_io::Async<TcpStream>`, which works inside any executor.
 
+#[path = "cli/mod.rs"]
+mod cli;
+
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -163,39 +166,52 @@ fn parse_duration(s: &str) -> Option<Duration> {
     if let Some(ms) = s.strip_suffix("ms") {
         ms.parse().ok().map(Duration::from_millis)
     } else if let Some(secs) = s.strip_suffix('s') {
-        secs.parse().ok().map(Duration::from_secs_f64)
+        secs.parse()
+            .ok()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
     } else {
         s.parse().ok().map(Duration::from_millis)
     }
 }
 
-fn parse_args() -> Result<Config, String> {
+const USAGE: &str = "\
+Usage: cargo run --example echo_server --all-features -- [OPTIONS]
+
+A line-echo TCP server that shuts down gracefully on SIGINT or SIGTERM.
+
+Options:
+  --runtime NAME  tokio (default), tokio-current-thread, smol or async-std
+  --addr ADDR     the address to listen on (default: 127.0.0.1:7000)
+  --grace TIME    how long in-flight requests may finish at shutdown,
+                  as 2s, 1.5s, 500ms or 500 (ms) (default: 2s)
+  -h, --help      print this and exit";
+
+const RUNTIMES: [&str; 4] = ["tokio", "tokio-current-thread", "smol", "async-std"];
+
+/// The options; `--help` or a usage error exits here.
+fn parse_args() -> Config {
     let mut config = Config {
         runtime: String::new(),
         addr: "127.0.0.1:7000".parse().expect("valid default"),
         grace: Duration::from_secs(2),
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = cli::Args::parse(USAGE);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
-            "--runtime" => config.runtime = value()?,
-            "--addr" => config.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
+            "--runtime" => {
+                config.runtime = args.value("--runtime");
+                if !RUNTIMES.contains(&config.runtime.as_str()) {
+                    args.fail(format_args!("unknown runtime {:?}", config.runtime));
+                }
+            }
+            "--addr" => config.addr = args.parsed("--addr", str::parse),
             "--grace" => {
-                let v = value()?;
-                config.grace = parse_duration(&v).ok_or(format!("--grace: bad duration {v:?}"))?;
+                config.grace = args.parsed("--grace", |v| parse_duration(v).ok_or("bad duration"));
             }
-            "-h" | "--help" => {
-                return Err(
-                    "usage: echo_server [--runtime tokio|tokio-current-thread|smol|async-std] \
-                            [--addr 127.0.0.1:7000] [--grace 2s]"
-                        .into(),
-                );
-            }
-            other => return Err(format!("unexpected argument {other:?}; try --help")),
+            other => args.unexpected(other),
         }
     }
-    Ok(config)
+    config
 }
 
 /// Runs the server on the runtime named in `config`, stopping on SIGINT or
@@ -241,13 +257,7 @@ fn run(config: &Config) -> io::Result<()> {
 }
 
 fn main() {
-    let config = match parse_args() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let config = parse_args();
     if let Err(e) = run(&config) {
         eprintln!("echo_server: {e}");
         std::process::exit(1);

@@ -6,6 +6,9 @@
 //! cargo run --example native --all-features
 //! ```
 
+#[path = "cli/mod.rs"]
+mod cli;
+
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -181,6 +184,12 @@ fn panics() {
 }
 
 fn main() {
+    cli::Args::none(
+        "Usage: cargo run --example native --all-features\n\
+         \n\
+         Shows what tokio, smol and async-std do natively when a task handle is\n\
+         dropped and when a task panics, then what cancelkit does. Takes no arguments.",
+    );
     println!("Dropping a task's handle, natively:");
     drops();
     println!();

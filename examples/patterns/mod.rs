@@ -9,6 +9,9 @@
 
 #![allow(dead_code)] // each example uses only some of this
 
+#[path = "../cli/mod.rs"]
+pub(crate) mod cli;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -258,35 +261,45 @@ pub(crate) fn run_on<P: Pattern>(name: &str, out: &Out) -> Result<(), String> {
 }
 
 /// The `main` of a single-pattern example: `--runtime NAME` (default: the
-/// first enabled runtime).
+/// first enabled runtime), `--help`; anything else is a usage error (exit 2).
 pub(crate) fn main_for<P: Pattern>() {
-    let mut args = std::env::args().skip(1);
+    let enabled = runtimes();
+    let list = if enabled.is_empty() {
+        "none in this build (add --features tokio, smol or async-std)".to_string()
+    } else {
+        enabled.join(", ")
+    };
+    let usage = format!(
+        "Usage: cargo run --example {name} --all-features -- [--runtime NAME]\n\
+         \n\
+         Runs the {name} pattern (examples/patterns/mod.rs) on one runtime.\n\
+         \n\
+         Options:\n\
+         \x20 --runtime NAME  the runtime to run on: {list}\n\
+         \x20                 (default: the first)\n\
+         \x20 -h, --help      print this and exit",
+        name = P::NAME,
+    );
+    let mut args = cli::Args::parse(&usage);
     let mut runtime = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--runtime" => runtime = args.next(),
-            "-h" | "--help" => {
-                println!(
-                    "usage: cargo run --example {} --all-features -- [--runtime NAME]\n\
-                     runtimes in this build: {:?}",
-                    P::NAME,
-                    runtimes()
-                );
-                return;
+            "--runtime" => {
+                let name = args.value("--runtime");
+                if !enabled.contains(&name.as_str()) {
+                    args.fail(format_args!("unknown or disabled runtime {name:?}"));
+                }
+                runtime = Some(name);
             }
-            other => {
-                eprintln!("unexpected argument {other:?}; try --help");
-                std::process::exit(2);
-            }
+            other => args.unexpected(other),
         }
     }
-    let Some(runtime) = runtime.or_else(|| runtimes().first().map(|s| s.to_string())) else {
-        eprintln!("no runtime enabled: run with --features tokio, smol or async-std");
-        std::process::exit(2);
+    let Some(runtime) = runtime.or_else(|| enabled.first().map(|s| s.to_string())) else {
+        cli::usage_error(&usage, "no runtime enabled in this build");
     };
     println!("[{} on {runtime}]", P::NAME);
     if let Err(e) = run_on::<P>(&runtime, &Out::stdout()) {
         eprintln!("{e}");
-        std::process::exit(2);
+        std::process::exit(1);
     }
 }
