@@ -20,7 +20,7 @@ const JOBS: u64 = 10;
 const SLOW_LIMIT: Duration = Duration::from_millis(50);
 /// How long the shutdown lets tasks finish on their own. Only the stuck
 /// task uses it all up; the others stop at once.
-const GRACE: Duration = Duration::from_millis(500);
+const GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the whole job on `rt`, printing what happens.
 pub(crate) async fn run<R: RuntimeHandle>(rt: R) {
