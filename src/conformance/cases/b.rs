@@ -1,6 +1,10 @@
 //! Task groups: the cases of [B1](crate#B1) (shutdown with a grace period),
 //! [B2](crate#B2) (dropping a group), [B3](crate#B3) (panics and fail-fast)
 //! and [B4](crate#B4) (shutdown on a signal).
+//!
+//! Each case traces what it read — the shutdown report's counts and names,
+//! the kind its tasks' token was cancelled with, task outcomes — before it
+//! checks it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,9 +15,27 @@ use std::time::Duration;
 
 use futures_lite::future::yield_now;
 
-use super::{CaseRuntime, Result, describe};
+use super::{CaseRuntime, Result, describe, kind_of};
 use crate::conformance::{Ctx, Failure};
+use crate::group::ShutdownReport;
+use crate::token::CancelKind;
 use crate::{CancelToken, JoinError, SpawnerExt};
+
+/// A report as the trace holds it: the counts, and the tasks by name
+/// (sorted), without the spawn locations.
+fn summary(report: &ShutdownReport) -> String {
+    let mut forced: Vec<&str> = report.forced.iter().map(|t| t.name.as_ref()).collect();
+    forced.sort_unstable();
+    let failures: Vec<String> = report
+        .failures
+        .iter()
+        .map(|f| format!("{} {:?}: {}", f.task.name, f.kind, f.message))
+        .collect();
+    format!(
+        "finished {}, forced {forced:?}, failures {failures:?} (+{} not kept), not started {}",
+        report.finished, report.failures_not_kept, report.not_started
+    )
+}
 
 pub(crate) fn b1_shutdown_lets_tasks_finish_within_the_grace<R: CaseRuntime>(
     cx: &Ctx<'_, R>,
@@ -44,24 +66,28 @@ pub(crate) fn b1_shutdown_lets_tasks_finish_within_the_grace<R: CaseRuntime>(
             .detach();
         group.clone().shutdown(cx.config.patience).await
     })?;
+    let (empty, saw, kind) = (
+        group.is_empty(),
+        saw_deadline.load(Ordering::SeqCst),
+        kind_of(group.token()),
+    );
+    trace.record(format!("shutdown returned: {}", summary(&report)));
+    trace.record(format!(
+        "group empty: {empty}; tasks that saw the grace deadline: {saw}; token kind {kind:?}"
+    ));
     ensure!(
         report.finished == 2 && report.forced.is_empty(),
         "report: {report}"
     );
-    ensure!(group.is_empty(), "tasks still live after shutdown returned");
+    ensure!(empty, "tasks still live after shutdown returned");
     ensure!(
-        saw_deadline.load(Ordering::SeqCst) == 1,
+        saw == 1,
         "the grace deadline was not visible through the task's token"
     );
     ensure!(
-        group.token().reason().map(|r| r.kind()) == Some(crate::token::CancelKind::Shutdown),
+        kind == Some(CancelKind::Shutdown),
         "the group's token was not cancelled with kind Shutdown"
     );
-    trace.record(format!(
-        "finished {}, forced {}",
-        report.finished,
-        report.forced.len()
-    ));
     Ok(())
 }
 
@@ -83,12 +109,23 @@ pub(crate) fn b1_shutdown_forces_tasks_after_the_grace_and_names_them<R: CaseRun
             .detach();
         group.clone().shutdown(grace).await
     })?;
-    ensure!(
+    let (was_dropped, not_early, empty) = (
         dropped.is_cancelled(),
+        rt.now() >= start + grace,
+        group.is_empty(),
+    );
+    let here = report.forced.iter().all(|t| t.location.file() == file!());
+    trace.record(format!("shutdown returned: {}", summary(&report)));
+    trace.record(format!(
+        "forced future dropped by then: {was_dropped}; not early: {not_early}; \
+         spawn locations in this file: {here}; group empty: {empty}"
+    ));
+    ensure!(
+        was_dropped,
         "shutdown returned before the forced task's future was dropped"
     );
     ensure!(
-        rt.now() >= start + grace,
+        not_early,
         "the task was forced before the grace period ended"
     );
     ensure!(
@@ -97,11 +134,10 @@ pub(crate) fn b1_shutdown_forces_tasks_after_the_grace_and_names_them<R: CaseRun
     );
     let forced = &report.forced[0];
     ensure!(
-        forced.name == "stubborn" && forced.location.file() == file!(),
+        forced.name == "stubborn" && here,
         "forced task reported as {forced}"
     );
-    ensure!(group.is_empty(), "tasks still live after shutdown returned");
-    trace.record(format!("forced {}", forced.name));
+    ensure!(empty, "tasks still live after shutdown returned");
     Ok(())
 }
 
@@ -124,16 +160,19 @@ pub(crate) fn b2_dropping_a_group_cancels_and_drops_its_tasks<R: CaseRuntime>(
             .detach();
     })?;
     cx.block_on("waiting for the task to start", started.cancelled())?;
+    trace.record("task started");
     drop(group);
-    ensure!(
-        token.is_cancelled(),
-        "dropping the group did not cancel its token"
-    );
+    let cancelled = token.is_cancelled();
+    trace.record(format!(
+        "group dropped: token cancelled: {cancelled}, kind {:?}",
+        kind_of(&token)
+    ));
+    ensure!(cancelled, "dropping the group did not cancel its token");
     cx.block_on(
         "waiting for a dropped group's task to be dropped",
         dropped.cancelled(),
     )?;
-    trace.record("group dropped: token cancelled, task dropped");
+    trace.record("task's future dropped");
     Ok(())
 }
 
@@ -147,7 +186,7 @@ pub(crate) fn b3_a_panic_spares_siblings_unless_fail_fast<R: CaseRuntime>(
             builder = builder.fail_fast();
         }
         let group = builder.build();
-        let (report, sibling_cancelled, bad) =
+        let (report, (group_cancelled, sibling_kind), bad) =
             cx.block_on("running a group with a panic", async {
                 let sibling = group.spawn_named("sibling", |stop| async move {
                     // Finishes when cancelled; otherwise we look at it below.
@@ -160,7 +199,7 @@ pub(crate) fn b3_a_panic_spares_siblings_unless_fail_fast<R: CaseRuntime>(
                         panic!("boom")
                     })
                     .await;
-                let sibling_cancelled = group.token().is_cancelled();
+                let group_cancelled = group.token().is_cancelled();
                 let sibling_kind = if fail_fast {
                     sibling.await.ok().flatten()
                 } else {
@@ -168,8 +207,20 @@ pub(crate) fn b3_a_panic_spares_siblings_unless_fail_fast<R: CaseRuntime>(
                     None
                 };
                 let report = group.clone().shutdown(cx.config.patience).await;
-                (report, (sibling_cancelled, sibling_kind), bad)
+                (report, (group_cancelled, sibling_kind), bad)
             })?;
+        // Only the failures: how a sibling whose handle was dropped ends up
+        // counted depends on when its runtime dropped it.
+        let failures: Vec<String> = report
+            .failures
+            .iter()
+            .map(|f| format!("{} {:?}: {}", f.task.name, f.kind, f.message))
+            .collect();
+        trace.record(format!(
+            "fail_fast={fail_fast}: the panicking task gave {}; siblings' token cancelled \
+             after the panic: {group_cancelled}; sibling saw {sibling_kind:?}; failures {failures:?}",
+            describe(&bad)
+        ));
         ensure!(
             matches!(bad, Err(JoinError::Panicked(_))),
             "the panicking task gave {}",
@@ -182,17 +233,14 @@ pub(crate) fn b3_a_panic_spares_siblings_unless_fail_fast<R: CaseRuntime>(
         );
         if fail_fast {
             ensure!(
-                sibling_cancelled.0
-                    && sibling_cancelled.1 == Some(crate::token::CancelKind::TaskFailed),
+                group_cancelled && sibling_kind == Some(CancelKind::TaskFailed),
                 "a fail-fast group did not cancel the sibling with TaskFailed"
             );
-            trace.record("fail-fast: sibling cancelled, one failure");
         } else {
             ensure!(
-                !sibling_cancelled.0,
+                !group_cancelled,
                 "an isolated group's panic cancelled the sibling"
             );
-            trace.record("isolated: sibling untouched, one failure");
         }
     }
     Ok(())
@@ -241,7 +289,7 @@ pub(crate) fn b4_a_group_shuts_down_on_a_signal<R: CaseRuntime>(cx: &Ctx<'_, R>)
     let waited_on = CancelToken::new();
     let report = cx.block_on("shutting down on a signal", async {
         group
-            .spawn(|stop| async move { stop.cancelled().await })
+            .spawn_named("listener", |stop| async move { stop.cancelled().await })
             .detach();
         let observed = Observed {
             signal: signal.clone(),
@@ -251,19 +299,31 @@ pub(crate) fn b4_a_group_shuts_down_on_a_signal<R: CaseRuntime>(cx: &Ctx<'_, R>)
         // Once shutdown_on is waiting on the signal, it must not have shut
         // the group down yet.
         waited_on.cancelled().await;
-        ensure!(
-            !group.token().is_cancelled(),
-            "the group shut down before the signal"
-        );
+        let early = group.token().is_cancelled();
+        trace.record(format!(
+            "shutdown_on waits for the signal; group cancelled before it: {early}"
+        ));
+        ensure!(!early, "the group shut down before the signal");
         signal.cancel();
-        shutdown
-            .await
-            .map_err(|e| Failure::new(format!("the shutdown task failed: {e}")))
+        trace.record("signal raised");
+        let out = shutdown.await;
+        if let Err(e) = &out {
+            trace.record(format!("the shutdown task gave Err({e:?})"));
+        }
+        out.map_err(|e| Failure::new(format!("the shutdown task failed: {e}")))
     })??;
+    let kind = kind_of(group.token());
+    trace.record(format!(
+        "shutdown returned: {}; token kind {kind:?}",
+        summary(&report)
+    ));
     ensure!(
         report.finished == 1 && report.forced.is_empty(),
         "report: {report}"
     );
-    trace.record("signal raised, group shut down, 1 finished");
+    ensure!(
+        kind == Some(CancelKind::Shutdown),
+        "the group's token was cancelled with kind {kind:?}"
+    );
     Ok(())
 }

@@ -2,6 +2,10 @@
 //! [D2](crate#D2) (detach), [D3](crate#D3) (await gives the outcome),
 //! [D4](crate#D4) (`abort` and `cancel`), [D5](crate#D5) (cancellation lands
 //! at await points) and [D6](crate#D6) (runtime shutdown).
+//!
+//! Each case traces what it observed — outcomes as `describe` prints them,
+//! poll counts, flags read at the moment the case forces — before it checks
+//! them.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +20,11 @@ use crate::conformance::{Ctx, Failure, bounded};
 use crate::task::panic_text;
 use crate::{CancelToken, JoinError, SpawnerExt, Task};
 
+/// [D1](crate#D1). Besides the order of start, drop and destruction, the
+/// trace holds the poll counts: before the drop nothing wakes the task (its
+/// only timer is three patiences away), so a runtime that polls a task only
+/// when it is woken polls it exactly once; after the drop the contract pins
+/// the count to zero.
 pub(crate) fn d1_dropping_task_cancels_it<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
     let (rt, trace) = (&cx.rt, &cx.trace);
     let started = CancelToken::new();
@@ -46,6 +55,7 @@ pub(crate) fn d1_dropping_task_cancels_it<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
     trace.record("task started");
     // Read before the drop: a poll after it must show up in the difference.
     let polls_at_drop = polls.load(Ordering::SeqCst);
+    trace.record(format!("polled {polls_at_drop} time(s) before the drop"));
     drop(task);
     trace.record("handle dropped");
 
@@ -55,15 +65,18 @@ pub(crate) fn d1_dropping_task_cancels_it<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
     )?;
     trace.record("future dropped");
 
+    let ticks = ticks.load(Ordering::SeqCst);
+    let polls_after = polls.load(Ordering::SeqCst);
+    let polled_after_drop = polls_after.saturating_sub(polls_at_drop);
+    trace.record(format!("timer fired {ticks} time(s)"));
+    trace.record(format!("polled {polled_after_drop} time(s) after the drop"));
     ensure!(
-        ticks.load(Ordering::SeqCst) == 0,
+        ticks == 0,
         "the task's timer fired before its future was dropped"
     );
-    let polls_after = polls.load(Ordering::SeqCst);
     ensure!(
         polls_after == polls_at_drop,
-        "the future was polled {} more time(s) after its Task was dropped",
-        polls_after - polls_at_drop
+        "the future was polled {polled_after_drop} more time(s) after its Task was dropped"
     );
     Ok(())
 }
@@ -72,23 +85,31 @@ pub(crate) fn d2_detached_task_runs_to_completion<R: CaseRuntime>(cx: &Ctx<'_, R
     let (rt, trace) = (&cx.rt, &cx.trace);
     let go = CancelToken::new();
     let finished = CancelToken::new();
-    rt.spawn({
-        let (rt, go, finished) = (rt.clone(), go.clone(), finished.clone());
+    let nap = Duration::from_millis(5);
+    let task = rt.spawn({
+        let (rt, go, finished, trace) = (rt.clone(), go.clone(), finished.clone(), trace.clone());
         async move {
             go.cancelled().await;
+            trace.record("task: saw go");
             // Suspend on a real timer too, after the handle is gone.
-            rt.sleep(Duration::from_millis(5)).await;
+            let start = rt.now();
+            rt.sleep(nap).await;
+            let slept = rt.now().saturating_duration_since(start);
+            trace.record(format!("task: slept, not early: {}", slept >= nap));
             finished.cancel();
         }
-    })
-    .detach();
-    trace.record("detached");
+    });
+    // It waits for `go`, so it cannot have finished yet.
+    let early = task.is_finished();
+    task.detach();
+    trace.record(format!("detached; finished before go: {early}"));
     go.cancel();
     cx.block_on(
         "waiting for the detached task to finish",
         finished.cancelled(),
     )?;
     trace.record("detached task finished");
+    ensure!(!early, "a task waiting for a signal finished before it");
     Ok(())
 }
 
@@ -103,25 +124,29 @@ pub(crate) fn d3_await_gives_the_output<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Resu
         }
     });
     let out = cx.block_on("awaiting a task that completes", task)?;
+    cx.trace.record(format!("await gave {}", describe(&out)));
     ensure!(
         matches!(out, Ok(42)),
         "expected Ok(42), got {}",
         describe(&out)
     );
-    cx.trace.record("Ok(42)");
     Ok(())
 }
 
 pub(crate) fn d3_await_after_abort_gives_cancelled<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
+    let trace = &cx.trace;
     let task = cx.rt.spawn(std::future::pending::<u32>());
+    let early = task.is_finished();
+    trace.record(format!("finished before abort: {early}"));
     task.abort();
     let out = cx.block_on("awaiting an aborted task", task)?;
+    trace.record(format!("await gave {}", describe(&out)));
+    ensure!(!early, "a pending task reported finished");
     ensure!(
         matches!(out, Err(JoinError::Cancelled)),
         "expected Err(Cancelled), got {}",
         describe(&out)
     );
-    cx.trace.record("Err(Cancelled)");
     Ok(())
 }
 
@@ -140,11 +165,11 @@ pub(crate) fn d3_panic_is_caught_and_spares_the_runtime<R: CaseRuntime>(cx: &Ctx
         panic!("boom");
     });
     let out: std::result::Result<(), JoinError> = cx.block_on("awaiting a panicking task", bad)?;
+    trace.record(format!("panicking task gave {}", describe(&out)));
     match out {
         Err(JoinError::Panicked(payload)) => {
             let text = panic_text(&*payload);
             ensure!(text == "boom", "payload was {text:?}, expected \"boom\"");
-            trace.record("Err(Panicked(\"boom\"))");
         }
         other => {
             return Err(Failure::new(format!(
@@ -153,24 +178,31 @@ pub(crate) fn d3_panic_is_caught_and_spares_the_runtime<R: CaseRuntime>(cx: &Ctx
             )));
         }
     }
+    // The sibling waits for `release`: the panic must not have ended it.
+    let early = sibling.is_finished();
+    trace.record(format!("sibling finished before release: {early}"));
+    ensure!(!early, "the sibling ended when its neighbour panicked");
     release.cancel();
     let out = cx.block_on("awaiting the panicking task's sibling", sibling)?;
+    trace.record(format!("sibling gave {}", describe(&out)));
     ensure!(
         matches!(out, Ok("sibling done")),
         "the sibling gave {}",
         describe(&out)
     );
-    trace.record("sibling Ok");
     let out = cx.block_on(
         "awaiting a task spawned after the panic",
         rt.spawn(async { 1 }),
     )?;
+    trace.record(format!(
+        "a task spawned after the panic gave {}",
+        describe(&out)
+    ));
     ensure!(
         matches!(out, Ok(1)),
         "a task spawned after the panic gave {}",
         describe(&out)
     );
-    trace.record("runtime still works");
     Ok(())
 }
 
@@ -189,7 +221,7 @@ pub(crate) fn d3_values_that_panic_when_dropped_spare_the_runtime<R: CaseRuntime
         "a detached task's output being dropped",
         dropped.cancelled(),
     )?;
-    trace.record("detached output dropped");
+    trace.record("detached task's output dropped");
     // A detached task's panic payload.
     let dropped = CancelToken::new();
     rt.spawn({
@@ -204,7 +236,7 @@ pub(crate) fn d3_values_that_panic_when_dropped_spare_the_runtime<R: CaseRuntime
         "a detached task's panic payload being dropped",
         dropped.cancelled(),
     )?;
-    trace.record("detached payload dropped");
+    trace.record("detached task's panic payload dropped");
     // A handle dropped after its task finished: the output is dropped on
     // the caller's thread, and its panic must not escape `drop`.
     let dropped = CancelToken::new();
@@ -213,20 +245,26 @@ pub(crate) fn d3_values_that_panic_when_dropped_spare_the_runtime<R: CaseRuntime
         async move { PanicsOnDrop(dropped) }
     });
     cx.block_on("a task finishing", until_finished(&task))?;
+    let kept = !dropped.is_cancelled();
     let escaped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(task))).is_err();
-    ensure!(!escaped, "dropping a finished task's handle panicked");
+    let dropped = dropped.is_cancelled();
+    trace.record(format!(
+        "finished task's output kept until its handle dropped: {kept}; \
+         dropping the handle: panic escaped: {escaped}, output dropped: {dropped}"
+    ));
     ensure!(
-        dropped.is_cancelled(),
-        "the output was not dropped with its handle"
+        kept,
+        "a finished task's output was dropped before its handle"
     );
-    trace.record("handle dropped with its output");
+    ensure!(!escaped, "dropping a finished task's handle panicked");
+    ensure!(dropped, "the output was not dropped with its handle");
     let out = cx.block_on("awaiting a task spawned afterwards", rt.spawn(async { 1 }))?;
+    trace.record(format!("a task spawned afterwards gave {}", describe(&out)));
     ensure!(
         matches!(out, Ok(1)),
         "a task spawned afterwards gave {}",
         describe(&out)
     );
-    trace.record("runtime still works");
     Ok(())
 }
 
@@ -244,12 +282,18 @@ pub(crate) fn d4_abort_neither_waits_nor_consumes<R: CaseRuntime>(cx: &Ctx<'_, R
         }
     });
     cx.block_on("waiting for the task to start", started.cancelled())?;
+    trace.record("task started");
     task.abort();
     task.abort();
     trace.record("aborted twice, handle kept");
     let out = cx.block_on("awaiting an aborted task", async { (&mut { task }).await })?;
+    let was_dropped = dropped.is_cancelled();
+    trace.record(format!(
+        "await gave {}; future dropped by then: {was_dropped}",
+        describe(&out)
+    ));
     ensure!(
-        dropped.is_cancelled(),
+        was_dropped,
         "the handle resolved before the future was dropped"
     );
     ensure!(
@@ -257,7 +301,6 @@ pub(crate) fn d4_abort_neither_waits_nor_consumes<R: CaseRuntime>(cx: &Ctx<'_, R
         "expected Err(Cancelled), got {}",
         describe(&out)
     );
-    trace.record("Err(Cancelled)");
     Ok(())
 }
 
@@ -269,7 +312,7 @@ pub(crate) fn d4_cancel_returns_after_the_future_is_dropped<R: CaseRuntime>(
     let nap = cx.config.patience * 3;
 
     /// Records its drop, slowly, so a `cancel()` that returned early would
-    /// be caught.
+    /// be caught (in the trace too: its event would come after cancel's).
     struct SlowDrop(crate::conformance::Trace, CancelToken);
     impl Drop for SlowDrop {
         fn drop(&mut self) {
@@ -291,12 +334,16 @@ pub(crate) fn d4_cancel_returns_after_the_future_is_dropped<R: CaseRuntime>(
         }
     });
     cx.block_on("waiting for the task to start", started.cancelled())?;
+    trace.record("task started");
     let out = cx.block_on("awaiting cancel()", task.cancel())?;
+    let was_dropped = dropped.is_cancelled();
+    trace.record(format!(
+        "cancel returned {out:?}; future dropped by then: {was_dropped}"
+    ));
     ensure!(
-        dropped.is_cancelled(),
+        was_dropped,
         "cancel() returned before the future was dropped"
     );
-    trace.record(format!("cancel returned {out:?}"));
     ensure!(out.is_none(), "cancel() returned {out:?}, expected None");
     Ok(())
 }
@@ -307,13 +354,13 @@ pub(crate) fn d4_cancel_of_a_finished_task_returns_its_output<R: CaseRuntime>(
     let (rt, trace) = (&cx.rt, &cx.trace);
     let task = rt.spawn(async { 7_u32 });
     cx.block_on("waiting for the task to finish", until_finished(&task))?;
-    trace.record("finished");
+    trace.record("task finished");
     let out = cx.block_on("awaiting cancel()", task.cancel())?;
+    trace.record(format!("cancel returned {out:?}"));
     ensure!(
         out == Some(7),
         "cancel() returned {out:?}, expected Some(7)"
     );
-    trace.record("cancel returned Some(7)");
     Ok(())
 }
 
@@ -333,13 +380,14 @@ pub(crate) fn d4_panic_is_never_swallowed<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
     match caught {
         Err(payload) => {
             let text = panic_text(&*payload);
+            trace.record(format!("cancel resumed the panic {text:?}"));
             ensure!(
                 text == "boom",
                 "cancel() resumed {text:?}, expected \"boom\""
             );
-            trace.record("cancel resumed the panic");
         }
         Ok(out) => {
+            trace.record(format!("cancel returned {out:?}"));
             return Err(Failure::new(format!(
                 "cancel() of a panicked task returned {out:?}: the panic was swallowed"
             )));
@@ -355,11 +403,9 @@ pub(crate) fn d4_panic_is_never_swallowed<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
     task.abort();
     let out: std::result::Result<(), JoinError> =
         cx.block_on("awaiting an aborted, panicked task", task)?;
+    trace.record(format!("abort then await gave {}", describe(&out)));
     match out {
-        Err(JoinError::Panicked(p)) if panic_text(&*p) == "boom" => {
-            trace.record("abort then await gave the panic");
-            Ok(())
-        }
+        Err(JoinError::Panicked(p)) if panic_text(&*p) == "boom" => Ok(()),
         other => Err(Failure::new(format!(
             "abort() then await of a panicked task gave {}",
             describe(&other)
@@ -400,6 +446,7 @@ pub(crate) fn d5_cancel_lands_only_at_await_points<R: CaseRuntime>(cx: &Ctx<'_, 
         .take()
         .expect("the handle is in the slot");
     let out = cx.block_on("awaiting the aborted task", task)?;
+    trace.record(format!("await gave {}", describe(&out)));
     ensure!(
         matches!(out, Err(JoinError::Cancelled)),
         "expected Err(Cancelled), got {}",
@@ -409,6 +456,10 @@ pub(crate) fn d5_cancel_lands_only_at_await_points<R: CaseRuntime>(cx: &Ctx<'_, 
     ensure!(
         !events.iter().any(|e| e.starts_with("after the next await")),
         "code after the next await ran after cancellation was requested"
+    );
+    ensure!(
+        events.iter().any(|e| e == "section end"),
+        "the section did not run to its end"
     );
     Ok(())
 }
@@ -435,6 +486,7 @@ pub(crate) fn d6_runtime_shutdown_cancels_pending_tasks<R: CaseRuntime>(cx: &Ctx
         "waiting for a task to start",
         started.cancelled(),
     )?;
+    trace.record("a task started");
     drop(doomed);
     trace.record("runtime dropped");
 
@@ -443,12 +495,12 @@ pub(crate) fn d6_runtime_shutdown_cancels_pending_tasks<R: CaseRuntime>(cx: &Ctx
             "awaiting a task of a runtime that shut down (was it leaked?)",
             task,
         )?;
+        trace.record(format!("{what} task gave {}", describe(&out)));
         ensure!(
             matches!(out, Err(JoinError::Cancelled)),
             "a {what} task of a shut-down runtime gave {}",
             describe(&out)
         );
-        trace.record(format!("{what} task: Err(Cancelled)"));
     }
     Ok(())
 }
@@ -475,11 +527,11 @@ pub(crate) fn d6_a_dropped_signal_listener_does_not_keep_its_runtime_alive<R: Ca
         "awaiting a task of a runtime whose signal listener was dropped (kept alive?)",
         parked,
     )?;
+    trace.record(format!("parked task gave {}", describe(&out)));
     ensure!(
         matches!(out, Err(JoinError::Cancelled)),
         "a parked task gave {}",
         describe(&out)
     );
-    trace.record("parked task: Err(Cancelled)");
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! - every wait is bounded by the watchdog of [`Ctx::block_on`](super::Ctx::block_on);
 //! - only events whose order the case itself forces go into the trace.
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use std::task::{Context, Poll};
 use futures_lite::future::yield_now;
 
 use super::Failure;
+use crate::token::CancelKind;
 use crate::{CancelToken, JoinError, Runtime, Task};
 
 /// `Err(Failure)` unless `cond`.
@@ -71,11 +73,15 @@ async fn until_finished<T>(task: &Task<T>) {
     }
 }
 
-fn describe<T>(out: &std::result::Result<T, JoinError>) -> String {
-    match out {
-        Ok(_) => "Ok(_)".into(),
-        Err(e) => format!("Err({e})"),
-    }
+/// How a task ended, for traces and failure messages: `Ok(42)`,
+/// `Err(Cancelled)`, `Err(Panicked("boom"))`.
+fn describe<T: Debug>(out: &std::result::Result<T, JoinError>) -> String {
+    format!("{out:?}")
+}
+
+/// The kind of a token's cancellation, if it was cancelled.
+fn kind_of(token: &CancelToken) -> Option<CancelKind> {
+    token.reason().map(|r| r.kind())
 }
 
 /// A value whose destructor raises `dropped` and then panics.

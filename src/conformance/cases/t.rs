@@ -1,6 +1,10 @@
 //! Time: the cases of [T1](crate#T1) (`timeout`), [T2](crate#T2) (the
 //! future is polled before the clock) and [T3](crate#T3) (`deadline`, and
 //! sleeps never end early).
+//!
+//! Each case traces the outcomes it saw and whether each wait ended early,
+//! before it checks them — never a time or a duration, which vary from run
+//! to run.
 
 use std::time::Duration;
 
@@ -19,8 +23,8 @@ pub(crate) fn t1_timeout_gives_the_output_in_time<R: CaseRuntime>(cx: &Ctx<'_, R
             7_u32
         }),
     )?;
+    cx.trace.record(format!("timeout gave {out:?}"));
     ensure!(out == Ok(7), "expected Ok(7), got {out:?}");
-    cx.trace.record("Ok(7)");
     Ok(())
 }
 
@@ -40,6 +44,10 @@ pub(crate) fn t1_timeout_elapses_after_dropping_the_future<R: CaseRuntime>(
             .await;
             (out, start, rt.now(), dropped.is_cancelled())
         })?;
+    trace.record(format!(
+        "timeout gave {out:?}; inner future dropped by then: {was_dropped}; not early: {}",
+        end >= start + limit
+    ));
     ensure!(
         out == Err(Elapsed::new()),
         "expected Err(Elapsed), got {out:?}"
@@ -53,7 +61,6 @@ pub(crate) fn t1_timeout_elapses_after_dropping_the_future<R: CaseRuntime>(
         "the timeout elapsed early: after {:?} of {limit:?}",
         end - start
     );
-    trace.record("Err(Elapsed), inner future dropped, not early");
     Ok(())
 }
 
@@ -66,18 +73,20 @@ pub(crate) fn t2_ready_future_wins_even_at_zero<R: CaseRuntime>(cx: &Ctx<'_, R>)
         let past = deadline(rt, now, async { 2_u32 }).await;
         (zero, past)
     })?;
+    trace.record(format!(
+        "timeout(ZERO, ready) gave {zero:?}; deadline(past, ready) gave {past:?}"
+    ));
     ensure!(zero == Ok(1), "timeout(ZERO, ready) gave {zero:?}");
     ensure!(past == Ok(2), "deadline(past, ready) gave {past:?}");
-    trace.record("ready future won at ZERO and at a past deadline");
     let pending = cx.block_on(
         "awaiting timeout(ZERO) around a pending future",
         timeout(rt, Duration::ZERO, std::future::pending::<()>()),
     )?;
+    trace.record(format!("timeout(ZERO, pending) gave {pending:?}"));
     ensure!(
         pending == Err(Elapsed::new()),
         "timeout(ZERO, pending) gave {pending:?}"
     );
-    trace.record("pending future elapsed at ZERO");
     Ok(())
 }
 
@@ -90,22 +99,26 @@ pub(crate) fn t3_sleep_never_completes_early<R: CaseRuntime>(cx: &Ctx<'_, R>) ->
             rt.sleep(d).await;
             (start, rt.now())
         })?;
+        let (at, until_end) = cx.block_on("sleeping until an instant", async {
+            let at = rt.now() + d;
+            rt.sleep_until(at).await;
+            (at, rt.now())
+        })?;
+        cx.trace.record(format!(
+            "{ms} ms: sleep not early: {}; sleep_until not early: {}",
+            end >= start + d,
+            until_end >= at
+        ));
         ensure!(
             end >= start + d,
             "sleep({d:?}) completed after only {:?}",
             end - start
         );
-        let (at, end) = cx.block_on("sleeping until an instant", async {
-            let at = rt.now() + d;
-            rt.sleep_until(at).await;
-            (at, rt.now())
-        })?;
         ensure!(
-            end >= at,
+            until_end >= at,
             "sleep_until completed {:?} before its deadline",
-            at - end
+            at - until_end
         );
-        cx.trace.record(format!("{ms} ms: not early"));
     }
     Ok(())
 }
@@ -117,6 +130,8 @@ pub(crate) fn t3_deadline_elapses_at_its_instant<R: CaseRuntime>(cx: &Ctx<'_, R>
         let out = deadline(rt, at, std::future::pending::<()>()).await;
         (out, at, rt.now())
     })?;
+    cx.trace
+        .record(format!("deadline gave {out:?}; not early: {}", end >= at));
     ensure!(
         out == Err(Elapsed::new()),
         "expected Err(Elapsed), got {out:?}"
@@ -126,7 +141,6 @@ pub(crate) fn t3_deadline_elapses_at_its_instant<R: CaseRuntime>(cx: &Ctx<'_, R>
         "the deadline elapsed {:?} before its instant",
         at - end
     );
-    cx.trace.record("Err(Elapsed) at the instant");
     Ok(())
 }
 
@@ -144,6 +158,9 @@ pub(crate) fn t3_far_deadlines_mean_never<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
         .await;
         (forever, unlimited)
     })?;
+    trace.record(format!(
+        "timeout(10 ms, sleep(MAX)) gave {forever:?}; timeout(MAX, 1 ms sleep) gave {unlimited:?}"
+    ));
     ensure!(
         forever == Err(Elapsed::new()),
         "sleep(Duration::MAX) completed"
@@ -152,6 +169,5 @@ pub(crate) fn t3_far_deadlines_mean_never<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Re
         unlimited == Ok(3),
         "timeout(Duration::MAX, ..) gave {unlimited:?}"
     );
-    trace.record("sleep(MAX) never fired; timeout(MAX) never elapsed");
     Ok(())
 }
