@@ -1,11 +1,13 @@
 //! The conformance suite: cancelkit's behaviour contract, as tests that run
 //! on any [`Runtime`].
 //!
-//! Every line of the contract (D1–D6 for task handles, F1–F6 for tokens,
-//! T1–T3 for time, B1–B4 for task groups) is one or more [`Case`]s, written once, generic over the
-//! runtime. The same cases run on tokio (current-thread and multi-thread),
-//! smol and async-std in this crate's own tests, and you can run them on
-//! your runtime or your adapter with one macro call:
+//! Every line of the contract ([D1](crate#D1)–[D6](crate#D6) for task
+//! handles, [F1](crate#F1)–[F6](crate#F6) for tokens, [T1](crate#T1)–[T3](crate#T3)
+//! for time, [B1](crate#B1)–[B4](crate#B4) for task groups) is one or more
+//! [`Case`]s, written once, generic over the runtime. The same cases run on
+//! tokio (current-thread and multi-thread), smol and async-std in this
+//! crate's own tests, and you can run them on your runtime or your adapter
+//! with one macro call:
 //!
 //! ```text
 //! // tests/conformance.rs of your crate, with cancelkit's `conformance` feature on
@@ -22,14 +24,17 @@
 //! The constructor passed to the macro is called once per case (and some
 //! cases call it again to get a runtime they can shut down), so it should
 //! build a **fresh, owned** runtime — one whose pending tasks are dropped
-//! when its last handle is dropped (D6). `R` must be `Clone + Send + Sync +
-//! 'static`, so the cases can move handles into tasks.
+//! when its last handle is dropped ([D6](crate#D6)). `R` must be `Clone +
+//! Send + Sync + 'static`, so the cases can move handles into tasks.
 //!
 //! # Traces
 //!
 //! Each case records a trace: the events it observed, in an order that its
 //! own synchronisation makes deterministic (the suite orders events by
-//! awaiting signals, never by sleeping). A correct runtime produces exactly
+//! awaiting signals, never by sleeping), with the values it read — task
+//! outcomes, poll counts the case pins, cancellation kinds, shutdown
+//! reports' counts and names — recorded before it checks them, and never a
+//! time, a duration or an address. A correct runtime produces exactly
 //! the same trace as every other; [`run`] returns it so that a test can
 //! compare runtimes (this crate's `tests/conformance.rs` does).
 //!
