@@ -129,6 +129,7 @@
 //! use std::time::Duration;
 //! use cancelkit::{RuntimeHandle, TaskGroup, group::ShutdownReport};
 //!
+//! # #[allow(dead_code)] // called below only with the `sim` feature
 //! /// Runs `jobs` with at most `width` at once; stops taking new ones when
 //! /// `stop` is cancelled, and gives running ones `grace` to finish.
 //! pub async fn drain<R: RuntimeHandle>(
