@@ -325,17 +325,21 @@ impl Runtime for Tokio {
     ///
     /// # Panics
     ///
-    /// At the caller's line, instead of hanging or panicking inside tokio:
+    /// At the caller's line, saying what to do instead of hanging or
+    /// panicking inside tokio:
     ///
-    /// - when called inside a tokio context — from async code, or with a
-    ///   runtime entered by `Handle::enter` — where blocking the thread
-    ///   would stall the runtime (tokio refuses it too): `.await` the future
-    ///   instead;
+    /// - when called from async code that a tokio runtime is driving, where
+    ///   blocking the thread would stall that runtime (tokio refuses it
+    ///   too): `.await` the future instead. Blocking threads
+    ///   (`spawn_blocking`, `block_in_place`) may call it, as with tokio;
     /// - when this handle wraps a *current-thread* runtime it does not own
-    ///   ([`Tokio::current`] or [`Tokio::from_handle`] on one): tokio's
-    ///   `Handle::block_on` cannot drive such a runtime's tasks and timers,
-    ///   so the call would hang. Own the runtime ([`Tokio::current_thread`]),
-    ///   use a multi-thread one, or call the runtime's own `block_on`.
+    ///   ([`Tokio::current`] or [`Tokio::from_handle`] on one). tokio's
+    ///   `Handle::block_on` does not drive such a runtime's tasks and
+    ///   timers; it makes progress only if another thread is inside that
+    ///   runtime's own `block_on`, which this handle cannot know — so it
+    ///   refuses rather than risk hanging. Own the runtime
+    ///   ([`Tokio::current_thread`]), use a multi-thread one, or call the
+    ///   runtime's own `block_on`.
     ///
     /// ```should_panic
     /// use cancelkit::{Runtime, rt::Tokio};
@@ -346,14 +350,8 @@ impl Runtime for Tokio {
     /// ```
     #[track_caller]
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        if Handle::try_current().is_ok() {
-            panic!(
-                "cancelkit: Tokio::block_on called inside a tokio runtime's context, where \
-                 blocking the thread would stall the runtime; `.await` the future instead"
-            );
-        }
         match self.owned.as_ref().and_then(|o| o.0.as_ref()) {
-            Some(rt) => rt.block_on(fut),
+            Some(rt) => refuse_inside_a_runtime(|| rt.block_on(fut)),
             None => {
                 if self.handle.runtime_flavor() == RuntimeFlavor::CurrentThread {
                     panic!(
@@ -363,8 +361,37 @@ impl Runtime for Tokio {
                          multi-thread runtime, or call the runtime's own block_on"
                     );
                 }
-                self.handle.block_on(fut)
+                refuse_inside_a_runtime(|| self.handle.block_on(fut))
             }
+        }
+    }
+}
+
+/// Runs tokio's `block_on`; if tokio refuses because the thread is already
+/// driving a runtime, panics again at the caller's line with what to do.
+/// (tokio has no public way to ask first; a thread that merely entered a
+/// runtime's context, such as a blocking thread, is allowed.)
+#[track_caller]
+fn refuse_inside_a_runtime<T>(block_on: impl FnOnce() -> T) -> T {
+    if Handle::try_current().is_err() {
+        return block_on(); // outside any runtime: nothing to refuse
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(block_on)) {
+        Ok(out) => out,
+        Err(payload) => {
+            let tokio_refused = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .is_some_and(|m| m.contains("Cannot start a runtime from within a runtime"));
+            if tokio_refused {
+                panic!(
+                    "cancelkit: Tokio::block_on called from async code a tokio runtime is \
+                     driving, where blocking the thread would stall the runtime; `.await` the \
+                     future instead"
+                );
+            }
+            std::panic::resume_unwind(payload)
         }
     }
 }

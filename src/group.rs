@@ -932,6 +932,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         let tracked = Tracked {
             fut: Some(fut),
             queued,
+            doomed: false,
             done: Done {
                 inner: inner.clone(),
                 key,
@@ -946,13 +947,15 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         let task = self.rt.spawn(tracked);
         let abort = task.abort_handle();
         let mut state = inner.lock();
-        let forced = state.forced;
+        let mut stop = state.forced;
         if let Some(live) = state.live.get_mut(key).filter(|l| l.id == id) {
             live.abort = Some(abort.clone());
+            // Doomed while queued, before its abort handle was here.
+            stop |= live.doomed;
         }
         drop(state);
-        if forced {
-            // Forced between the check above and now: it does not run on.
+        if stop {
+            // Forced or doomed between the insert and now: it does not run.
             abort.abort();
         }
         Ok(task)
@@ -1038,8 +1041,12 @@ impl<R: RuntimeHandle> TaskGroup<R> {
     ///
     /// When it returns, no task of the group is running, and the group is
     /// closed: tasks spawned through a clone while it runs are part of the
-    /// shutdown (born with a cancelled token); tasks spawned after it never
-    /// run (their handles report `JoinError::Cancelled`).
+    /// shutdown (born with a cancelled token, forced with the rest when the
+    /// grace ends; in a limited group, queued ones start only if a slot
+    /// frees before that); tasks spawned after it never run (`make` is not
+    /// called, and their handles report `JoinError::Cancelled`). Tasks
+    /// still queued when it begins never start (counted in
+    /// [`not_started`](ShutdownReport::not_started)).
     ///
     /// # Cancel safety
     ///
@@ -1065,11 +1072,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
     pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
         let inner = self.inner().clone();
         let deadline = saturating_deadline(self.rt.now(), grace);
-        {
-            let mut state = inner.lock();
-            state.shutting_down = true;
-            state.closed = true;
-        }
+        inner.lock().shutting_down = true;
         // Queued tasks never start: they get no grace.
         inner.drop_queued();
         inner.token.announce_deadline(deadline);
@@ -1087,14 +1090,15 @@ impl<R: RuntimeHandle> TaskGroup<R> {
                 forced
             }
         };
-        // Close the group: from here on, spawns (say, through a clone that
-        // was waiting for a slot) do not run. A spawn that slipped in before
-        // the close is forced and waited for, so nothing runs once we return.
+        // Close the group: from here on, spawns do not run. A spawn that
+        // slipped in before the close is forced and waited for, so nothing
+        // runs once we return.
         loop {
             {
                 let mut state = inner.lock();
                 if state.live.is_empty() {
                     state.forced = true;
+                    state.closed = true;
                     break;
                 }
             }
@@ -1259,6 +1263,8 @@ pin_project_lite::pin_project! {
         // Waiting for a slot of a limited group; the future is not polled
         // before it has one.
         queued: Option<Pin<Box<SemaphoreAcquireArc>>>,
+        // Dropped while queued: never starts, whatever wakes it.
+        doomed: bool,
         done: Done,
         classify: fn(&F::Output) -> Option<String>,
     }
@@ -1292,6 +1298,10 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
+        if *this.doomed {
+            // Being aborted; the abort's wake-up drops this future.
+            return Poll::Pending;
+        }
         if let Some(acquire) = this.queued.as_mut() {
             let Poll::Ready(permit) = acquire.as_mut().poll(cx) else {
                 return Poll::Pending;
@@ -1306,7 +1316,10 @@ impl<F: Future> Future for Tracked<F> {
                 Some(live) if !live.doomed => live.started = true,
                 // Dropped while queued: it is being aborted, and never
                 // starts (the abort's wake-up drops this future).
-                _ => return Poll::Pending,
+                _ => {
+                    *this.doomed = true;
+                    return Poll::Pending;
+                }
             }
             drop(state);
             this.done._permit = Some(permit);

@@ -519,3 +519,119 @@ fn a_limit_of_zero_panics_at_the_callers_line() {
     assert_eq!(at, line, "{message}");
     assert!(message.contains("at least 1"), "{message}");
 }
+
+#[test]
+fn many_tasks_that_make_progress_do_not_move_the_clock() {
+    use cancelkit::TaskGroup;
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    let report = sim.block_on(async {
+        for _ in 0..3_000 {
+            group
+                .spawn(|stop| async move {
+                    // One yield each: progress, not spinning.
+                    yield_now().await;
+                    stop.cancelled().await
+                })
+                .detach();
+        }
+        group.shutdown(Duration::from_secs(5)).await
+    });
+    assert_eq!(
+        (report.finished, report.forced.len()),
+        (3_000, 0),
+        "{report}"
+    );
+    assert_eq!(
+        sim.elapsed(),
+        Duration::ZERO,
+        "nothing waited for the grace"
+    );
+}
+
+#[test]
+fn a_never_sleep_stays_never_when_polled_after_the_clock_moved() {
+    let sim = Sim::new();
+    let never = sim.sleep(Duration::MAX);
+    let err = sim
+        .try_block_on(async {
+            sim.sleep(Duration::from_secs(1)).await;
+            never.await
+        })
+        .expect_err("a Duration::MAX sleep completed");
+    assert!(err.to_string().contains("deadlock"), "{err}");
+    assert_eq!(sim.elapsed(), Duration::from_secs(1));
+}
+
+/// A runtime that, once armed, runs a hook inside `spawn_detached` before
+/// spawning: lets a test put an event inside `TaskGroup::spawn`, between
+/// the task's entry in the group and its abort handle.
+#[derive(Clone)]
+struct HookedSpawn {
+    sim: Sim,
+    hook: Arc<Mutex<Option<Hook>>>,
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+impl cancelkit::Spawner for HookedSpawn {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        self.sim.spawn_detached(fut);
+    }
+}
+
+impl Timer for HookedSpawn {
+    type Sleep = cancelkit::sim::Sleep;
+    fn now(&self) -> std::time::Instant {
+        self.sim.now()
+    }
+    fn sleep_until(&self, deadline: std::time::Instant) -> Self::Sleep {
+        self.sim.sleep_until(deadline)
+    }
+}
+
+#[test]
+fn a_task_queued_while_shutdown_begins_is_dropped_not_left_waiting() {
+    use cancelkit::TaskGroup;
+    use cancelkit::group::ShutdownReport;
+    type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ShutdownReport> + Send>>;
+
+    let sim = Sim::new();
+    let rt = HookedSpawn {
+        sim: sim.clone(),
+        hook: Arc::default(),
+    };
+    let group = TaskGroup::builder(&rt).limit(1).build();
+    let shutdown: Arc<Mutex<Option<Shutdown>>> = Arc::default();
+    let out = sim.try_block_on(async {
+        group
+            .spawn(|stop| async move { stop.cancelled().await })
+            .detach();
+        // The next spawn is queued; while it is handed to the runtime, a
+        // shutdown begins (with no grace limit) and dooms it.
+        *rt.hook.lock().unwrap() = Some(Box::new({
+            let (group, shutdown) = (group.clone(), shutdown.clone());
+            move || {
+                let mut fut: Shutdown = Box::pin(group.shutdown(Duration::MAX));
+                let first =
+                    futures_lite::future::block_on(futures_lite::future::poll_once(fut.as_mut()));
+                assert!(first.is_none(), "the shutdown waits for the running task");
+                *shutdown.lock().unwrap() = Some(fut);
+            }
+        }));
+        let queued = group.spawn(|_| async {});
+        let started = shutdown.lock().unwrap().take();
+        let report = started.expect("the hook ran").await;
+        (queued.await, report)
+    });
+    let (queued, report) = out.expect("shutdown waited for a doomed task for ever");
+    assert!(queued.unwrap_err().is_cancelled());
+    assert_eq!((report.finished, report.not_started), (1, 1), "{report}");
+}

@@ -84,3 +84,43 @@ fn a_deadline_never_fires_once_its_runtime_is_gone() {
     assert!(!token.is_cancelled());
     assert_eq!(token.deadline(), deadline, "still reported");
 }
+
+#[test]
+fn block_on_from_a_blocking_thread_of_the_runtime_works() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt = Tokio::from_handle(runtime.handle().clone());
+    let out = runtime.block_on(async move {
+        // Sync code on tokio's blocking pool, which has entered the
+        // runtime's context, may block on it (tokio allows it too).
+        tokio::task::spawn_blocking(move || rt.block_on(rt.spawn(async { 5 })).unwrap())
+            .await
+            .unwrap()
+    });
+    assert_eq!(out, 5);
+}
+
+#[test]
+fn a_panic_of_the_future_itself_passes_through_unchanged() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt = Tokio::from_handle(runtime.handle().clone());
+    // From a blocking thread (inside the runtime's context), where
+    // block_on watches for tokio's refusal: other panics are not its own.
+    let err = runtime.block_on(async move {
+        tokio::task::spawn_blocking(move || rt.block_on(async { panic!("the future's own panic") }))
+            .await
+            .unwrap_err()
+    });
+    let payload = err.into_panic();
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the future's own panic")
+    );
+}

@@ -6,14 +6,15 @@
 //!
 //! - [`Timer::now`] is virtual. When every task is idle, the clock jumps to
 //!   the next timer, so a test full of sleeps runs in microseconds, and the
-//!   times it observes are exact. A deadline [`FAR_FUTURE`](crate::time::FAR_FUTURE)
-//!   or more ahead (where `sleep(Duration::MAX)` lands) is "never": the
-//!   clock does not jump to it.
-//! - Virtual time also moves while tasks are busy: after
-//!   [`BUSY_POLLS_PER_TICK`] polls without the clock moving, it jumps to the
-//!   next timer even if tasks are still ready, so code that only yields
-//!   cannot freeze time (a timeout or a group's grace around it ends, as it
-//!   would on a real runtime).
+//!   times it observes are exact. A sleep made
+//!   [`FAR_FUTURE`](crate::time::FAR_FUTURE) or more ahead (where
+//!   `sleep(Duration::MAX)` lands) is "never": the clock does not jump to it.
+//! - Virtual time also moves while a task spins: once a task (or the main
+//!   future) has woken itself during its own poll [`BUSY_POLLS_PER_TICK`]
+//!   times in a row, the clock jumps to the next timer even though tasks are
+//!   still ready, so code that only yields cannot freeze time (a timeout or
+//!   a group's grace around it ends, as it would on a real runtime). Polls
+//!   that make progress never move the clock.
 //! - The next task to run is picked among the ready ones by a seeded
 //!   generator: a run is reproducible from its seed, and different seeds
 //!   explore different interleavings. [`check_seeds`] runs a test body
@@ -63,13 +64,15 @@ pub use check::{Checked, Marked, SeedFailure, Violation, check_cancel_safety, ch
 
 type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// How many polls (of tasks and of the main future) may run while a timer
-/// is pending before the clock moves to it anyway. Without it, a task that
-/// only yields (`yield_now` in a loop) would freeze virtual time, and a
-/// timeout or a shutdown grace around it would never end — where a real
-/// runtime would, since its clock moves while the task spins. Each poll
-/// stands for "some time"; the clock moves exactly to the next deadline,
-/// so no sleep ever ends early.
+/// How many times in a row a task (or the main future) may wake itself
+/// during its own poll — spin, as a `yield_now` loop does — before the
+/// clock moves to the next timer anyway. Without it, a task that only
+/// yields would freeze virtual time, and a timeout or a shutdown grace
+/// around it would never end — where a real runtime would, since its clock
+/// moves while the task spins. Polls that make progress (a task that ends,
+/// or waits for something else) never move the clock, however many there
+/// are; the clock moves exactly to the next deadline, so no sleep ever ends
+/// early.
 pub const BUSY_POLLS_PER_TICK: u32 = 1_000;
 
 struct Slot {
@@ -79,6 +82,9 @@ struct Slot {
     seq: u64,
     /// In the ready list already.
     ready: bool,
+    /// How many polls in a row ended with the task having woken itself
+    /// (see `BUSY_POLLS_PER_TICK`).
+    spins: u32,
 }
 
 struct State {
@@ -329,7 +335,7 @@ impl Sim {
     /// ```
     pub fn settle(&self) {
         let _running = self.enter();
-        while self.run_one_ready() {}
+        while !matches!(self.run_one_ready(), Ran::No) {}
     }
 
     /// Like [`Runtime::block_on`], but reports a deadlock as an error
@@ -394,19 +400,23 @@ impl Sim {
         let main_waker = Waker::from(Arc::new(MainWaker(self.shared.clone())));
         let mut cx = Context::from_waker(&main_waker);
         self.shared.main_woken.store(true, Ordering::SeqCst);
-        // Polls since the clock last moved (see `BUSY_POLLS_PER_TICK`).
-        let mut busy: u32 = 0;
+        // Polls in a row in which the main future woke itself.
+        let mut main_spins: u32 = 0;
         loop {
             if self.shared.main_woken.swap(false, Ordering::SeqCst) {
-                busy += 1;
                 if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
                     return Ok(out);
                 }
+                if self.shared.main_woken.load(Ordering::SeqCst) {
+                    main_spins += 1;
+                } else {
+                    main_spins = 0;
+                }
             }
-            // Work takes time: code that only yields must not freeze the
+            // Spinning takes time: code that only yields must not freeze the
             // clock (a real runtime's would move on).
-            if busy >= BUSY_POLLS_PER_TICK {
-                busy = 0;
+            if main_spins >= BUSY_POLLS_PER_TICK {
+                main_spins = 0;
                 if self.fire_next_timers() {
                     continue;
                 }
@@ -414,15 +424,18 @@ impl Sim {
             // One task between two polls of the main future: a main future
             // that keeps waking itself (a `yield_now` loop) cannot starve
             // the tasks it waits for.
-            if self.run_one_ready() {
-                busy += 1;
-                continue;
+            match self.run_one_ready() {
+                Ran::Spinning => {
+                    self.fire_next_timers();
+                    continue;
+                }
+                Ran::Yes => continue,
+                Ran::No => {}
             }
             if self.shared.main_woken.load(Ordering::SeqCst) {
                 continue;
             }
             if self.fire_next_timers() {
-                busy = 0;
                 continue;
             }
             // Nothing to do: only a wake-up from another thread can help.
@@ -443,22 +456,23 @@ impl Sim {
         }
     }
 
-    /// Polls one ready task, picked by the seeded generator. Returns whether
-    /// there was one.
-    fn run_one_ready(&self) -> bool {
+    /// Polls one ready task, picked by the seeded generator. Says whether
+    /// there was one, and whether it has now spun `BUSY_POLLS_PER_TICK`
+    /// times in a row.
+    fn run_one_ready(&self) -> Ran {
         let (key, seq, mut fut) = {
             let mut state = self.shared.lock();
             if state.ready.is_empty() {
-                return false;
+                return Ran::No;
             }
             let pick = (Shared::next_random(&mut state) % state.ready.len() as u64) as usize;
             let key = state.ready.swap_remove(pick);
             let Some(slot) = state.tasks.get_mut(key) else {
-                return true;
+                return Ran::Yes;
             };
             slot.ready = false;
             let Some(fut) = slot.fut.take() else {
-                return true;
+                return Ran::Yes;
             };
             (key, slot.seq, fut)
         };
@@ -477,11 +491,21 @@ impl Sim {
             drop(fut); // outside the lock
         } else if let Some(slot) = state.tasks.get_mut(key).filter(|s| s.seq == seq) {
             slot.fut = Some(fut);
+            // Woken during its own poll: it spins.
+            if slot.ready {
+                slot.spins += 1;
+                if slot.spins >= BUSY_POLLS_PER_TICK {
+                    slot.spins = 0;
+                    return Ran::Spinning;
+                }
+            } else {
+                slot.spins = 0;
+            }
         } else {
             drop(state);
             drop(fut); // shut down meanwhile
         }
-        true
+        Ran::Yes
     }
 
     /// Moves the clock to the earliest timer and wakes every sleep due then.
@@ -503,6 +527,15 @@ impl Sim {
         wakers.into_iter().for_each(Waker::wake);
         true
     }
+}
+
+/// What [`Sim::run_one_ready`] did.
+enum Ran {
+    No,
+    Yes,
+    /// Polled a task that has woken itself `BUSY_POLLS_PER_TICK` times in a
+    /// row: time should move.
+    Spinning,
 }
 
 /// Leaves the running state on drop; see [`Sim::enter`].
@@ -531,6 +564,7 @@ impl Spawner for Sim {
             fut: Some(Box::pin(fut)),
             seq,
             ready: true,
+            spins: 0,
         });
         state.ready.push(key);
         drop(state);
@@ -547,9 +581,14 @@ impl Timer for Sim {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
+        let at = deadline.saturating_duration_since(self.shared.base);
+        let now = self.shared.lock().now;
         Sleep {
             shared: self.shared.clone(),
-            at: deadline.saturating_duration_since(self.shared.base),
+            at,
+            // "Never" is decided once, when the sleep is made (the `Timer`
+            // contract): polled later, it stays never.
+            never: at.saturating_sub(now) >= crate::time::FAR_FUTURE,
             registered: None,
         }
     }
@@ -587,6 +626,8 @@ impl Runtime for Sim {
 pub struct Sleep {
     shared: Arc<Shared>,
     at: Duration,
+    /// Made `FAR_FUTURE` or more ahead: never completes.
+    never: bool,
     registered: Option<(Duration, u64)>,
 }
 
@@ -608,7 +649,7 @@ impl Future for Sleep {
             }
             return Poll::Ready(());
         }
-        if this.at.saturating_sub(state.now) >= crate::time::FAR_FUTURE {
+        if this.never {
             // "Never" (the `Timer` contract): no timer the clock could
             // jump to. Nothing will wake this sleep; with nothing else to
             // do, the simulation reports a deadlock.

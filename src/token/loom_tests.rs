@@ -358,3 +358,37 @@ fn loom_released_link_cancel_vs_child_drop_leaves_the_other_parent() {
         assert_eq!(server.node().entries().0, 0);
     });
 }
+
+/// A token dropped after it was seen cancelled — while the cancel that
+/// marked it is still walking — still runs its callbacks: the cancel, not
+/// the release, drains them.
+#[test]
+fn loom_last_drop_of_a_child_seen_cancelled_mid_walk_keeps_its_callback() {
+    model(|| {
+        let runs = counter();
+        let parent = CancelToken::new();
+        let child = parent.child();
+        child
+            .on_cancel({
+                let runs = runs.clone();
+                move |_| {
+                    runs.fetch_add(1, StdOrdering::SeqCst);
+                }
+            })
+            .forget();
+        let th = {
+            let parent = parent.clone();
+            thread::spawn(move || {
+                parent.cancel();
+            })
+        };
+        let seen_cancelled = child.is_cancelled();
+        drop(child);
+        th.join().unwrap();
+        let runs = runs.load(StdOrdering::SeqCst);
+        assert!(runs <= 1);
+        if seen_cancelled {
+            assert_eq!(runs, 1, "cancelled, yet its callback was dropped unrun");
+        }
+    });
+}

@@ -50,7 +50,8 @@
 //!    observed under its `ext` lock (or without an `ext`, by the release of
 //!    its last handle); `DETACHED` is set then, under that lock. Nothing is
 //!    added to a detached node's slab (adding needs a handle); what it held
-//!    is disposed of — callbacks dropped unrun, waiters woken.
+//!    is disposed of — callbacks dropped unrun, waiters woken — unless a
+//!    cancel has marked it and not drained it yet: that cancel drains it.
 //!
 //! # Lock order
 //!
@@ -62,7 +63,7 @@
 
 use std::any::Any;
 use std::collections::HashSet;
-use std::panic::{Location, resume_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -449,6 +450,13 @@ fn take_orphan(node: &Node, inner: &mut ExtInner) -> (bool, Slab<Entry>) {
         inner.detached = true;
         // Under the lock, so `poll_wait`'s check under it is consistent.
         node.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if node.is_cancelled() && !inner.closed {
+            // Marked by a cancel that has not drained us yet: it will, and
+            // must find our callbacks and waiters there (they were all
+            // added before the mark, invariants 2 and 4) — the token was
+            // cancelled before it could no longer be.
+            return (true, Slab::new());
+        }
         (true, std::mem::take(&mut inner.entries))
     } else {
         (false, Slab::new())
@@ -576,6 +584,7 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
         return false;
     };
     let mut callbacks: Vec<SharedCallback> = Vec::new();
+    let mut orphans: Vec<Arc<Node>> = Vec::new();
     let mut wakers: Vec<Waker> = Vec::new();
     // Nodes marked, whose entries are still to be drained. Children are
     // moved out of the slabs, so nothing is cloned per node.
@@ -597,7 +606,9 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
         let (orphan, _) = take_orphan(&node, &mut inner);
         drop(inner);
         if orphan {
-            detach(node.clone());
+            // After the walk: detaching disposes of other nodes' leftovers,
+            // user destructors that might panic, and must not cut it short.
+            orphans.push(node.clone());
         }
         for (_, entry) in entries {
             match entry {
@@ -614,21 +625,45 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
         // on other threads while we walk on; their node is marked.
         wakers.drain(..).for_each(Waker::wake);
     }
-    // Every descendant is marked: run the callbacks, lock-free.
-    run_callbacks(callbacks, &cause);
+    // Every descendant is marked and drained. Detach the orphans, then run
+    // the callbacks, lock-free; a panic in either is resumed at the end.
+    let mut first_panic: Option<Box<dyn Any + Send>> = None;
+    for orphan in orphans {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| detach(orphan))) {
+            first_panic.get_or_insert(p);
+        }
+    }
+    if let Some(p) = run_callbacks_caught(callbacks, &cause) {
+        first_panic.get_or_insert(p);
+    }
+    resume_unless_panicking(first_panic);
     true
 }
 
 /// Runs `callbacks` outside any lock, each under `catch_unwind`; those
 /// whose guard was dropped meanwhile are skipped (`callback.rs`).
 pub(super) fn run_callbacks(callbacks: Vec<SharedCallback>, cause: &Cancelled) {
+    resume_unless_panicking(run_callbacks_caught(callbacks, cause));
+}
+
+/// Runs every callback; returns the first panic's payload.
+fn run_callbacks_caught(
+    callbacks: Vec<SharedCallback>,
+    cause: &Cancelled,
+) -> Option<Box<dyn Any + Send>> {
     let mut first_panic: Option<Box<dyn Any + Send>> = None;
     for f in callbacks {
         if let Some(p) = f.run(cause) {
             first_panic.get_or_insert(p);
         }
     }
-    if let Some(p) = first_panic {
+    first_panic
+}
+
+/// Resumes `panic`, unless this thread is already panicking (resuming then
+/// would abort).
+fn resume_unless_panicking(panic: Option<Box<dyn Any + Send>>) {
+    if let Some(p) = panic {
         if !std::thread::panicking() {
             resume_unwind(p);
         }
