@@ -53,18 +53,32 @@ use crate::{CancelToken, Runtime, Spawner, Timer};
 /// ```
 #[derive(Clone)]
 pub struct Smol {
+    /// One allocation, so a clone is one reference-count increment (a
+    /// `timeout` keeps a clone of its timer).
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     /// `None`: smol's global executor (`smol::spawn`).
     executor: Option<Arc<Executor<'static>>>,
-    /// Present when we own the executor; the last clone stops its threads
-    /// and drops every pending task (see [`Owned`]).
-    owned: Option<Arc<Owned>>,
+    /// Present when we own the executor; dropped with the last clone, which
+    /// stops its threads and drops every pending task (see [`Owned`]).
+    owned: Option<Owned>,
+}
+
+impl Smol {
+    fn from_parts(executor: Option<Arc<Executor<'static>>>, owned: Option<Owned>) -> Self {
+        Smol {
+            inner: Arc::new(Inner { executor, owned }),
+        }
+    }
 }
 
 impl fmt::Debug for Smol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Smol")
-            .field("global", &self.executor.is_none())
-            .field("owned", &self.owned.is_some())
+            .field("global", &self.inner.executor.is_none())
+            .field("owned", &self.inner.owned.is_some())
             .finish()
     }
 }
@@ -250,10 +264,7 @@ impl Smol {
     /// });
     /// ```
     pub fn current() -> Result<Self, super::NoRuntime> {
-        Ok(Smol {
-            executor: None,
-            owned: None,
-        })
+        Ok(Smol::from_parts(None, None))
     }
 
     /// A fresh executor run by one thread per available core (at least
@@ -314,10 +325,7 @@ impl Smol {
                 .spawn(move || async_io::block_on(ex.run(stop.cancelled_owned())))?;
             owned.threads.push(handle);
         }
-        Ok(Smol {
-            executor: Some(executor),
-            owned: Some(Arc::new(owned)),
-        })
+        Ok(Smol::from_parts(Some(executor), Some(owned)))
     }
 
     /// Wraps an executor the application already runs (for example with
@@ -343,10 +351,7 @@ impl Smol {
     /// assert_eq!(rt.block_on(rt.spawn(async { 9 })).unwrap(), 9);
     /// ```
     pub fn from_executor(executor: Arc<Executor<'static>>) -> Self {
-        Smol {
-            executor: Some(executor),
-            owned: None,
-        }
+        Smol::from_parts(Some(executor), None)
     }
 
     /// A [`Signal`](crate::Signal) raised when the process receives Ctrl-C
@@ -423,7 +428,7 @@ impl Smol {
     /// assert!(cancelkit::rt::Smol::current().unwrap().executor().is_none());
     /// ```
     pub fn executor(&self) -> Option<&Arc<Executor<'static>>> {
-        self.executor.as_ref()
+        self.inner.executor.as_ref()
     }
 }
 
@@ -434,7 +439,7 @@ impl Spawner for Smol {
     {
         // `.detach()` is essential: dropping an async-executor `Task`
         // cancels it.
-        match (&self.executor, &self.owned) {
+        match (&self.inner.executor, &self.inner.owned) {
             (Some(executor), Some(owned)) => {
                 owned.tracker.live.fetch_add(1, Ordering::SeqCst);
                 let entry = Entry {
@@ -463,7 +468,7 @@ impl Timer for Smol {
 
 impl Runtime for Smol {
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        match &self.executor {
+        match &self.inner.executor {
             Some(executor) => async_io::block_on(executor.run(fut)),
             None => smol::block_on(fut),
         }

@@ -56,9 +56,16 @@ use crate::{Runtime, Spawner, Timer};
 /// ```
 #[derive(Clone)]
 pub struct Tokio {
+    /// One allocation, so a clone is one reference-count increment (a
+    /// `timeout` keeps a clone of its timer).
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     handle: Handle,
-    /// Present when we built the runtime; the last clone shuts it down.
-    owned: Option<Arc<Owned>>,
+    /// Present when we built the runtime; dropped (shutting it down) with
+    /// the last clone.
+    owned: Option<Owned>,
 }
 
 /// An owned tokio runtime, shut down on drop without ever panicking.
@@ -81,8 +88,8 @@ impl Drop for Owned {
 impl fmt::Debug for Tokio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokio")
-            .field("flavor", &self.handle.runtime_flavor())
-            .field("owned", &self.owned.is_some())
+            .field("flavor", &self.inner.handle.runtime_flavor())
+            .field("owned", &self.inner.owned.is_some())
             .finish()
     }
 }
@@ -132,8 +139,10 @@ impl Tokio {
     /// ```
     pub fn from_handle(handle: Handle) -> Self {
         Tokio {
-            handle,
-            owned: None,
+            inner: Arc::new(Inner {
+                handle,
+                owned: None,
+            }),
         }
     }
 
@@ -185,8 +194,10 @@ impl Tokio {
 
     fn owned(rt: TokioRuntime) -> std::io::Result<Self> {
         Ok(Tokio {
-            handle: rt.handle().clone(),
-            owned: Some(Arc::new(Owned(Some(rt)))),
+            inner: Arc::new(Inner {
+                handle: rt.handle().clone(),
+                owned: Some(Owned(Some(rt))),
+            }),
         })
     }
 
@@ -212,7 +223,7 @@ impl Tokio {
     /// assert!(!ctrl_c.is_raised());
     /// ```
     pub fn ctrl_c(&self) -> std::io::Result<OsSignal> {
-        let _enter = self.handle.enter();
+        let _enter = self.inner.handle.enter();
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -256,7 +267,7 @@ impl Tokio {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let _enter = self.handle.enter();
+            let _enter = self.inner.handle.enter();
             let mut sig = try_signal(|| signal(SignalKind::terminate()))?;
             Ok(OsSignal::listen(self, async move {
                 sig.recv().await;
@@ -278,7 +289,7 @@ impl Tokio {
     /// let _guard = rt.handle().enter();
     /// ```
     pub fn handle(&self) -> &Handle {
-        &self.handle
+        &self.inner.handle
     }
 }
 
@@ -299,7 +310,7 @@ impl Spawner for Tokio {
     {
         // Dropping tokio's JoinHandle detaches; if the runtime is shutting
         // down, tokio drops `fut` instead, as the `Spawner` contract asks.
-        drop(self.handle.spawn(fut));
+        drop(self.inner.handle.spawn(fut));
     }
 }
 
@@ -313,7 +324,7 @@ impl Timer for Tokio {
     fn sleep_until(&self, deadline: Instant) -> Sleep {
         // Creating a tokio sleep needs the runtime's context; enter it so a
         // sleep can be created from any thread.
-        let _enter = self.handle.enter();
+        let _enter = self.inner.handle.enter();
         Sleep {
             inner: tokio::time::sleep_until(deadline.into()),
         }
@@ -350,10 +361,10 @@ impl Runtime for Tokio {
     /// ```
     #[track_caller]
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        match self.owned.as_ref().and_then(|o| o.0.as_ref()) {
+        match self.inner.owned.as_ref().and_then(|o| o.0.as_ref()) {
             Some(rt) => refuse_inside_a_runtime(|| rt.block_on(fut)),
             None => {
-                if self.handle.runtime_flavor() == RuntimeFlavor::CurrentThread {
+                if self.inner.handle.runtime_flavor() == RuntimeFlavor::CurrentThread {
                     panic!(
                         "cancelkit: Tokio::block_on cannot drive a current-thread runtime it does \
                          not own (tokio's Handle::block_on does not run its tasks or timers, so \
@@ -361,7 +372,7 @@ impl Runtime for Tokio {
                          multi-thread runtime, or call the runtime's own block_on"
                     );
                 }
-                refuse_inside_a_runtime(|| self.handle.block_on(fut))
+                refuse_inside_a_runtime(|| self.inner.handle.block_on(fut))
             }
         }
     }
