@@ -34,7 +34,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -301,6 +301,9 @@ struct Inner {
     /// Notified whenever `live` becomes empty.
     changed: Event,
     next_id: AtomicU64,
+    /// Mirrors `State::closed` (set under the lock, after it), for a
+    /// lock-free look on the spawn path.
+    closed: AtomicBool,
 }
 
 impl Inner {
@@ -334,6 +337,7 @@ impl Inner {
             let mut state = self.lock();
             state.forced = true;
             state.closed = true;
+            self.closed.store(true, Ordering::Release);
             let mut not_started = 0;
             for (_, live) in &mut state.live {
                 if live.started {
@@ -588,6 +592,7 @@ impl<R: RuntimeHandle> TaskGroupBuilder<R> {
                     state: Mutex::new(State::default()),
                     changed: Event::new(),
                     next_id: AtomicU64::new(0),
+                    closed: AtomicBool::new(false),
                 }),
             }),
         }
@@ -891,7 +896,9 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         Fut::Output: Send + 'static,
     {
         let inner = self.inner().clone();
-        if inner.lock().closed {
+        // A lock-free first look (the decision is re-checked under the lock
+        // below): a closed group does not even call `make`.
+        if inner.closed.load(Ordering::Acquire) {
             return Ok(never_run());
         }
         let slot = match (&inner.slots, gate) {
@@ -981,7 +988,9 @@ impl<R: RuntimeHandle> TaskGroup<R> {
     /// # }
     /// ```
     pub fn close(&self) {
-        self.inner().lock().closed = true;
+        let inner = self.inner();
+        inner.lock().closed = true;
+        inner.closed.store(true, Ordering::Release);
     }
 
     /// Whether the group is [closed](TaskGroup::close) (or shut down):
@@ -996,7 +1005,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
     /// # }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.inner().lock().closed
+        self.inner().closed.load(Ordering::Acquire)
     }
 
     /// Waits until no task of the group is running.
@@ -1099,6 +1108,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
                 if state.live.is_empty() {
                     state.forced = true;
                     state.closed = true;
+                    inner.closed.store(true, Ordering::Release);
                     break;
                 }
             }
