@@ -43,20 +43,26 @@ fn assert_all_in(names: &[&str], set: &[&str], what: &str) {
 /// `spawn_detached` is the only thing an adapter writes, so the handle
 /// semantics cannot be overridden; what an adapter can still get wrong is
 /// how it runs what it is given. This one batches wake-ups: a woken task is
-/// polled again only a second later (as a naive "tick" executor would). A
-/// dropped `Task` wakes its task to drop the future, so D1's "promptly"
-/// breaks.
+/// polled again only five seconds later (as a coarse "tick" executor
+/// would). A dropped `Task` wakes its task to drop the future, so D1's
+/// "promptly" breaks.
 #[derive(Clone)]
 struct SlowToWake(Tokio);
 
-/// Forwards a wake-up a second late, from a thread of its own.
+/// Forwards a wake-up five seconds late, from a thread of its own. Five
+/// seconds is ten times the suite's patience here, and longer than a case
+/// runs: a late wake-up from an earlier event (the task's own start) can
+/// never land inside D1's window and re-poll the dropped task in time.
+/// (With one second, it did, about one run in fifteen.)
 struct LateWaker(std::task::Waker);
+
+const LATE: Duration = Duration::from_secs(5);
 
 impl std::task::Wake for LateWaker {
     fn wake(self: std::sync::Arc<Self>) {
         let waker = self.0.clone();
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(LATE);
             waker.wake();
         });
     }
