@@ -13,12 +13,26 @@ fn panic_of(f: impl FnOnce()) -> (String, u32) {
     panic_site::panic_of("tokio_adapter.rs", f)
 }
 
-#[test]
-fn block_on_through_a_handle_to_a_current_thread_runtime_panics_at_the_caller() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// A tokio runtime the test owns (not through cancelkit), with one worker.
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A current-thread tokio runtime the test owns (not through cancelkit).
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn block_on_through_a_handle_to_a_current_thread_runtime_panics_at_the_caller() {
+    let runtime = current_thread();
     let rt = Tokio::from_handle(runtime.handle().clone());
     let mut line = 0;
     let (message, at) = panic_of(|| {
@@ -33,10 +47,7 @@ fn block_on_through_a_handle_to_a_current_thread_runtime_panics_at_the_caller() 
 
 #[test]
 fn tokio_current_inside_a_current_thread_runtime_cannot_block_on_from_outside() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread();
     let rt = runtime.block_on(async { Tokio::current().unwrap() });
     let (message, _) = panic_of(|| rt.block_on(rt.sleep(std::time::Duration::from_millis(5))));
     assert!(message.contains("current-thread"), "{message}");
@@ -44,11 +55,7 @@ fn tokio_current_inside_a_current_thread_runtime_cannot_block_on_from_outside() 
 
 #[test]
 fn block_on_inside_a_runtime_panics_at_the_caller_and_says_await() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread();
     let mut line = 0;
     let (message, at) = panic_of(|| {
         runtime.block_on(async {
@@ -63,11 +70,7 @@ fn block_on_inside_a_runtime_panics_at_the_caller_and_says_await() {
 
 #[test]
 fn block_on_through_a_handle_to_a_multi_thread_runtime_works() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread();
     let rt = Tokio::from_handle(runtime.handle().clone());
     assert_eq!(rt.block_on(rt.spawn(async { 2 })).unwrap(), 2);
     rt.block_on(rt.sleep(std::time::Duration::from_millis(1)));
@@ -87,11 +90,7 @@ fn a_deadline_never_fires_once_its_runtime_is_gone() {
 
 #[test]
 fn block_on_from_a_blocking_thread_of_the_runtime_works() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread();
     let rt = Tokio::from_handle(runtime.handle().clone());
     let out = runtime.block_on(async move {
         // Sync code on tokio's blocking pool, which has entered the
@@ -105,11 +104,7 @@ fn block_on_from_a_blocking_thread_of_the_runtime_works() {
 
 #[test]
 fn a_panic_of_the_future_itself_passes_through_unchanged() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread();
     let rt = Tokio::from_handle(runtime.handle().clone());
     // From a blocking thread (inside the runtime's context), where
     // block_on watches for tokio's refusal: other panics are not its own.
