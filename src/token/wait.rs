@@ -130,7 +130,7 @@ impl Drop for WhenCancelledOwned {
 
 pin_project_lite::pin_project! {
     /// The future returned by [`CancelToken::run_until_cancelled`] and
-    /// [`FutureExt::with_cancel`].
+    /// [`CancelFutureExt::with_cancel`].
     ///
     /// ```
     /// let token = cancelkit::CancelToken::new();
