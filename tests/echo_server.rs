@@ -22,32 +22,15 @@ const GRACE: &str = "3s";
 /// In-flight requests take this long: well within the grace, long enough to
 /// still be in flight when SIGTERM lands.
 const IN_FLIGHT_MS: u64 = 1000;
+#[path = "support/example_bin.rs"]
+mod example_bin;
+
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// `target/<profile>/examples/echo_server`, built by `cargo test` along with
-/// the test binaries.
+/// `target/<profile>/examples/echo_server`, checked to be newer than its
+/// sources.
 fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps/<test>");
-    let bin = profile_dir.join("examples").join("echo_server");
-    let hint =
-        "`cargo test --all-features` builds it (`cargo test --test echo_server` alone does not)";
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: {hint}", bin.display()));
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo_server.rs");
-    let edited = std::fs::metadata(source)
-        .and_then(|m| m.modified())
-        .unwrap();
-    assert!(
-        built >= edited,
-        "{} is older than its source: {hint}",
-        bin.display()
-    );
-    bin
+    example_bin::example_binary("echo_server")
 }
 
 struct Server {

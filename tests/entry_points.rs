@@ -13,59 +13,19 @@
 //! bounded: an example that hangs fails the test instead of stalling it.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "support/example_bin.rs"]
+mod example_bin;
+
+use example_bin::example_binary;
 
 /// How long one example may run (the tour, the slowest, takes a few
 /// seconds).
 const PATIENCE: Duration = Duration::from_secs(60);
 /// The widest line the tour may print.
 const TOUR_WIDTH: usize = 100;
-
-/// The shared modules each example includes with `#[path]`.
-fn sources(example: &str) -> Vec<String> {
-    let shared: &[&str] = match example {
-        "start_tokio" | "start_smol" | "start_async_std" => &["entry/job.rs", "cli/mod.rs"],
-        "tour" | "drop_handle" | "shared_flag" | "timeout" | "shutdown_broadcast" => {
-            &["patterns/mod.rs", "cli/mod.rs"]
-        }
-        _ => &["cli/mod.rs"],
-    };
-    std::iter::once(format!("{example}.rs"))
-        .chain(shared.iter().map(|s| s.to_string()))
-        .collect()
-}
-
-/// `target/<profile>/examples/<name>`, checked to be newer than its
-/// sources.
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps/<test>");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    let hint =
-        "`cargo test --all-features` builds it (`cargo test --test entry_points` alone does not)";
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: {hint}", bin.display()));
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    for source in sources(name) {
-        let edited = std::fs::metadata(examples.join(&source))
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|e| panic!("examples/{source}: {e}"));
-        assert!(
-            built >= edited,
-            "{} is older than examples/{source}: {hint}",
-            bin.display()
-        );
-    }
-    bin
-}
 
 struct Run {
     status: ExitStatus,
