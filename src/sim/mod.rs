@@ -73,6 +73,22 @@ type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// or waits for something else) never move the clock, however many there
 /// are; the clock moves exactly to the next deadline, so no sleep ever ends
 /// early.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, timeout, sim::Sim};
+///
+/// let sim = Sim::new();
+/// // A future that only yields: without the rule, virtual time would
+/// // freeze and the timeout could never elapse.
+/// let spin = async {
+///     loop {
+///         futures_lite::future::yield_now().await;
+///     }
+/// };
+/// assert!(sim.block_on(timeout(&sim, Duration::from_secs(1), spin)).is_err());
+/// assert_eq!(sim.elapsed(), Duration::from_secs(1));
+/// ```
 pub const BUSY_POLLS_PER_TICK: u32 = 1_000;
 
 struct Slot {
