@@ -44,7 +44,8 @@ use async_lock::{Semaphore, SemaphoreGuardArc};
 use event_listener::{Event, listener};
 use slab::Slab;
 
-use crate::runtime::{RuntimeHandle, SpawnerExt, saturating_deadline};
+use crate::runtime::{RuntimeHandle, saturating_deadline};
+use crate::scope::{self, Overrun};
 use crate::signal::Signal;
 use crate::task::{Abort, Task, drop_quietly, panic_text};
 use crate::token::CancelKind;
@@ -200,6 +201,33 @@ pub struct ShutdownReport {
     /// Tasks of a [limited](TaskGroupBuilder::limit) group still queued for
     /// a slot when the group shut down: dropped without ever being polled.
     pub not_started: usize,
+    /// Shields and cleanups ([`scope`](crate::scope)) of the group's tasks
+    /// that were still running when their own grace ended, and were dropped
+    /// unfinished ([S2](crate#S2)), over the group's life; at most
+    /// [`keep_failures`](TaskGroupBuilder::keep_failures) of them.
+    pub overruns: Vec<TaskOverrun>,
+    /// How many more overran than [`overruns`](ShutdownReport::overruns)
+    /// lists.
+    pub overruns_not_kept: usize,
+}
+
+/// A shield or cleanup of a group's task that overran its grace: which
+/// task, and which section ([S2](crate#S2)).
+///
+/// See [`Overrun`](crate::scope::Overrun) for an example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskOverrun {
+    /// The task the section belonged to: its name and spawn location.
+    pub task: TaskInfo,
+    /// The section: shield or cleanup, and where it was opened.
+    pub section: Overrun,
+}
+
+impl fmt::Display for TaskOverrun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.task, self.section)
+    }
 }
 
 impl ShutdownReport {
@@ -235,6 +263,12 @@ impl fmt::Display for ShutdownReport {
         }
         if self.failures_not_kept > 0 {
             write!(f, "\n  ... and {} more failures", self.failures_not_kept)?;
+        }
+        for o in &self.overruns {
+            write!(f, "\n  overran: {o}")?;
+        }
+        if self.overruns_not_kept > 0 {
+            write!(f, "\n  ... and {} more overruns", self.overruns_not_kept)?;
         }
         Ok(())
     }
@@ -290,6 +324,9 @@ struct State {
     failures: Vec<TaskFailure>,
     /// Failures past those.
     failures_not_kept: usize,
+    /// The first `Inner::keep_failures` overruns, and how many more.
+    overruns: Vec<TaskOverrun>,
+    overruns_not_kept: usize,
 }
 
 struct Inner {
@@ -944,14 +981,18 @@ impl<R: RuntimeHandle> TaskGroup<R> {
                 inner: inner.clone(),
                 key,
                 id,
-                token,
+                token: token.clone(),
                 outcome: Outcome::Dropped,
+                overruns: Vec::new(),
+                handed_over: false,
                 _permit: permit,
             },
             classify,
         };
+        // The task's scope token (`scope::current()`) is the one `make` got.
+        let (task, harness) = crate::task::new_in_scope(tracked, Some(token));
         // Spawn without holding the lock: a spawner may poll inline.
-        let task = self.rt.spawn(tracked);
+        self.rt.spawn_detached(harness);
         let abort = task.abort_handle();
         let mut state = inner.lock();
         let mut stop = state.forced;
@@ -1122,6 +1163,8 @@ impl<R: RuntimeHandle> TaskGroup<R> {
             failures: state.failures.clone(),
             failures_not_kept: state.failures_not_kept,
             not_started: state.not_started,
+            overruns: state.overruns.clone(),
+            overruns_not_kept: state.overruns_not_kept,
         }
     }
 
@@ -1198,18 +1241,50 @@ enum Outcome {
 }
 
 /// Reports a task's end to its group when the task's future is dropped —
-/// which is exactly when the task stops running, whatever the reason.
+/// which is exactly when the task stops running, whatever the reason — or,
+/// if the task then still hosts shields or cleanups, once they ended.
 struct Done {
     inner: Arc<Inner>,
     key: usize,
     id: u64,
     token: CancelToken,
     outcome: Outcome,
+    /// Its hosted sections that overran their grace.
+    overruns: Vec<Overrun>,
+    /// Its report moved into a deferred one: this one says nothing.
+    handed_over: bool,
     _permit: Option<SemaphoreGuardArc>,
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
+        if scope::current_task_is_hosting() {
+            // The task is not finished while what it hosts runs (S1): its
+            // report — and its slot, and the group's "empty" — wait.
+            self.handed_over = true;
+            let later = Done {
+                inner: self.inner.clone(),
+                key: self.key,
+                id: self.id,
+                token: self.token.clone(),
+                outcome: std::mem::replace(&mut self.outcome, Outcome::Dropped),
+                overruns: Vec::new(),
+                handed_over: false,
+                _permit: self._permit.take(),
+            };
+            // Dropping `later` at the end reports.
+            let report = move |overruns: &[Overrun]| {
+                let mut later = later;
+                later.overruns.extend_from_slice(overruns);
+            };
+            if let Some(report) = scope::defer_while_hosting(report) {
+                report(&[]);
+            }
+            return;
+        }
         let mut cancel_siblings = None;
         let now_empty;
         {
@@ -1244,6 +1319,14 @@ impl Drop for Done {
                     }
                 }
                 Outcome::Dropped => {}
+            }
+            for section in self.overruns.drain(..) {
+                if state.overruns.len() < self.inner.keep_failures {
+                    let task = live.info();
+                    state.overruns.push(TaskOverrun { task, section });
+                } else {
+                    state.overruns_not_kept += 1;
+                }
             }
             now_empty = state.live.is_empty();
         }

@@ -251,6 +251,7 @@ pub mod group;
 pub mod guide;
 pub mod rt;
 mod runtime;
+pub mod scope;
 pub mod signal;
 pub mod task;
 #[cfg(all(test, not(loom)))]

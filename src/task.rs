@@ -34,17 +34,20 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
 
+use crate::CancelToken;
+use crate::scope::TaskScope;
+
 // ===== state bits =====
 
 /// Set by the handle (drop, `abort`, `cancel`) to ask the harness to drop the
 /// user's future instead of polling it. Never cleared.
-const CANCEL_REQUESTED: u8 = 0b01;
+pub(crate) const CANCEL_REQUESTED: u8 = 0b01;
 
 /// Set by the harness, exactly once, after the user's future has been dropped
 /// (by completion, panic, cancellation or runtime shutdown) **and** the
@@ -67,7 +70,8 @@ type Outcome<T> = Result<T, JoinError>;
 
 /// State shared by a [`Task`] and its harness.
 struct Shared<T> {
-    state: AtomicU8,
+    /// The task's state word and what cancel scopes need (`crate::scope`).
+    scope: TaskScope,
     /// The waker of the harness, registered when the user's future returns
     /// `Pending`, woken to deliver a cancellation.
     task_waker: AtomicWaker,
@@ -80,8 +84,14 @@ struct Shared<T> {
 
 impl<T> Shared<T> {
     fn request_cancel(&self) {
-        let prev = self.state.fetch_or(CANCEL_REQUESTED, Ordering::SeqCst);
+        let prev = self
+            .scope
+            .state
+            .fetch_or(CANCEL_REQUESTED, Ordering::SeqCst);
         if prev & (CANCEL_REQUESTED | COMPLETE) == 0 {
+            // The task's scope token, if code in the task made one, learns
+            // it at once (the harness makes sure of it too, see `poll`).
+            self.scope.cancel_token();
             // The harness registers its waker *before* re-checking the bit
             // (see `Harness::poll`), so either it sees the bit or we see its
             // waker here.
@@ -90,18 +100,18 @@ impl<T> Shared<T> {
     }
 
     fn is_complete(&self) -> bool {
-        self.state.load(Ordering::Acquire) & COMPLETE != 0
+        self.scope.state.load(Ordering::Acquire) & COMPLETE != 0
     }
 
     fn cancel_requested(&self) -> bool {
-        self.state.load(Ordering::SeqCst) & CANCEL_REQUESTED != 0
+        self.scope.state.load(Ordering::SeqCst) & CANCEL_REQUESTED != 0
     }
 
     /// Stores the outcome, publishes `COMPLETE`, and wakes the joiner — or,
     /// if the handle is gone, drops the outcome here, quietly.
     fn complete(&self, outcome: Outcome<T>) {
         *self.output.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
-        let prev = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        let prev = self.scope.state.fetch_or(COMPLETE, Ordering::AcqRel);
         if prev & HANDLE_GONE != 0 {
             drop_quietly(self.take_output());
         } else {
@@ -117,11 +127,12 @@ impl<T> Shared<T> {
         } else {
             HANDLE_GONE
         };
-        let prev = self.state.fetch_or(bits, Ordering::SeqCst);
+        let prev = self.scope.state.fetch_or(bits, Ordering::SeqCst);
         if prev & COMPLETE != 0 {
             drop_quietly(self.take_output());
         } else if cancel && prev & CANCEL_REQUESTED == 0 {
             // As in `request_cancel`.
+            self.scope.cancel_token();
             self.task_waker.wake();
         }
     }
@@ -153,8 +164,18 @@ pub(crate) fn new<F>(fut: F) -> (Task<F::Output>, Harness<F>)
 where
     F: Future,
 {
+    new_in_scope(fut, None)
+}
+
+/// [`new`], with `token` as the task's scope token
+/// ([`scope::current`](crate::scope::current)) instead of one made on first
+/// use: a group hands its tasks their tokens.
+pub(crate) fn new_in_scope<F>(fut: F, token: Option<CancelToken>) -> (Task<F::Output>, Harness<F>)
+where
+    F: Future,
+{
     let shared = Arc::new(Shared {
-        state: AtomicU8::new(0),
+        scope: TaskScope::new(token),
         task_waker: AtomicWaker::new(),
         join_waker: AtomicWaker::new(),
         output: Mutex::new(None),
@@ -165,6 +186,8 @@ where
     };
     let harness = Harness {
         fut: Some(fut),
+        ended: None,
+        finished: false,
         shared,
     };
     (task, harness)
@@ -174,23 +197,53 @@ where
 
 pin_project_lite::pin_project! {
     /// The future actually given to the runtime: runs the user's future,
-    /// honours cancellation, catches panics, reports the outcome.
+    /// honours cancellation, catches panics, hosts the task's dropped
+    /// shields and triggered cleanups (`crate::scope`) until they end, then
+    /// reports the outcome.
     pub(crate) struct Harness<F: Future> {
         #[pin]
         fut: Option<F>,
+        // How the user's future ended, while hosted sections still run.
+        ended: Option<Outcome<F::Output>>,
+        // The outcome was published.
+        finished: bool,
         shared: Arc<Shared<F::Output>>,
     }
 
     impl<F: Future> PinnedDrop for Harness<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if this.fut.is_some() {
-                // The runtime dropped us before the future finished: it shut
-                // down, or refused the task. Drop the user's future first so
-                // a joiner woken below can rely on its destructors having run.
-                let outcome = cancelled(drop_future(this.fut.as_mut()));
-                this.shared.complete(outcome);
+            if *this.finished {
+                return;
             }
+            // The runtime dropped us before we finished: it shut down, or
+            // refused the task. Drop the user's future first so a joiner
+            // woken below can rely on its destructors having run; then the
+            // hosted sections, which cannot run on without a runtime.
+            let scope = &this.shared.scope;
+            let outcome = scope.enter(|| {
+                scope.cancel_token();
+                let outcome = match this.ended.take() {
+                    Some(outcome) => outcome,
+                    None => cancelled(drop_future(this.fut.as_mut())),
+                };
+                with_hosted_panic(outcome, scope.close())
+            });
+            this.shared.complete(outcome);
+        }
+    }
+}
+
+/// `outcome`, unless a hosted section panicked: then that panic.
+fn with_hosted_panic<T>(
+    outcome: Outcome<T>,
+    panic: Option<Box<dyn Any + Send + 'static>>,
+) -> Outcome<T> {
+    match panic {
+        None => outcome,
+        Some(payload) => {
+            drop_quietly(outcome);
+            Err(JoinError::Panicked(payload))
         }
     }
 }
@@ -224,63 +277,95 @@ impl<F: Future> Future for Harness<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
+        if *this.finished {
+            // A runtime polled us again after we finished. Nothing to do.
+            return Poll::Ready(());
+        }
         let shared = &**this.shared;
-
-        if this.fut.is_none() {
-            // Already finished; a runtime polled us again. Nothing to do.
-            return Poll::Ready(());
-        }
-
-        // D1/D4: a cancelled task's future is dropped, never polled again.
-        if shared.cancel_requested() {
-            shared.complete(cancelled(drop_future(this.fut.as_mut())));
-            return Poll::Ready(());
-        }
-
-        let polled = {
-            let fut = this
-                .fut
-                .as_mut()
-                .as_pin_mut()
-                .expect("checked is_some above");
-            catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
-        };
-
-        match polled {
-            Ok(Poll::Ready(value)) => {
-                // Drop the future before publishing, so `cancel().await` and
-                // `.await` return only after its destructors ran.
-                let outcome = match drop_future(this.fut.as_mut()) {
-                    None => Ok(value),
-                    Some(payload) => {
-                        drop_quietly(value);
-                        Err(JoinError::Panicked(payload))
+        shared.scope.enter(|| {
+            if this.ended.is_none() {
+                match poll_user_future(shared, this.fut.as_mut(), cx) {
+                    Poll::Pending => {
+                        // Sections hosted while the task runs (a shield that
+                        // code in the task dropped, a cleanup whose token
+                        // fired) make progress beside it.
+                        if shared.scope.is_hosting() {
+                            let _ = shared.scope.poll_hosted(cx);
+                        }
+                        return Poll::Pending;
                     }
-                };
-                shared.complete(outcome);
-                Poll::Ready(())
-            }
-            Ok(Poll::Pending) => {
-                // Lost-wake-up argument: the canceller sets CANCEL_REQUESTED
-                // (SeqCst) and then wakes `task_waker`. We register first and
-                // then load the bit (SeqCst). Either our load sees the bit, or
-                // the canceller's `wake` happens after our `register` and
-                // wakes the waker we just stored. AtomicWaker makes the
-                // register/wake pair itself race-free.
-                shared.task_waker.register(cx.waker());
-                if shared.cancel_requested() {
-                    shared.complete(cancelled(drop_future(this.fut.as_mut())));
-                    return Poll::Ready(());
+                    Poll::Ready(outcome) => {
+                        shared.scope.settle();
+                        *this.ended = Some(outcome);
+                    }
                 }
-                Poll::Pending
             }
-            Err(payload) => {
-                // The first panic is the one reported; a second one from
-                // the future's destructor is dropped (quietly).
-                drop_quietly(drop_future(this.fut.as_mut()));
-                shared.complete(Err(JoinError::Panicked(payload)));
-                Poll::Ready(())
+            // The user's future is gone; the task ends when what it hosts
+            // ended too (S1, S3).
+            if shared.scope.poll_hosted(cx).is_pending() {
+                return Poll::Pending;
             }
+            let outcome = this.ended.take().expect("set above");
+            let outcome = with_hosted_panic(outcome, shared.scope.finish());
+            *this.finished = true;
+            shared.complete(outcome);
+            Poll::Ready(())
+        })
+    }
+}
+
+/// Polls the user's future, honouring cancellation; `Ready` with the
+/// outcome once the future is gone (finished, panicked or dropped).
+fn poll_user_future<F: Future>(
+    shared: &Shared<F::Output>,
+    mut fut_slot: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+) -> Poll<Outcome<F::Output>> {
+    // D1/D4: a cancelled task's future is dropped, never polled again.
+    if shared.cancel_requested() {
+        shared.scope.cancel_token();
+        return Poll::Ready(cancelled(drop_future(fut_slot)));
+    }
+
+    let polled = {
+        let fut = fut_slot
+            .as_mut()
+            .as_pin_mut()
+            .expect("the harness polls the user's future until it ends");
+        catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+    };
+
+    match polled {
+        Ok(Poll::Ready(value)) => {
+            // Drop the future before publishing, so `cancel().await` and
+            // `.await` return only after its destructors ran.
+            Poll::Ready(match drop_future(fut_slot) {
+                None => Ok(value),
+                Some(payload) => {
+                    drop_quietly(value);
+                    Err(JoinError::Panicked(payload))
+                }
+            })
+        }
+        Ok(Poll::Pending) => {
+            // Lost-wake-up argument: the canceller sets CANCEL_REQUESTED
+            // (SeqCst) and then wakes `task_waker`. We register first and
+            // then load the bit (SeqCst). Either our load sees the bit, or
+            // the canceller's `wake` happens after our `register` and wakes
+            // the waker we just stored. AtomicWaker makes the register/wake
+            // pair itself race-free.
+            shared.task_waker.register(cx.waker());
+            if shared.cancel_requested() {
+                shared.scope.cancel_token();
+                return Poll::Ready(cancelled(drop_future(fut_slot)));
+            }
+            Poll::Pending
+        }
+        Err(payload) => {
+            // The first panic is the one reported; a second one from the
+            // future's destructor is dropped (quietly).
+            drop_quietly(drop_future(fut_slot));
+            Poll::Ready(Err(JoinError::Panicked(payload)))
         }
     }
 }
@@ -504,7 +589,7 @@ impl<T> Unpin for Task<T> {}
 
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.state.load(Ordering::Acquire);
+        let state = self.shared.scope.state.load(Ordering::Acquire);
         f.debug_struct("Task")
             .field("cancel_requested", &(state & CANCEL_REQUESTED != 0))
             .field("finished", &(state & COMPLETE != 0))

@@ -36,6 +36,10 @@ pub enum CancelKind {
     /// A task of a fail-fast [`TaskGroup`](crate::TaskGroup) failed; the
     /// cause says which and how.
     TaskFailed,
+    /// The task this token is the scope of ([`scope::current`](crate::scope::current))
+    /// was cancelled: its [`Task`](crate::Task) handle was dropped, aborted
+    /// or cancelled, or its runtime shut down.
+    TaskCancelled,
 }
 
 impl CancelKind {
@@ -47,6 +51,7 @@ impl CancelKind {
             CancelKind::GuardDropped => "cancelled by a dropped guard",
             CancelKind::External => "cancelled externally",
             CancelKind::TaskFailed => "a sibling task failed",
+            CancelKind::TaskCancelled => "its task was cancelled",
         }
     }
 }

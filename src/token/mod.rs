@@ -45,6 +45,7 @@ pub use guard::{DropGuard, OnCancel, PanicGuard};
 use node::Entry;
 pub(crate) use node::Node;
 use wait::Wait;
+pub(crate) use wait::Watch;
 pub use wait::{CancelFutureExt, WhenCancelled, WhenCancelledOwned, WithCancel};
 
 /// The shared handle of all clones of one token. When the last clone goes,

@@ -227,3 +227,53 @@ pub trait CancelFutureExt: Future + Sized {
 }
 
 impl<F: Future> CancelFutureExt for F {}
+
+// ===== watching without being a handle =====
+
+/// Resolves to the cause when a token is cancelled, or to `None` once it
+/// detaches (no handle and no child left: nothing could cancel it any
+/// more). It holds the token's node, not a handle, so it does not keep the
+/// token alive: for work armed on a token by someone who does not own it
+/// (cleanup hosted by a task, `crate::scope::cleanup_on`).
+pub(crate) struct Watch {
+    node: crate::loom::Arc<super::node::Node>,
+    key: Option<u32>,
+}
+
+impl CancelToken {
+    pub(crate) fn watch(&self) -> Watch {
+        Watch {
+            node: self.node().clone(),
+            key: None,
+        }
+    }
+}
+
+impl Watch {
+    /// The cause, if the token is cancelled now.
+    pub(crate) fn reason(&self) -> Option<Cancelled> {
+        self.node.reason()
+    }
+}
+
+impl Future for Watch {
+    type Output = Option<Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Cancelled>> {
+        let this = &mut *self;
+        if this.node.poll_wait(&mut this.key, cx.waker(), true) {
+            this.key = None;
+            Poll::Ready(this.node.reason())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.node.cancel_wait(key);
+        }
+    }
+}
