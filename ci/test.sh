@@ -49,6 +49,10 @@ cargo test --all-features
 step "stress tests, release build (token memory and races, smol shutdowns)"
 cargo test --release --all-features --test token_memory --test token_stress --test smol_shutdown_stress
 
+step "each S case fails when its line is deliberately broken (--cfg cancelkit_sabotage)"
+RUSTFLAGS="--cfg cancelkit_sabotage" CARGO_TARGET_DIR=target/sabotage \
+    cargo test --features conformance,tokio --test sabotaged_scopes
+
 step "loom models of the token (ci/loom.sh)"
 bash ci/loom.sh
 

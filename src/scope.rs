@@ -105,6 +105,40 @@ scoped_tls::scoped_thread_local!(
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+// ===== deliberately broken builds, for the suite's negative tests =====
+
+/// Under `--cfg cancelkit_sabotage` only (never in a normal build): breaks
+/// one contract line at a time, so that `tests/sabotaged_scopes.rs` can
+/// show each S case failing when its line is broken.
+#[cfg(cancelkit_sabotage)]
+#[doc(hidden)]
+pub mod __sabotage {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    static LINE: AtomicU8 = AtomicU8::new(0);
+
+    /// Breaks line `S{n}` from now on (0: none).
+    pub fn set(n: u8) {
+        LINE.store(n, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is(n: u8) -> bool {
+        LINE.load(Ordering::SeqCst) == n
+    }
+}
+
+/// Whether contract line `S{n}` is deliberately broken (see `__sabotage`).
+#[inline(always)]
+fn sabotaged(n: u8) -> bool {
+    #[cfg(cancelkit_sabotage)]
+    return __sabotage::is(n);
+    #[cfg(not(cancelkit_sabotage))]
+    {
+        let _ = n;
+        false
+    }
+}
+
 // ===== the task's scope, owned by its harness =====
 
 /// The part of a task's shared state that scopes use: the task's state word
@@ -219,7 +253,9 @@ impl TaskScope {
                     Ok(Poll::Ready(None)) => drop_quietly(item),
                     Ok(Poll::Ready(Some(overrun))) => {
                         drop_quietly(item);
-                        host.lock().overruns.push(overrun);
+                        if !sabotaged(2) {
+                            host.lock().overruns.push(overrun);
+                        }
                     }
                     Err(payload) => {
                         drop_quietly(item);
@@ -387,6 +423,11 @@ impl Hosted {
     /// (it then starts at its next poll). Runs no user code.
     fn wanted_after_settling(&self) -> bool {
         match self {
+            Hosted::Armed { watch, .. } if sabotaged(3) => {
+                // Broken: the cleanup runs although nothing was cancelled.
+                let _ = watch;
+                true
+            }
             Hosted::Armed { watch, .. } => watch.reason().is_some(),
             Hosted::Running { .. } => true,
         }
@@ -585,7 +626,7 @@ pub fn current() -> CancelToken {
     if NESTED.is_set() {
         return NESTED.with(CancelToken::clone);
     }
-    if TASK.is_set() {
+    if TASK.is_set() && !sabotaged(4) {
         return TASK.with(TaskScope::token);
     }
     CancelToken::new()
@@ -786,6 +827,9 @@ impl<T: Timer, F: Future> Future for MoveOnAfter<T, F> {
         scope
             .token
             .cancel_at(CancelKind::DeadlineExceeded, None, this.location);
+        if sabotaged(5) {
+            current().cancel();
+        }
         // Dropped in the scope: a shield inside is hosted as usual.
         this.fut.set(None);
         Poll::Ready(None)
@@ -1011,7 +1055,7 @@ where
 {
     fn drop(&mut self) {
         let Some(fut) = self.fut.take() else { return };
-        if !self.started || !TASK.is_set() {
+        if !self.started || !TASK.is_set() || sabotaged(1) {
             // Never started, or no task to hand it to: dropped with us.
             return;
         }

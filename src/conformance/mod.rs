@@ -167,7 +167,7 @@ impl Trace {
             .push(event.into());
     }
 
-    fn events(&self) -> Vec<String> {
+    pub(crate) fn events(&self) -> Vec<String> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -534,6 +534,28 @@ macro_rules! __conformance_cases {
                 "a panic leaves siblings alone, unless the group is fail-fast, and is reported";
             b4_a_group_shuts_down_on_a_signal => "B4",
                 "shutdown_on waits for any Signal, then shuts down";
+            s1_a_shield_outlives_its_cancelled_task => "S1",
+                "a shield runs to completion after its task was aborted, and the handle resolves (Cancelled) only then";
+            s1_cancel_and_group_shutdown_wait_for_shields => "S1",
+                "cancel().await and a group's shutdown return only after the task's shield finished";
+            s2_a_shield_past_its_grace_is_dropped_and_reported => "S2",
+                "a shield still running when its grace ends is dropped, not early, and reported with its task and both locations";
+            s3_cleanup_runs_once_on_cancel_with_the_cause => "S3",
+                "async cleanup runs exactly once when its task is cancelled, with the cause, before cancel() returns";
+            s3_cleanup_never_runs_on_completion => "S3",
+                "cleanup never runs for a task that completes, even if its token fires afterwards";
+            s3_cleanup_registered_after_the_cancel_runs_at_once => "S3",
+                "cleanup registered on an already cancelled token runs at once, beside the task";
+            s3_cleanup_has_its_own_deadline => "S3",
+                "a cleanup sees its own deadline, and is dropped and reported when it passes";
+            s4_current_is_cancelled_with_its_task => "S4",
+                "current() is cancelled (TaskCancelled) with its task; checkpoint() yields once, and fails once the scope is cancelled";
+            s4_outside_a_task_the_scope_is_never_cancelled => "S4",
+                "outside a task, current() is never cancelled, checkpoint() succeeds and cleanup is refused";
+            s5_move_on_after_expires_and_spares_the_outer_scope => "S5",
+                "move_on_after drops its body at its deadline, not early, gives None, and leaves the enclosing scope alone; fail_after gives Elapsed";
+            s5_nested_scopes_see_the_earliest_deadline_and_the_outer_cancel => "S5",
+                "a nested scope's deadline is the earlier of its own and the enclosing one's, and the enclosing scope's cancel reaches inside";
         }
     };
 }

@@ -1,8 +1,9 @@
 //! The cases of the suite, one function each, named as in the contract, in
 //! one file per contract family: [`d`] (task handles, [D1](crate#D1)–[D6](crate#D6)),
 //! [`f`] (tokens, [F1](crate#F1)–[F6](crate#F6)), [`t`] (time,
-//! [T1](crate#T1)–[T3](crate#T3)) and [`b`] (task groups,
-//! [B1](crate#B1)–[B4](crate#B4)). This module holds what they share and
+//! [T1](crate#T1)–[T3](crate#T3)), [`b`] (task groups,
+//! [B1](crate#B1)–[B4](crate#B4)) and [`s`] (cancel scopes,
+//! [S1](crate#S1)–[S5](crate#S5)). This module holds what they share and
 //! re-exports every case, for the list in `__conformance_cases!`.
 //!
 //! Rules every case follows:
@@ -39,11 +40,13 @@ macro_rules! ensure {
 mod b;
 mod d;
 mod f;
+mod s;
 mod t;
 
 pub(crate) use b::*;
 pub(crate) use d::*;
 pub(crate) use f::*;
+pub(crate) use s::*;
 pub(crate) use t::*;
 
 /// Bounds every case's runtime type.
