@@ -381,6 +381,9 @@ enum Hosted {
         watch: Watch,
         start: Option<StartCleanup>,
         location: &'static Location<'static>,
+        /// Registered on the scope of the hosted section it runs in: it
+        /// lives as long as that section, past the task's future.
+        in_own_section: bool,
     },
     Running {
         fut: BoxFuture<Option<Overrun>>,
@@ -395,6 +398,7 @@ impl Hosted {
             watch,
             start,
             location,
+            ..
         } = self
         {
             let Poll::Ready(cause) = Pin::new(watch).poll(cx) else {
@@ -428,7 +432,11 @@ impl Hosted {
                 let _ = watch;
                 true
             }
-            Hosted::Armed { watch, .. } => watch.reason().is_some(),
+            Hosted::Armed {
+                watch,
+                in_own_section,
+                ..
+            } => *in_own_section || watch.reason().is_some(),
             Hosted::Running { .. } => true,
         }
     }
@@ -1183,8 +1191,10 @@ where
 ///   is not finished until it ended.
 /// - Inside it, [`current()`] is its own token, cancelled when `grace` ends,
 ///   with that deadline.
-/// - Cleanup registered from inside a cleanup (or a shield) is hosted by
-///   the same task and follows the same rules.
+/// - Cleanup registered from inside a cleanup or a shield on its own scope
+///   (with [`cleanup`]) belongs to that section: it runs if the section's
+///   grace ends (kind [`CancelKind::DeadlineExceeded`]), and is dropped when
+///   the section finishes — even after the task's future is gone.
 ///
 /// # Errors
 ///
@@ -1243,10 +1253,12 @@ where
             location,
         })
     };
+    let in_own_section = NESTED.is_set() && NESTED.with(|own| own.same_as(token));
     let item = Hosted::Armed {
         watch: token.watch(),
         start: Some(Box::new(start)),
         location,
+        in_own_section,
     };
     host_in_current_task(item).map_err(|_| unreachable!("checked that a task is current"))
 }

@@ -68,7 +68,8 @@ fn overruns(report: &ShutdownReport) -> Vec<String> {
 
 pub(crate) fn s1_a_shield_outlives_its_cancelled_task<R: CaseRuntime>(cx: &Ctx<'_, R>) -> Result {
     let (rt, trace) = (&cx.rt, &cx.trace);
-    let (in_shield, release, dropped) = (CancelToken::new(), CancelToken::new(), CancelToken::new());
+    let (in_shield, release, dropped) =
+        (CancelToken::new(), CancelToken::new(), CancelToken::new());
     let mut task = rt.spawn({
         let (rt, trace) = (rt.clone(), trace.clone());
         let (in_shield, release) = (in_shield.clone(), release.clone());
@@ -155,7 +156,8 @@ pub(crate) fn s1_cancel_and_group_shutdown_wait_for_shields<R: CaseRuntime>(
 
     // A group's shutdown.
     let group = crate::TaskGroup::new(rt);
-    let (in_shield, release, dropped) = (CancelToken::new(), CancelToken::new(), CancelToken::new());
+    let (in_shield, release, dropped) =
+        (CancelToken::new(), CancelToken::new(), CancelToken::new());
     let body = shield_body(in_shield.clone(), release.clone(), "group task");
     let report = cx.block_on("shutting a group down while a shield runs", async {
         group
@@ -172,7 +174,9 @@ pub(crate) fn s1_cancel_and_group_shutdown_wait_for_shields<R: CaseRuntime>(
         in_shield.cancelled().await;
         let mut shutdown = rt.spawn(group.clone().shutdown(Duration::ZERO));
         dropped.cancelled().await;
-        let early = timeout(rt, NOT_YET, until_finished(&shutdown)).await.is_ok();
+        let early = timeout(rt, NOT_YET, until_finished(&shutdown))
+            .await
+            .is_ok();
         trace.record(format!("shutdown done before the shield: {early}"));
         release.cancel();
         let report = (&mut shutdown).await;
@@ -182,7 +186,11 @@ pub(crate) fn s1_cancel_and_group_shutdown_wait_for_shields<R: CaseRuntime>(
     let report = report.map_err(|e| crate::conformance::Failure::new(format!("{e:?}")))?;
     trace.record(format!(
         "forced {:?}, overruns {:?}",
-        report.forced.iter().map(|t| t.name.to_string()).collect::<Vec<_>>(),
+        report
+            .forced
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect::<Vec<_>>(),
         overruns(&report)
     ));
     let events = trace.events();
@@ -196,7 +204,9 @@ pub(crate) fn s1_cancel_and_group_shutdown_wait_for_shields<R: CaseRuntime>(
         "cancel().await or shutdown returned before the shield finished: {events:?}"
     );
     ensure!(
-        !events.iter().any(|e| e.ends_with("before the shield: true")),
+        !events
+            .iter()
+            .any(|e| e.ends_with("before the shield: true")),
         "something returned while a shield ran: {events:?}"
     );
     ensure!(
@@ -302,7 +312,9 @@ pub(crate) fn s3_cleanup_runs_once_on_cancel_with_the_cause<R: CaseRuntime>(
         task.cancel().await
     })?;
     let runs = runs.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    trace.record(format!("cancel() returned {out:?}; cleanup runs by then: {runs:?}"));
+    trace.record(format!(
+        "cancel() returned {out:?}; cleanup runs by then: {runs:?}"
+    ));
     ensure!(
         runs == [CancelKind::TaskCancelled],
         "the cleanup ran {} time(s) by the time cancel() returned, with {runs:?} (expected once, TaskCancelled)",
@@ -343,7 +355,10 @@ pub(crate) fn s3_cleanup_never_runs_on_completion<R: CaseRuntime>(cx: &Ctx<'_, R
         "registering cleanup in a task failed: {}",
         describe(&out)
     );
-    ensure!(ran == 0, "cleanup ran {ran} time(s) for a task that completed");
+    ensure!(
+        ran == 0,
+        "cleanup ran {ran} time(s) for a task that completed"
+    );
     Ok(())
 }
 
@@ -414,7 +429,8 @@ pub(crate) fn s3_cleanup_has_its_own_deadline<R: CaseRuntime>(cx: &Ctx<'_, R>) -
     // The grace starts as the cleanup starts, just before its first line
     // reads the clock (`started`): its deadline is after that, by at most
     // the grace; it is dropped at that deadline, not before.
-    let deadline_right = matches!((started, deadline), (Some(s), Some(d)) if d > s && d <= s + GRACE);
+    let deadline_right =
+        matches!((started, deadline), (Some(s), Some(d)) if d > s && d <= s + GRACE);
     let not_early = matches!((deadline, gone), (Some(d), Some(g)) if g >= d);
     trace.record(format!("overruns {:?}", overruns(&report)));
     trace.record(format!(
@@ -431,10 +447,7 @@ pub(crate) fn s3_cleanup_has_its_own_deadline<R: CaseRuntime>(cx: &Ctx<'_, R>) -
         deadline_right,
         "current().deadline() inside the cleanup was {deadline:?}, not its grace's end"
     );
-    ensure!(
-        not_early,
-        "the cleanup was dropped before its grace ended"
-    );
+    ensure!(not_early, "the cleanup was dropped before its grace ended");
     ensure!(
         report.overruns.len() == 1
             && report.overruns[0].section.kind == SectionKind::Cleanup
@@ -502,18 +515,24 @@ pub(crate) fn s4_current_is_cancelled_with_its_task<R: CaseRuntime>(cx: &Ctx<'_,
             }
         }
     });
-    let out = cx.block_on("cancelling a group task that loops on checkpoint()", async {
-        looping.cancelled().await;
-        group.token().cancel();
-        steps.await
-    })?;
+    let out = cx.block_on(
+        "cancelling a group task that loops on checkpoint()",
+        async {
+            looping.cancelled().await;
+            group.token().cancel();
+            steps.await
+        },
+    )?;
     let polls = first.load(std::sync::atomic::Ordering::SeqCst);
     let out = out.map(|(ok, _steps, kind)| (ok, kind));
     trace.record(format!(
         "first checkpoint: polled {polls} times; loop ended with {}",
         describe(&out)
     ));
-    ensure!(polls == 2, "checkpoint() was polled {polls} times, not 2 (it yields once)");
+    ensure!(
+        polls == 2,
+        "checkpoint() was polled {polls} times, not 2 (it yields once)"
+    );
     ensure!(
         matches!(out, Ok((true, CancelKind::Explicit))),
         "checkpoint() in a cancelled group task gave {}",
@@ -570,10 +589,9 @@ pub(crate) fn s5_move_on_after_expires_and_spares_the_outer_scope<R: CaseRuntime
             let deadline_ok = inner.deadline().is_some_and(|d| d >= start + limit);
             let failed = scope::fail_after(&rt, limit, std::future::pending::<()>()).await;
             let ready = scope::move_on_after(&rt, Duration::ZERO, async { 1 }).await;
-            let never = scope::move_on_after(&rt, Duration::MAX, async {
-                scope::current().deadline()
-            })
-            .await;
+            let never =
+                scope::move_on_after(&rt, Duration::MAX, async { scope::current().deadline() })
+                    .await;
             vec![
                 format!("move_on_after: {moved:?}"),
                 format!(
@@ -659,7 +677,10 @@ pub(crate) fn s5_nested_scopes_see_the_earliest_deadline_and_the_outer_cancel<R:
         group.token().cancel();
         task.await
     })?;
-    trace.record(format!("nested deadline, outer cancel seen: {}", describe(&out)));
+    trace.record(format!(
+        "nested deadline, outer cancel seen: {}",
+        describe(&out)
+    ));
     ensure!(
         matches!(out, Ok((true, Some(Some(CancelKind::Explicit))))),
         "expected the inner scope to see the outer deadline and the outer cancel, got {}",

@@ -1,0 +1,338 @@
+//! Cancel scopes beyond the contract's cases: panics in hosted sections,
+//! runtime shutdown, nesting, and the misuse a user can report as an error.
+//! On the simulation runtime, so every order and every clock reading is
+//! deterministic.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cancelkit::scope::{self, SectionKind};
+use cancelkit::sim::Sim;
+use cancelkit::token::CancelKind;
+use cancelkit::{CancelToken, JoinError, Runtime, SpawnerExt, TaskGroup, Timer, timeout};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn panic_message(err: JoinError) -> String {
+    match err {
+        JoinError::Panicked(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default(),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_panic_in_a_hosted_shield_is_the_tasks_panic() {
+    let sim = Sim::new();
+    let in_shield = CancelToken::new();
+    let task = sim.spawn({
+        let (sim, in_shield) = (sim.clone(), in_shield.clone());
+        async move {
+            scope::shield(&sim, HOUR, {
+                let sim = sim.clone();
+                async move {
+                    in_shield.cancel();
+                    sim.sleep(Duration::from_millis(5)).await;
+                    panic!("shield broke");
+                }
+            })
+            .await
+        }
+    });
+    let out = sim.block_on(async {
+        in_shield.cancelled().await;
+        task.abort();
+        task.await
+    });
+    assert_eq!(panic_message(out.unwrap_err()), "shield broke");
+    // The runtime carries on.
+    assert_eq!(sim.block_on(sim.spawn(async { 1 })).unwrap(), 1);
+}
+
+#[test]
+fn a_panic_in_a_shield_still_awaited_is_the_tasks_panic() {
+    let sim = Sim::new();
+    let task = sim.spawn({
+        let sim = sim.clone();
+        async move { scope::shield(&sim, HOUR, async { panic!("in place") }).await }
+    });
+    assert_eq!(panic_message(sim.block_on(task).unwrap_err()), "in place");
+}
+
+#[test]
+fn a_panic_in_a_cleanup_reaches_whoever_cancels_the_task() {
+    let sim = Sim::new();
+    let armed = CancelToken::new();
+    let task = sim.spawn({
+        let (sim, armed) = (sim.clone(), armed.clone());
+        async move {
+            scope::cleanup(&sim, HOUR, |_| async { panic!("rollback failed") }).unwrap();
+            armed.cancel();
+            std::future::pending::<()>().await
+        }
+    });
+    let out = sim.block_on(async {
+        armed.cancelled().await;
+        task.abort();
+        task.await
+    });
+    assert_eq!(panic_message(out.unwrap_err()), "rollback failed");
+}
+
+#[test]
+fn a_shield_dropped_by_code_in_a_live_task_is_kept_and_waited_for() {
+    let sim = Sim::new();
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let task = sim.spawn({
+        let (sim, done) = (sim.clone(), done.clone());
+        async move {
+            let slow = scope::shield(&sim, HOUR, {
+                let (sim, done) = (sim.clone(), done.clone());
+                async move {
+                    sim.sleep(Duration::from_millis(50)).await;
+                    done.lock().unwrap().push("shield");
+                }
+            });
+            // The timeout drops the shield unfinished: the task keeps it.
+            let timed_out = timeout(&sim, Duration::from_millis(1), slow).await.is_err();
+            done.lock().unwrap().push("task body");
+            timed_out
+        }
+    });
+    let start = sim.now();
+    assert_eq!(sim.block_on(task).unwrap(), true);
+    assert_eq!(*done.lock().unwrap(), ["task body", "shield"]);
+    assert!(sim.now() >= start + Duration::from_millis(50));
+}
+
+#[test]
+fn a_shield_outside_a_task_is_just_its_future() {
+    let sim = Sim::new();
+    let dropped = CancelToken::new();
+    let guard = dropped.clone().drop_guard();
+    let out = sim.block_on(timeout(
+        &sim,
+        Duration::from_millis(1),
+        scope::shield(&sim, HOUR, async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        }),
+    ));
+    assert!(out.is_err());
+    assert!(dropped.is_cancelled(), "no task to keep it: it is dropped");
+}
+
+#[test]
+fn runtime_shutdown_drops_hosted_shields_and_the_handle_reports_cancelled() {
+    let sim = Sim::new();
+    let (in_shield, dropped) = (CancelToken::new(), CancelToken::new());
+    let task = sim.spawn({
+        let (sim, in_shield) = (sim.clone(), in_shield.clone());
+        let guard = dropped.clone().drop_guard();
+        async move {
+            scope::shield(&sim, HOUR, async move {
+                let _guard = guard;
+                in_shield.cancel();
+                std::future::pending::<()>().await
+            })
+            .await
+        }
+    });
+    sim.block_on(in_shield.cancelled());
+    task.abort();
+    sim.settle(); // the shield is hosted now, waiting
+    assert!(!task.is_finished());
+    drop(sim);
+    assert!(dropped.is_cancelled());
+    let out = futures_lite::future::block_on(task);
+    assert!(matches!(out, Err(JoinError::Cancelled)), "{out:?}");
+}
+
+#[test]
+fn nested_shields_each_get_their_own_grace() {
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    let (in_inner, release) = (CancelToken::new(), CancelToken::new());
+    let finished = CancelToken::new();
+    group
+        .spawn_named("nested", {
+            let (sim, in_inner, release, finished) = (
+                sim.clone(),
+                in_inner.clone(),
+                release.clone(),
+                finished.clone(),
+            );
+            move |_| async move {
+                // The outer shield's grace is short; the inner one's long.
+                scope::shield(&sim, Duration::from_millis(10), {
+                    let sim = sim.clone();
+                    async move {
+                        scope::shield(&sim, HOUR, async move {
+                            in_inner.cancel();
+                            release.cancelled().await;
+                            finished.cancel();
+                        })
+                        .await
+                    }
+                })
+                .await
+            }
+        })
+        .detach();
+    let report = sim.block_on(async {
+        in_inner.cancelled().await;
+        let shutdown = sim.spawn(group.shutdown(Duration::ZERO));
+        // Past the outer grace: the outer shield overran and was dropped,
+        // the inner one is kept on its own grace.
+        sim.sleep(Duration::from_millis(20)).await;
+        assert!(!shutdown.is_finished());
+        release.cancel();
+        shutdown.await.unwrap()
+    });
+    assert!(finished.is_cancelled());
+    let kinds: Vec<_> = report.overruns.iter().map(|o| o.section.kind).collect();
+    assert_eq!(kinds, [SectionKind::Shield], "{report}");
+    assert!(report.to_string().contains("overran its grace"), "{report}");
+}
+
+#[test]
+fn a_shield_inside_a_cleanup_is_kept_past_the_cleanups_grace() {
+    let sim = Sim::new();
+    let armed = CancelToken::new();
+    let flushed = CancelToken::new();
+    let task = sim.spawn({
+        let (sim, armed, flushed) = (sim.clone(), armed.clone(), flushed.clone());
+        async move {
+            scope::cleanup(&sim, Duration::from_millis(5), {
+                let sim = sim.clone();
+                move |_| async move {
+                    let flush = {
+                        let sim = sim.clone();
+                        async move {
+                            sim.sleep(Duration::from_millis(50)).await;
+                            flushed.cancel();
+                        }
+                    };
+                    scope::shield(&sim, HOUR, flush).await
+                }
+            })
+            .unwrap();
+            armed.cancel();
+            std::future::pending::<()>().await
+        }
+    });
+    sim.block_on(async {
+        armed.cancelled().await;
+        task.cancel().await
+    });
+    assert!(flushed.is_cancelled());
+}
+
+#[test]
+fn cleanup_registered_by_a_cleanup_runs_if_that_cleanup_overruns() {
+    let sim = Sim::new();
+    let armed = CancelToken::new();
+    let second = Arc::new(Mutex::new(None));
+    let task = sim.spawn({
+        let (sim, armed, second) = (sim.clone(), armed.clone(), second.clone());
+        async move {
+            scope::cleanup(&sim, Duration::from_millis(5), {
+                let sim = sim.clone();
+                move |_| async move {
+                    // Registered on the cleanup's own scope: its grace.
+                    scope::cleanup(&sim, HOUR, move |cause| async move {
+                        *second.lock().unwrap() = Some(cause.kind());
+                    })
+                    .unwrap();
+                    std::future::pending::<()>().await
+                }
+            })
+            .unwrap();
+            armed.cancel();
+            std::future::pending::<()>().await
+        }
+    });
+    sim.block_on(async {
+        armed.cancelled().await;
+        task.cancel().await
+    });
+    assert_eq!(*second.lock().unwrap(), Some(CancelKind::DeadlineExceeded));
+}
+
+#[test]
+fn cleanup_outside_a_task_is_refused_and_given_back() {
+    let sim = Sim::new();
+    let ran = CancelToken::new();
+    let cleanup = {
+        let ran = ran.clone();
+        move |_| async move {
+            ran.cancel();
+        }
+    };
+    let err = scope::cleanup(&sim, HOUR, cleanup).unwrap_err();
+    assert!(err.to_string().contains("no cancelkit task"), "{err}");
+    // The closure comes back, unrun, for the caller to use otherwise.
+    let scope::Unhosted(cleanup) = err;
+    assert!(!ran.is_cancelled());
+    futures_lite::future::block_on(cleanup(cancelkit::token::Cancelled::new()));
+    assert!(ran.is_cancelled());
+}
+
+#[test]
+fn a_cleanup_whose_token_detaches_is_dropped_unrun() {
+    let sim = Sim::new();
+    let ran = CancelToken::new();
+    let out = sim.block_on(sim.spawn({
+        let (sim, ran) = (sim.clone(), ran.clone());
+        async move {
+            let lease = CancelToken::new();
+            scope::cleanup_on(&lease, &sim, HOUR, move |_| async move {
+                ran.cancel();
+            })
+            .unwrap();
+            drop(lease); // nobody can cancel it any more
+            sim.sleep(Duration::from_millis(1)).await;
+            7
+        }
+    }));
+    assert_eq!(out.unwrap(), 7);
+    assert!(!ran.is_cancelled());
+}
+
+#[test]
+fn move_on_after_zero_polls_once_and_max_never_fires() {
+    let sim = Sim::new();
+    let polls = Arc::new(Mutex::new(0));
+    let out = sim.block_on(scope::move_on_after(&sim, Duration::ZERO, {
+        let polls = polls.clone();
+        std::future::poll_fn(move |_| {
+            *polls.lock().unwrap() += 1;
+            std::task::Poll::<()>::Pending
+        })
+    }));
+    assert_eq!((out, *polls.lock().unwrap()), (None, 1));
+    // Duration::MAX: no timer at all, so the sim reports the deadlock
+    // instead of jumping to a far-away deadline.
+    let stuck = sim.try_block_on(scope::move_on_after(
+        &sim,
+        Duration::MAX,
+        std::future::pending::<()>(),
+    ));
+    assert!(stuck.is_err());
+}
+
+#[test]
+fn tasks_that_never_ask_for_a_scope_get_no_token() {
+    // `current()` in one task does not reach another: each has its own.
+    let sim = Sim::new();
+    let (a, b) = sim.block_on(async {
+        let a = sim.spawn(async { scope::current() }).await.unwrap();
+        let b = sim.spawn(async { scope::current() }).await.unwrap();
+        (a, b)
+    });
+    a.cancel();
+    assert!(!b.is_cancelled());
+}
