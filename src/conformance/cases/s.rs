@@ -334,16 +334,12 @@ pub(crate) fn s3_cleanup_never_runs_on_completion<R: CaseRuntime>(cx: &Ctx<'_, R
     let out = cx.block_on("running a task with cleanups to completion", {
         let (rt, other, runs) = (rt.clone(), other.clone(), runs.clone());
         let patience = cx.config.patience;
-        let task = rt.spawn({
-            let rt = rt.clone();
-            async move {
-                let a = scope::cleanup(&rt, patience, count(&runs)).is_ok();
-                let b = scope::cleanup_on(&other, &rt, patience, count(&runs)).is_ok();
-                futures_lite::future::yield_now().await;
-                (a, b)
-            }
-        });
-        task
+        rt.clone().spawn(async move {
+            let a = scope::cleanup(&rt, patience, count(&runs)).is_ok();
+            let b = scope::cleanup_on(&other, &rt, patience, count(&runs)).is_ok();
+            futures_lite::future::yield_now().await;
+            (a, b)
+        })
     })?;
     trace.record(format!("handle: {}", describe(&out)));
     // The token of the second cleanup fires after the task completed.
