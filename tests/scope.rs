@@ -103,7 +103,10 @@ fn a_shield_dropped_by_code_in_a_live_task_is_kept_and_waited_for() {
         }
     });
     let start = sim.now();
-    assert_eq!(sim.block_on(task).unwrap(), true);
+    assert!(
+        sim.block_on(task).unwrap(),
+        "the timeout gave up on the shield"
+    );
     assert_eq!(*done.lock().unwrap(), ["task body", "shield"]);
     assert!(sim.now() >= start + Duration::from_millis(50));
 }
