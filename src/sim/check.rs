@@ -3,10 +3,41 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::{LAST_PENDING, Sim};
+use crate::scope::TaskScope;
+use crate::task::CANCEL_REQUESTED;
+
+/// Ends the future's run as its task would: cancelled (its scope's token
+/// cancelled, with its cleanups triggered) or not, then runs what it left
+/// hosted — shields it dropped unfinished, triggered cleanups — to their end
+/// on `sim`.
+fn end_run<F>(
+    sim: &Sim,
+    scope: &TaskScope,
+    fut: Pin<Box<F>>,
+    cancelled: bool,
+) -> Result<(), super::Deadlock> {
+    scope.enter(|| {
+        if cancelled {
+            scope
+                .state
+                .fetch_or(CANCEL_REQUESTED, std::sync::atomic::Ordering::SeqCst);
+            scope.cancel_token();
+        }
+        drop(fut);
+        scope.settle();
+    });
+    sim.try_block_on(std::future::poll_fn(|cx| {
+        scope.enter(|| scope.poll_hosted(cx))
+    }))?;
+    if let Some(payload) = scope.enter(|| scope.finish()) {
+        std::panic::resume_unwind(payload);
+    }
+    Ok(())
+}
 
 // ===== seeds =====
 
@@ -229,8 +260,10 @@ impl std::error::Error for Violation {}
 
 /// Polls `fut` until it has been pending `stop_after` times (then returns
 /// `None`, leaving it suspended there), or until it completes. Records the
-/// location of each suspension.
+/// location of each suspension. `fut` runs as a task would, in `scope`, so
+/// that shields and cleanups inside it have a task to host them.
 async fn drive<F: Future>(
+    scope: &TaskScope,
     fut: Pin<&mut F>,
     stop_after: Option<usize>,
     locations: &mut Vec<Option<&'static Location<'static>>>,
@@ -238,7 +271,7 @@ async fn drive<F: Future>(
     let mut fut = fut;
     std::future::poll_fn(|cx| {
         LAST_PENDING.with(|l| l.set(None));
-        match fut.as_mut().poll(cx) {
+        match scope.enter(|| fut.as_mut().poll(cx)) {
             Poll::Ready(out) => Poll::Ready(Some(out)),
             Poll::Pending => {
                 locations.push(LAST_PENDING.with(|l| l.take()));
@@ -266,6 +299,13 @@ async fn drive<F: Future>(
 /// Timers inside the future cost nothing: the clock is virtual. The
 /// invariant is also checked after the uncancelled run.
 ///
+/// The future runs as a cancelkit task would, so it understands
+/// [cancel scopes](crate::scope): a [`shield`](crate::scope::shield) that
+/// the cancellation drops is run on to its end (within its grace) before
+/// the invariant is checked — a shielded section is not a cancellation
+/// point — and [`cleanup`](crate::scope::cleanup) registered by the future
+/// runs when it is cancelled, and is waited for too.
+///
 /// # Errors
 ///
 /// The first [`Violation`]: which point, and its source location when the
@@ -273,7 +313,8 @@ async fn drive<F: Future>(
 ///
 /// # Panics
 ///
-/// If the future deadlocks on the uncancelled run.
+/// If the future deadlocks on the uncancelled run, or a shield or cleanup
+/// it leaves behind panics.
 ///
 /// # Examples
 ///
@@ -334,11 +375,15 @@ where
     let mut state = setup(&sim);
     let mut locations = Vec::new();
     {
-        let fut = pin!(future(&sim, &mut state));
+        let scope = TaskScope::new(None);
+        let mut fut = Box::pin(future(&sim, &mut state));
         let out = sim
-            .try_block_on(drive(fut, None, &mut locations))
+            .try_block_on(drive(&scope, fut.as_mut(), None, &mut locations))
             .unwrap_or_else(|deadlock| panic!("the uncancelled run deadlocked: {deadlock}"));
         drop(out);
+        end_run(&sim, &scope, fut, false).unwrap_or_else(|deadlock| {
+            panic!("what the uncancelled run left hosted deadlocked: {deadlock}")
+        });
     }
     sim.settle();
     let points = locations.len();
@@ -357,8 +402,9 @@ where
         let mut state = setup(&sim);
         let mut seen = Vec::new();
         {
-            let fut = pin!(future(&sim, &mut state));
-            match sim.try_block_on(drive(fut, Some(k), &mut seen)) {
+            let scope = TaskScope::new(None);
+            let mut fut = Box::pin(future(&sim, &mut state));
+            match sim.try_block_on(drive(&scope, fut.as_mut(), Some(k), &mut seen)) {
                 // A run may differ from the first (it should not, with the
                 // same seed); if it finished early there is nothing to cancel.
                 Ok(Some(_)) => continue,
@@ -372,7 +418,15 @@ where
                     });
                 }
             }
-            // `fut` is dropped here: the cancellation under test.
+            // Dropping `fut` here is the cancellation under test.
+            if let Err(deadlock) = end_run(&sim, &scope, fut, true) {
+                return Err(Violation {
+                    at: k,
+                    of: points,
+                    location: seen.last().copied().flatten(),
+                    message: format!("a shield or cleanup it left deadlocked: {deadlock}"),
+                });
+            }
         }
         sim.settle();
         if let Err(message) = invariant(&sim, &mut state) {
