@@ -255,11 +255,71 @@ fn sleeps(c: &mut Criterion) {
     );
 }
 
+/// Cancel scopes ([S4](cancelkit::scope)): what `checkpoint()` costs when
+/// nothing is cancelled, and what a task pays for `current()` — both
+/// measured inside a cancelkit task (where the scope is), against the
+/// check a user writes by hand with a tokio-util token.
+fn scopes(c: &mut Criterion) {
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+
+    let rt = Tokio::current_thread().unwrap();
+    let token = tokio_util::sync::CancellationToken::new();
+    let mut g = c.benchmark_group("checkpoint_not-cancelled");
+    // Polled by hand (twice: it yields once) with a no-op waker, so the
+    // runtime's rescheduling, which any yield pays, is left out.
+    g.bench_function("cancelkit", |b| {
+        b.iter_custom(|n| {
+            rt.block_on(rt.spawn(async move {
+                let mut cx = Context::from_waker(Waker::noop());
+                let start = Instant::now();
+                for _ in 0..n {
+                    let mut cp = pin!(cancelkit::scope::checkpoint());
+                    let _ = black_box(cp.as_mut().poll(&mut cx));
+                    let _ = black_box(cp.as_mut().poll(&mut cx));
+                }
+                start.elapsed()
+            }))
+            .unwrap()
+        })
+    });
+    g.bench_function("tokio-util-is-cancelled", |b| {
+        b.iter_custom(|n| {
+            let token = token.clone();
+            rt.block_on(rt.spawn(async move {
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(black_box(&token).is_cancelled());
+                }
+                start.elapsed()
+            }))
+            .unwrap()
+        })
+    });
+    g.finish();
+
+    pair(
+        c,
+        "spawn_join_current/tokio-current-thread",
+        &rt,
+        || async {
+            black_box(
+                rt.spawn(async { black_box(cancelkit::scope::current()) })
+                    .await
+                    .unwrap(),
+            );
+        },
+        || async {
+            black_box(rt.spawn(async { 1 }).await.unwrap());
+        },
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = spawn_join, cancel_pending, timeouts, sleeps
+    targets = spawn_join, cancel_pending, timeouts, sleeps, scopes
 }
 criterion_main!(benches);

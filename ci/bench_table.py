@@ -33,6 +33,8 @@ ROWS = [
      "cancelkit", "tokio-joinset", 1.0),
     ("spawn + join into a `TaskGroup` vs a bare `spawn`", "spawn_join_group-vs-bare",
      "cancelkit-group", "cancelkit-bare", 1.2),
+    ("spawn + join of a task that calls `scope::current()` vs one that does not, tokio current-thread",
+     "spawn_join_current_tokio-current-thread", "cancelkit", "native", None),
     ("`is_cancelled()` uncontended", "is_cancelled_uncontended", "cancelkit", "tokio-util", 0.35),
     ("`is_cancelled()` uncontended", "is_cancelled_uncontended", "cancelkit", "futures-abort", 1.3),
     ("`is_cancelled()` while another thread clones and makes children",
@@ -73,6 +75,20 @@ for op, group, ours, anchor, target in ROWS:
         continue
     met = "met" if ratio <= target else "**missed**"
     print(f"| {op} | {fmt(a)} | {anchor}: {fmt(b)} | {ratio:.2f} | ≤ {target} | {met} |")
+
+# (operation, group, bench, anchor for context, absolute target in ns)
+ABSOLUTE = [
+    ("`scope::checkpoint()` when not cancelled (polled twice: it yields once)",
+     "checkpoint_not-cancelled", "cancelkit", "tokio-util-is-cancelled", 5.0),
+]
+for op, group, ours, anchor, limit in ABSOLUTE:
+    try:
+        a, b = median_ns(group, ours), median_ns(group, anchor)
+    except FileNotFoundError:
+        print(f"| {op} | not run | | | ≤ {limit:g} ns | |")
+        continue
+    met = "met" if a <= limit else "**missed**"
+    print(f"| {op} | {fmt(a)} | {anchor}: {fmt(b)} | {a / b:.2f} | ≤ {limit:g} ns | {met} |")
 
 heap = {}
 for line in sys.stdin:

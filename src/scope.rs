@@ -98,9 +98,10 @@ scoped_tls::scoped_thread_local!(
     static TASK: TaskScope
 );
 scoped_tls::scoped_thread_local!(
-    /// The innermost nested scope's token (a shield, a cleanup, a
-    /// `move_on_after`), while its future is polled.
-    static NESTED: CancelToken
+    /// The innermost scope: the task's (set with `TASK`), or a section's
+    /// nested in it (a shield, a cleanup, a `move_on_after`) while its
+    /// future is polled. One look answers `current()` and `checkpoint()`.
+    static CURRENT: TaskScope
 );
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -144,10 +145,16 @@ fn sabotaged(n: u8) -> bool {
 /// The part of a task's shared state that scopes use: the task's state word
 /// (bits defined in `task.rs`), its lazily created token, and the sections
 /// it hosts.
+///
+/// A section nested in a task (`move_on_after`, a shield, a cleanup) has a
+/// scope of the same type, with its token set and no task bits; only a
+/// task's scope hosts anything.
 pub(crate) struct TaskScope {
     pub(crate) state: AtomicU8,
     token: OnceLock<CancelToken>,
     host: OnceLock<Box<Host>>,
+    /// A nested section's scope, not a task's.
+    section: bool,
 }
 
 impl TaskScope {
@@ -158,6 +165,7 @@ impl TaskScope {
             state: AtomicU8::new(0),
             token: OnceLock::new(),
             host: OnceLock::new(),
+            section: false,
         };
         if let Some(token) = token {
             let _ = scope.token.set(token);
@@ -165,10 +173,30 @@ impl TaskScope {
         scope
     }
 
-    /// Runs `f` with this scope as the current task's.
+    /// The scope of a section nested in a task, whose token is `token`.
+    fn section(token: CancelToken) -> Self {
+        TaskScope {
+            state: AtomicU8::new(0),
+            token: OnceLock::from(token),
+            host: OnceLock::new(),
+            section: true,
+        }
+    }
+
+    /// A section's token (set at creation).
+    fn section_token(&self) -> &CancelToken {
+        self.token.get().expect("a section's scope has its token")
+    }
+
+    /// Runs `f` with this scope as the current task's, and the innermost.
     #[inline]
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        TASK.set(self, f)
+        TASK.set(self, || CURRENT.set(self, f))
+    }
+
+    /// Runs `f` with this section's scope as the innermost.
+    fn enter_section<R>(&self, f: impl FnOnce() -> R) -> R {
+        CURRENT.set(self, f)
     }
 
     /// The task's token, created on first use. A task whose cancel was
@@ -631,24 +659,24 @@ impl<F> std::error::Error for Unhosted<F> {}
 /// # }
 /// ```
 pub fn current() -> CancelToken {
-    if NESTED.is_set() {
-        return NESTED.with(CancelToken::clone);
+    if !CURRENT.is_set() {
+        return CancelToken::new();
     }
-    if TASK.is_set() && !sabotaged(4) {
-        return TASK.with(TaskScope::token);
-    }
-    CancelToken::new()
+    CURRENT.with(|scope| {
+        if sabotaged(4) && !scope.section {
+            return CancelToken::new();
+        }
+        scope.token()
+    })
 }
 
 /// Why the current scope is cancelled, if it is.
 fn current_cancelled() -> Option<Cancelled> {
-    if NESTED.is_set() {
-        return NESTED.with(|t| if t.is_cancelled() { t.reason() } else { None });
+    if CURRENT.is_set() {
+        CURRENT.with(TaskScope::cancelled)
+    } else {
+        None
     }
-    if TASK.is_set() {
-        return TASK.with(TaskScope::cancelled);
-    }
-    None
 }
 
 /// A cancellation point for code that was handed no token ([S4](crate#S4)).
@@ -657,10 +685,12 @@ fn current_cancelled() -> Option<Cancelled> {
 /// async fn checkpoint() -> Result<(), Cancelled>;
 /// ```
 ///
-/// Gives `Err(cause)` at once if the current scope (see [`current`]) is
-/// cancelled; otherwise yields to the runtime once, so other tasks run, and
-/// then gives `Err(cause)` if the scope was cancelled meanwhile, `Ok(())` if
-/// not. Use it in long computations and loops with no other `.await`.
+/// Yields to the runtime once, so other tasks run, then gives
+/// `Err(cause)` if the current scope (see [`current`]) is cancelled and
+/// `Ok(())` if not. Use it in long computations and loops with no other
+/// `.await`: a cancelled task stops at its next checkpoint, and a task
+/// whose cancellation is cooperative (a [`TaskGroup`](crate::TaskGroup)'s
+/// shutdown, an expired [`move_on_after`]) sees `Err` there.
 ///
 /// Outside a cancelkit task it only yields, and always gives `Ok(())`.
 ///
@@ -699,15 +729,15 @@ impl Future for Checkpoint {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(cause) = current_cancelled() {
-            return Poll::Ready(Err(cause));
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
-        if self.yielded {
-            return Poll::Ready(Ok(()));
+        match current_cancelled() {
+            Some(cause) => Poll::Ready(Err(cause)),
+            None => Poll::Ready(Ok(())),
         }
-        self.yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 
@@ -731,7 +761,7 @@ pin_project_lite::pin_project! {
 
 /// A nested scope, opened at the first poll.
 struct Scope {
-    token: CancelToken,
+    scope: TaskScope,
     /// Its own expiry; `None` if the limit overflowed (never).
     expires: Option<Instant>,
 }
@@ -811,14 +841,17 @@ impl<T: Timer, F: Future> Future for MoveOnAfter<T, F> {
             if let Some(at) = expires {
                 token.announce_deadline(at);
             }
-            Scope { token, expires }
+            Scope {
+                scope: TaskScope::section(token),
+                expires,
+            }
         });
         let fut = this
             .fut
             .as_mut()
             .as_pin_mut()
             .expect("`MoveOnAfter` polled after it returned `Poll::Ready`");
-        if let Poll::Ready(out) = NESTED.set(&scope.token, || fut.poll(cx)) {
+        if let Poll::Ready(out) = scope.scope.enter_section(|| fut.poll(cx)) {
             this.fut.set(None);
             return Poll::Ready(Some(out));
         }
@@ -833,7 +866,8 @@ impl<T: Timer, F: Future> Future for MoveOnAfter<T, F> {
             return Poll::Pending;
         }
         scope
-            .token
+            .scope
+            .section_token()
             .cancel_at(CancelKind::DeadlineExceeded, None, this.location);
         if sabotaged(5) {
             current().cancel();
@@ -912,7 +946,7 @@ where
     F::Output: Send + 'static,
 {
     fut: Option<Pin<Box<F>>>,
-    token: CancelToken,
+    scope: TaskScope,
     timer: T,
     grace: Duration,
     started: bool,
@@ -1006,7 +1040,7 @@ where
 {
     Shield {
         fut: Some(Box::pin(fut)),
-        token: CancelToken::new(),
+        scope: TaskScope::section(CancelToken::new()),
         timer: timer.clone(),
         grace,
         started: false,
@@ -1039,7 +1073,7 @@ where
             .as_mut()
             .expect("`Shield` polled after it returned `Poll::Ready`");
         match catch_unwind(AssertUnwindSafe(|| {
-            NESTED.set(&this.token, || fut.as_mut().poll(cx))
+            this.scope.enter_section(|| fut.as_mut().poll(cx))
         })) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(out)) => {
@@ -1068,11 +1102,12 @@ where
             return;
         }
         let expires = saturating_deadline(self.timer.now(), self.grace);
-        self.token.announce_deadline(expires);
+        let token = self.scope.section_token();
+        token.announce_deadline(expires);
         let bounded = Bounded {
             fut: Some(fut),
             sleep: self.timer.sleep_until(expires),
-            token: self.token.clone(),
+            scope: TaskScope::section(token.clone()),
             kind: SectionKind::Shield,
             location: self.location,
         };
@@ -1093,7 +1128,7 @@ pin_project_lite::pin_project! {
         fut: Option<F>,
         #[pin]
         sleep: S,
-        token: CancelToken,
+        scope: TaskScope,
         kind: SectionKind,
         location: &'static Location<'static>,
     }
@@ -1107,7 +1142,7 @@ impl<F: Future, S: Future<Output = ()>> Future for Bounded<F, S> {
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        if let Poll::Ready(out) = NESTED.set(this.token, || fut.poll(cx)) {
+        if let Poll::Ready(out) = this.scope.enter_section(|| fut.poll(cx)) {
             this.fut.set(None);
             drop_quietly(out);
             return Poll::Ready(None);
@@ -1115,7 +1150,8 @@ impl<F: Future, S: Future<Output = ()>> Future for Bounded<F, S> {
         if this.sleep.poll(cx).is_pending() {
             return Poll::Pending;
         }
-        this.token
+        this.scope
+            .section_token()
             .cancel_at(CancelKind::DeadlineExceeded, None, this.location);
         this.fut.set(None);
         Poll::Ready(Some(Overrun {
@@ -1248,12 +1284,13 @@ where
         Box::pin(Bounded {
             fut: Some(f(cause)),
             sleep: timer.sleep_until(expires),
-            token,
+            scope: TaskScope::section(token),
             kind: SectionKind::Cleanup,
             location,
         })
     };
-    let in_own_section = NESTED.is_set() && NESTED.with(|own| own.same_as(token));
+    let in_own_section =
+        CURRENT.is_set() && CURRENT.with(|own| own.section && own.section_token().same_as(token));
     let item = Hosted::Armed {
         watch: token.watch(),
         start: Some(Box::new(start)),
