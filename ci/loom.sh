@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# loom models of the token's races (src/token/loom_tests.rs), exhaustive up to
+# loom models of the token's races (src/token/loom_tests.rs) and of the task
+# harness with cancel scopes (src/loom_scope_tests.rs), exhaustive up to
 # a preemption bound. A separate target dir keeps `--cfg loom` builds apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -241,6 +241,8 @@
 #[macro_use]
 mod cfg;
 mod loom;
+#[cfg(all(test, loom))]
+mod loom_scope_tests;
 
 /// The README's examples, compiled and run as doctests so it cannot lie.
 #[cfg(all(doctest, feature = "tokio", feature = "sim"))]

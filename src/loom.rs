@@ -1,5 +1,6 @@
 //! Picks `loom`'s synchronisation primitives under `--cfg loom`, and `std`'s
-//! otherwise, for the code whose concurrency loom models (the token tree).
+//! otherwise, for the code whose concurrency loom models (the token tree,
+//! the task harness and what cancel scopes add to it).
 //!
 //! `OnceLock` has no loom counterpart and stays `std`'s: loom does not
 //! model its internal synchronisation (the token relies on it as on any
@@ -7,14 +8,18 @@
 //! (invariants 2 and 3 in `token/node.rs`) is modelled.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, Ordering};
+pub(crate) use loom::future::AtomicWaker;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU8, Ordering, fence};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::thread::ThreadId;
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU8, Ordering};
+pub(crate) use atomic_waker::AtomicWaker;
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU8, Ordering, fence};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
@@ -42,4 +47,13 @@ pub(crate) fn spin() {
     loom::thread::yield_now();
     #[cfg(not(loom))]
     std::thread::yield_now();
+}
+
+/// Registers `waker` in `slot` (loom's `AtomicWaker` takes it by reference
+/// under another name).
+pub(crate) fn register(slot: &AtomicWaker, waker: &std::task::Waker) {
+    #[cfg(loom)]
+    slot.register_by_ref(waker);
+    #[cfg(not(loom))]
+    slot.register(waker);
 }

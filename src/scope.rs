@@ -82,8 +82,9 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering, fence};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
+
+use crate::loom::{AtomicU8, Mutex, MutexGuard, Ordering, fence};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -361,8 +362,8 @@ struct Host {
 }
 
 impl Host {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HostState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, HostState> {
+        crate::loom::lock(&self.state)
     }
 
     /// Adds `item`, unless the task is gone (then it is dropped here).

@@ -29,16 +29,13 @@
 //! [`SpawnerExt::spawn`]: crate::SpawnerExt::spawn
 //! [`Spawner::spawn_detached`]: crate::Spawner::spawn_detached
 
+use crate::loom::{Arc, AtomicWaker, Mutex, Ordering};
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-
-use atomic_waker::AtomicWaker;
 
 use crate::CancelToken;
 use crate::scope::TaskScope;
@@ -110,7 +107,7 @@ impl<T> Shared<T> {
     /// Stores the outcome, publishes `COMPLETE`, and wakes the joiner — or,
     /// if the handle is gone, drops the outcome here, quietly.
     fn complete(&self, outcome: Outcome<T>) {
-        *self.output.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        *crate::loom::lock(&self.output) = Some(outcome);
         let prev = self.scope.state.fetch_or(COMPLETE, Ordering::AcqRel);
         if prev & HANDLE_GONE != 0 {
             drop_quietly(self.take_output());
@@ -138,10 +135,7 @@ impl<T> Shared<T> {
     }
 
     fn take_output(&self) -> Option<Outcome<T>> {
-        self.output
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        crate::loom::lock(&self.output).take()
     }
 
     /// Polls for completion on behalf of a joiner: check, register, check
@@ -150,7 +144,7 @@ impl<T> Shared<T> {
         if self.is_complete() {
             return Poll::Ready(());
         }
-        self.join_waker.register(cx.waker());
+        crate::loom::register(&self.join_waker, cx.waker());
         if self.is_complete() {
             Poll::Ready(())
         } else {
@@ -354,7 +348,7 @@ fn poll_user_future<F: Future>(
             // the canceller's `wake` happens after our `register` and wakes
             // the waker we just stored. AtomicWaker makes the register/wake
             // pair itself race-free.
-            shared.task_waker.register(cx.waker());
+            crate::loom::register(&shared.task_waker, cx.waker());
             if shared.cancel_requested() {
                 shared.scope.cancel_token();
                 return Poll::Ready(cancelled(drop_future(fut_slot)));
@@ -553,10 +547,24 @@ impl<T: Send> Abort for Shared<T> {
     }
 }
 
+#[cfg(loom)]
+struct LoomAbort<T>(Arc<Shared<T>>);
+
+#[cfg(loom)]
+impl<T: Send> Abort for LoomAbort<T> {
+    fn abort(&self) {
+        self.0.request_cancel();
+    }
+}
+
 impl<T: Send + 'static> Task<T> {
     /// A handle that can abort this task after the `Task` is gone.
-    pub(crate) fn abort_handle(&self) -> Arc<dyn Abort> {
-        self.shared.clone()
+    pub(crate) fn abort_handle(&self) -> std::sync::Arc<dyn Abort> {
+        #[cfg(not(loom))]
+        return self.shared.clone();
+        // loom's `Arc` does not coerce to a trait object: wrap it.
+        #[cfg(loom)]
+        return std::sync::Arc::new(LoomAbort(self.shared.clone()));
     }
 }
 

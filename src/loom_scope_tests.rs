@@ -1,0 +1,206 @@
+//! loom models of the task harness with cancel scopes: a task's
+//! cancellation (from another thread) racing a shield's completion, and
+//! racing the registration of a cleanup (which makes the task's token on
+//! first use). Run by `ci/loom.sh` with the token's models.
+//!
+//! The harness runs on a loom thread under `loom::future::block_on`, the
+//! handle's owner aborts and awaits it on another; loom explores every
+//! interleaving of the state word, the wakers, the output slot, the host's
+//! lock and the token's atomics up to the preemption bound. (`OnceLock`,
+//! which holds the task's token, is `std`'s: loom does not model it, see
+//! `crate::loom`.)
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use loom::thread;
+
+use crate::runtime::Timer;
+use crate::{JoinError, scope};
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(f);
+}
+
+/// A timer whose sleeps never end: graces are never the reason a section
+/// stops in these models.
+#[derive(Clone)]
+struct NoTime(Instant);
+
+impl Timer for NoTime {
+    type Sleep = std::future::Pending<()>;
+    fn now(&self) -> Instant {
+        self.0
+    }
+    fn sleep_until(&self, _deadline: Instant) -> Self::Sleep {
+        std::future::pending()
+    }
+}
+
+/// Pending once (waking itself), then ready.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[test]
+fn loom_shield_completion_races_task_cancellation() {
+    // The shield completes on its first poll, exactly when the abort may
+    // land: it must be entered and left whole, or not entered at all.
+    model(|| {
+        let timer = NoTime(Instant::now());
+        let (entered, shield_done) = (
+            StdArc::new(AtomicUsize::new(0)),
+            StdArc::new(AtomicUsize::new(0)),
+        );
+        let (task, harness) = crate::task::new({
+            let (entered, shield_done) = (entered.clone(), shield_done.clone());
+            async move {
+                YieldOnce(false).await;
+                scope::shield(&timer, Duration::from_secs(1), async move {
+                    entered.fetch_add(1, StdOrdering::SeqCst);
+                    shield_done.fetch_add(1, StdOrdering::SeqCst);
+                })
+                .await;
+            }
+        });
+        let runtime = thread::spawn(move || loom::future::block_on(harness));
+        task.abort();
+        let out = loom::future::block_on(task);
+        let (entered, done) = (
+            entered.load(StdOrdering::SeqCst),
+            shield_done.load(StdOrdering::SeqCst),
+        );
+        match out {
+            Ok(()) => assert_eq!((entered, done), (1, 1)),
+            Err(JoinError::Cancelled) => assert_eq!(entered, done),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        runtime.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_shield_started_is_finished_before_the_handle_resolves() {
+    model(|| {
+        let timer = NoTime(Instant::now());
+        let (entered, shield_done) = (
+            StdArc::new(AtomicUsize::new(0)),
+            StdArc::new(AtomicUsize::new(0)),
+        );
+        let (task, harness) = crate::task::new({
+            let (entered, shield_done) = (entered.clone(), shield_done.clone());
+            async move {
+                scope::shield(&timer, Duration::from_secs(1), async move {
+                    entered.fetch_add(1, StdOrdering::SeqCst);
+                    YieldOnce(false).await;
+                    shield_done.fetch_add(1, StdOrdering::SeqCst);
+                })
+                .await;
+                std::future::pending::<()>().await
+            }
+        });
+        let runtime = thread::spawn(move || loom::future::block_on(harness));
+        task.abort();
+        let out = loom::future::block_on(task);
+        assert!(matches!(out, Err(JoinError::Cancelled)));
+        // Whoever got into the shield got out of it, before the handle
+        // said the task was over.
+        assert_eq!(
+            entered.load(StdOrdering::SeqCst),
+            shield_done.load(StdOrdering::SeqCst)
+        );
+        runtime.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_cleanup_registration_races_cancel_and_runs_exactly_once() {
+    model(|| {
+        let timer = NoTime(Instant::now());
+        let (registered, ran) = (
+            StdArc::new(AtomicUsize::new(0)),
+            StdArc::new(AtomicUsize::new(0)),
+        );
+        let (task, harness) = crate::task::new({
+            let (registered, ran) = (registered.clone(), ran.clone());
+            async move {
+                let cleanup = move |_| async move {
+                    ran.fetch_add(1, StdOrdering::SeqCst);
+                };
+                // Makes the task's token (first use) while the cancel may be
+                // landing on the other thread.
+                if scope::cleanup(&timer, Duration::from_secs(1), cleanup).is_ok() {
+                    registered.fetch_add(1, StdOrdering::SeqCst);
+                }
+                std::future::pending::<()>().await
+            }
+        });
+        let runtime = thread::spawn(move || loom::future::block_on(harness));
+        task.abort();
+        let out = loom::future::block_on(task);
+        assert!(matches!(out, Err(JoinError::Cancelled)));
+        // Registered (the task got to run) means run, once, before the
+        // handle resolved; never run otherwise.
+        assert_eq!(
+            ran.load(StdOrdering::SeqCst),
+            registered.load(StdOrdering::SeqCst)
+        );
+        runtime.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_scope_token_made_while_the_task_is_cancelled_ends_cancelled() {
+    model(|| {
+        let slot = StdArc::new(std::sync::Mutex::new(None));
+        let (task, harness) = crate::task::new({
+            let slot = slot.clone();
+            async move {
+                *slot.lock().unwrap() = Some(scope::current());
+                std::future::pending::<()>().await
+            }
+        });
+        // The cancel comes from a thread other than the one polling, and
+        // without waiting for the harness: the token must learn it either
+        // from the canceller or from its own creation.
+        let poller = thread::spawn(move || {
+            let mut harness = Box::pin(harness);
+            let waker = futures_task_noop();
+            let _ = harness.as_mut().poll(&mut Context::from_waker(&waker));
+            harness
+        });
+        task.abort();
+        let harness = poller.join().unwrap();
+        if let Some(token) = slot.lock().unwrap().take() {
+            assert!(
+                token.is_cancelled(),
+                "a token made during a cancel missed it"
+            );
+        }
+        drop(harness);
+        drop(task);
+    });
+}
+
+/// A waker that does nothing (the model polls by hand).
+fn futures_task_noop() -> std::task::Waker {
+    std::task::Waker::noop().clone()
+}
