@@ -590,9 +590,10 @@ impl fmt::Display for Overrun {
 /// back).
 ///
 /// ```
+/// # #[cfg(feature = "smol")] {
 /// use std::time::Duration;
 /// use cancelkit::scope;
-/// # #[cfg(feature = "smol")] {
+///
 /// let rt = cancelkit::rt::Smol::new().unwrap();
 /// // `main` is no cancelkit task.
 /// let err = scope::cleanup(&rt, Duration::from_secs(1), |_| async {}).unwrap_err();
