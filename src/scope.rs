@@ -154,6 +154,9 @@ pub(crate) struct TaskScope {
     pub(crate) state: AtomicU8,
     token: OnceLock<CancelToken>,
     host: OnceLock<Box<Host>>,
+    /// Where the task's cancel was asked for (set before `CANCEL_REQUESTED`),
+    /// so the token's cause says the same whoever cancels it.
+    cancelled_at: OnceLock<&'static Location<'static>>,
     /// A nested section's scope, not a task's.
     section: bool,
 }
@@ -166,6 +169,7 @@ impl TaskScope {
             state: AtomicU8::new(0),
             token: OnceLock::new(),
             host: OnceLock::new(),
+            cancelled_at: OnceLock::new(),
             section: false,
         };
         if let Some(token) = token {
@@ -180,6 +184,7 @@ impl TaskScope {
             state: AtomicU8::new(0),
             token: OnceLock::from(token),
             host: OnceLock::new(),
+            cancelled_at: OnceLock::new(),
             section: true,
         }
     }
@@ -211,17 +216,34 @@ impl TaskScope {
         // the token we just stored, or we see its bit here.
         fence(Ordering::SeqCst);
         if self.state.load(Ordering::Relaxed) & CANCEL_REQUESTED != 0 {
-            cancel_task_token(&token);
+            token.cancel_at(CancelKind::TaskCancelled, None, self.cancel_site());
         }
         token
     }
 
+    /// Records where the task's cancel is being asked for; called before
+    /// `CANCEL_REQUESTED` is set (the first caller wins).
+    pub(crate) fn note_cancel_site(&self, at: &'static Location<'static>) {
+        let _ = self.cancelled_at.set(at);
+    }
+
+    /// Where the cancel was asked for; cancelkit's own line if nobody said
+    /// (the runtime dropped the task).
+    #[track_caller]
+    fn cancel_site(&self) -> &'static Location<'static> {
+        self.cancelled_at
+            .get()
+            .copied()
+            .unwrap_or_else(Location::caller)
+    }
+
     /// The task was asked to stop: cancel its token, if it has one (kind
-    /// [`CancelKind::TaskCancelled`]). Called after `CANCEL_REQUESTED` is set.
+    /// [`CancelKind::TaskCancelled`], at the site the canceller noted).
+    /// Called after `CANCEL_REQUESTED` is set.
     pub(crate) fn cancel_token(&self) {
         fence(Ordering::SeqCst);
         if let Some(token) = self.token.get() {
-            cancel_task_token(token);
+            token.cancel_at(CancelKind::TaskCancelled, None, self.cancel_site());
         }
     }
 
@@ -230,9 +252,9 @@ impl TaskScope {
     fn cancelled(&self) -> Option<Cancelled> {
         match self.token.get() {
             Some(token) if token.is_cancelled() => token.reason(),
-            _ if self.state.load(Ordering::Acquire) & CANCEL_REQUESTED != 0 => {
-                Some(task_cancelled())
-            }
+            _ if self.state.load(Ordering::Acquire) & CANCEL_REQUESTED != 0 => Some(
+                Cancelled::with(CancelKind::TaskCancelled, None, self.cancel_site()),
+            ),
             _ => None,
         }
     }
@@ -342,16 +364,6 @@ impl TaskScope {
         host.lock().overruns.extend(overruns);
         self.finish()
     }
-}
-
-/// Cancels a task's token because its task was cancelled.
-fn cancel_task_token(token: &CancelToken) {
-    token.cancel_at(CancelKind::TaskCancelled, None, Location::caller());
-}
-
-/// The cause reported for a task cancelled before it had a token.
-fn task_cancelled() -> Cancelled {
-    Cancelled::with(CancelKind::TaskCancelled, None, Location::caller())
 }
 
 // ===== hosting =====

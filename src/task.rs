@@ -33,7 +33,7 @@ use crate::loom::{Arc, AtomicWaker, Mutex, Ordering};
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -80,7 +80,9 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    fn request_cancel(&self) {
+    /// `at`: where the cancel was asked for, for the task's scope token.
+    fn request_cancel(&self, at: &'static Location<'static>) {
+        self.scope.note_cancel_site(at);
         let prev = self
             .scope
             .state
@@ -119,6 +121,9 @@ impl<T> Shared<T> {
     /// The handle goes away: asks for cancellation unless `detach`ed, and
     /// drops an output that is already there, quietly.
     fn release(&self, cancel: bool) {
+        if cancel {
+            self.scope.note_cancel_site(Location::caller());
+        }
         let bits = if cancel {
             HANDLE_GONE | CANCEL_REQUESTED
         } else {
@@ -465,8 +470,9 @@ impl<T> Task<T> {
     /// assert!(rt.block_on(task).unwrap_err().is_cancelled());
     /// # }
     /// ```
+    #[track_caller]
     pub fn abort(&self) {
-        self.shared.request_cancel();
+        self.shared.request_cancel(Location::caller());
     }
 
     /// Cancels the task and waits until its future has been dropped ([D4](crate#D4)).
@@ -502,10 +508,12 @@ impl<T> Task<T> {
     /// assert_eq!(rt.block_on(task.cancel()), None);
     /// # }
     /// ```
+    #[track_caller]
     pub fn cancel(self) -> Cancel<T> {
         Cancel {
             task: Some(self),
             requested: false,
+            location: Location::caller(),
         }
     }
 
@@ -543,7 +551,7 @@ pub(crate) trait Abort: Send + Sync {
 
 impl<T: Send> Abort for Shared<T> {
     fn abort(&self) {
-        self.request_cancel();
+        self.request_cancel(Location::caller());
     }
 }
 
@@ -553,7 +561,7 @@ struct LoomAbort<T>(Arc<Shared<T>>);
 #[cfg(loom)]
 impl<T: Send> Abort for LoomAbort<T> {
     fn abort(&self) {
-        self.0.request_cancel();
+        self.0.request_cancel(Location::caller());
     }
 }
 
@@ -621,6 +629,8 @@ impl<T> fmt::Debug for Task<T> {
 pub struct Cancel<T> {
     task: Option<Task<T>>,
     requested: bool,
+    /// Where `cancel()` was called: the task's scope token says so.
+    location: &'static Location<'static>,
 }
 
 impl<T> Unpin for Cancel<T> {}
@@ -634,7 +644,7 @@ impl<T> Future for Cancel<T> {
             .as_ref()
             .expect("`Cancel` polled after it returned `Poll::Ready`");
         if !self.requested {
-            task.shared.request_cancel();
+            task.shared.request_cancel(self.location);
             self.requested = true;
         }
         let task = self.task.as_ref().expect("checked above");

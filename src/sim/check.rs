@@ -25,6 +25,7 @@ fn end_run<F>(
             scope
                 .state
                 .fetch_or(CANCEL_REQUESTED, std::sync::atomic::Ordering::SeqCst);
+            scope.note_cancel_site(Location::caller());
             scope.cancel_token();
         }
         drop(fut);
