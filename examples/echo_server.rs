@@ -8,7 +8,9 @@
 //! One task per connection in a [`TaskGroup`]. On the signal it stops
 //! accepting (new connections are refused), closes idle connections, lets
 //! requests already in flight finish within the grace period, drops the
-//! rest, prints the shutdown report, and exits 0.
+//! rest — each forced connection gets a last `server shutting down` line,
+//! written by an async cleanup with 100 ms of its own — prints the shutdown
+//! report, and exits 0.
 //!
 //! Protocol, one request per line: any line is echoed back; `sleep <ms> ...`
 //! is echoed after `ms` milliseconds (a slow request); `stats` answers
@@ -27,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_io::Async;
-use cancelkit::{CancelToken, Runtime, Signal, TaskGroup, Timer, signal::SignalExt};
+use cancelkit::{CancelToken, Runtime, Signal, TaskGroup, Timer, scope, signal::SignalExt};
 use futures_lite::future::or;
 use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -61,15 +63,45 @@ impl Drop for Count<'_> {
     }
 }
 
-async fn connection<R: Timer>(
+/// What a forced connection is told, by its cleanup, before it is closed.
+const GOODBYE: &[u8] = b"server shutting down\n";
+
+/// One connection: serves it, and if the shutdown forces it (drops this
+/// future mid-request), says goodbye first — asynchronously, for at most
+/// 100 ms, hosted by the connection's task after its future is gone.
+async fn connection<R: Timer + Clone + Send + 'static>(
     stream: Async<TcpStream>,
     stop: CancelToken,
     rt: R,
     stats: Arc<Stats>,
 ) -> io::Result<()> {
+    let stream = Arc::new(stream);
+    // `forced` is cancelled only if this future is dropped unfinished: its
+    // guard is disarmed on every way out below.
+    let forced = CancelToken::new();
+    let guard = forced.clone().drop_guard();
+    let goodbye = {
+        let stream = stream.clone();
+        move |_| async move {
+            let _ = (&*stream).write_all(GOODBYE).await;
+        }
+    };
+    scope::cleanup_on(&forced, &rt, Duration::from_millis(100), goodbye)
+        .expect("connections run as cancelkit tasks");
+    let served = serve_connection(&stream, &stop, &rt, &stats).await;
+    guard.disarm();
+    served
+}
+
+async fn serve_connection<R: Timer>(
+    stream: &Async<TcpStream>,
+    stop: &CancelToken,
+    rt: &R,
+    stats: &Stats,
+) -> io::Result<()> {
     let _open = Count::new(&stats.active);
-    let mut reader = BufReader::new(&stream);
-    let mut writer = &stream;
+    let mut reader = BufReader::new(stream);
+    let mut writer = stream;
     loop {
         // Idle: wait for the first byte of a request, or the shutdown. Data
         // first: a request that already arrived (or was pipelined behind

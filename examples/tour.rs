@@ -1,4 +1,4 @@
-//! Runs the four seed patterns on every runtime this build enables, side by
+//! Runs the four seed patterns, and a fifth with cancel scopes, on every runtime this build enables, side by
 //! side, and says whether every runtime printed the same lines.
 //!
 //! ```text
@@ -12,7 +12,9 @@
 #[path = "patterns/mod.rs"]
 mod patterns;
 
-use patterns::{DropHandle, Out, Pattern, SharedFlag, ShutdownBroadcast, Timeout};
+use patterns::{
+    CommitOrRollback, DropHandle, Out, Pattern, SharedFlag, ShutdownBroadcast, Timeout,
+};
 
 /// Runs every pattern on `runtime`; returns (pattern, lines) pairs.
 fn run_all(runtime: &str) -> Vec<(&'static str, Vec<String>)> {
@@ -28,6 +30,7 @@ fn run_all(runtime: &str) -> Vec<(&'static str, Vec<String>)> {
         one::<SharedFlag>(runtime),
         one::<Timeout>(runtime),
         one::<ShutdownBroadcast>(runtime),
+        one::<CommitOrRollback>(runtime),
     ]
 }
 

@@ -151,7 +151,7 @@ fn the_tour_fits_in_100_columns_and_finds_every_runtime_identical() {
     // pattern.
     let runtimes = ["tokio", "tokio-current-thread", "smol", "async-std"];
     let patterns = tour.stdout.lines().filter(|l| l.starts_with("== ")).count();
-    assert_eq!(patterns, 4, "{}", tour.stdout);
+    assert_eq!(patterns, 5, "{}", tour.stdout);
     for rt in runtimes {
         let columns = tour
             .stdout
@@ -174,7 +174,7 @@ fn the_tour_fits_in_100_columns_and_finds_every_runtime_identical() {
 }
 
 /// Every example, and an argument it must refuse.
-const EXAMPLES: [(&str, &[&str]); 13] = [
+const EXAMPLES: [(&str, &[&str]); 14] = [
     ("start_tokio", &["--verbose"]),
     ("start_smol", &["extra"]),
     ("start_async_std", &["-x"]),
@@ -188,6 +188,7 @@ const EXAMPLES: [(&str, &[&str]); 13] = [
     ("timeout", &["--runtim", "smol"]),
     ("shutdown_broadcast", &["--runtime", "smol", "again"]),
     ("shutdown_broadcast", &["-"]),
+    ("commit_or_rollback", &["--runtime", "sim"]),
 ];
 
 #[test]

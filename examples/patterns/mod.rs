@@ -303,3 +303,181 @@ pub(crate) fn main_for<P: Pattern>() {
         std::process::exit(1);
     }
 }
+
+// ===== cancel scopes: commit or roll back =====
+
+/// A toy database: two balances, changed only by transactions, with
+/// simulated I/O (a short sleep per operation).
+#[derive(Clone)]
+struct Db {
+    balances: Arc<Mutex<(i64, i64)>>,
+}
+
+/// A transaction's state, behind an async lock: the rollback waits for a
+/// commit in progress, and finds it done.
+#[derive(Default)]
+struct TxState {
+    /// Writes applied so far, to undo on rollback.
+    applied: Vec<(usize, i64)>,
+    committed: bool,
+}
+
+#[derive(Clone)]
+struct Tx<R> {
+    db: Db,
+    rt: R,
+    state: Arc<async_lock::Mutex<TxState>>,
+    out: Out,
+}
+
+impl<R: Runtime + Clone + Send + Sync + 'static> Tx<R> {
+    async fn io(&self) {
+        self.rt.sleep(Duration::from_millis(10)).await;
+    }
+
+    /// Adds `delta` to balance `account` (0 or 1).
+    async fn write(&self, account: usize, delta: i64) {
+        let mut state = self.state.lock().await;
+        self.io().await;
+        let mut balances = self.db.balances.lock().unwrap();
+        if account == 0 {
+            balances.0 += delta
+        } else {
+            balances.1 += delta
+        }
+        state.applied.push((account, delta));
+    }
+
+    /// Makes the writes final: two I/O steps, which must not be split.
+    async fn commit(&self, started: Option<CancelToken>) {
+        let mut state = self.state.lock().await;
+        if let Some(started) = started {
+            started.cancel();
+        }
+        self.io().await;
+        self.io().await;
+        state.committed = true;
+        self.out.line("  commit: done");
+    }
+
+    /// Undoes what was written, unless the transaction committed.
+    async fn rollback(&self, why: cancelkit::token::Cancelled) {
+        let mut state = self.state.lock().await;
+        self.out.line(format!(
+            "  rollback: cause {:?}, from line {}",
+            why.kind(),
+            why.location().line()
+        ));
+        if state.committed {
+            self.out.line("  rollback: nothing to undo, committed");
+            return;
+        }
+        self.io().await;
+        let mut balances = self.db.balances.lock().unwrap();
+        for (account, delta) in state.applied.drain(..).rev() {
+            if account == 0 {
+                balances.0 -= delta
+            } else {
+                balances.1 -= delta
+            }
+        }
+        self.out.line("  rollback: undone");
+    }
+}
+
+/// Where a transfer pauses, for the pattern to cancel it there.
+#[derive(Clone, Default)]
+struct Pause {
+    after_debit: Option<CancelToken>,
+    in_commit: Option<CancelToken>,
+}
+
+/// Moves `amount` from account 0 to account 1 in a transaction: rolled
+/// back by an async cleanup if the task is cancelled, with the commit
+/// itself shielded so a cancel cannot split it.
+async fn transfer<R: Runtime + Clone + Send + Sync + 'static>(
+    rt: R,
+    db: Db,
+    out: Out,
+    amount: i64,
+    pause: Pause,
+) {
+    let tx = Tx {
+        db,
+        rt: rt.clone(),
+        state: Arc::default(),
+        out,
+    };
+    let undo = tx.clone();
+    cancelkit::scope::cleanup(&rt, Duration::from_secs(1), move |why| async move {
+        undo.rollback(why).await
+    })
+    .expect("runs as a cancelkit task");
+    tx.write(0, -amount).await;
+    if let Some(debited) = pause.after_debit {
+        debited.cancel();
+        rt.sleep(Duration::from_secs(3600)).await; // a slow network
+    }
+    tx.write(1, amount).await;
+    let commit = {
+        let tx = tx.clone();
+        async move { tx.commit(pause.in_commit).await }
+    };
+    cancelkit::scope::shield(&rt, Duration::from_secs(1), commit).await;
+}
+
+/// Cancel scopes: a transaction commits, or is rolled back by async
+/// cleanup when its task is cancelled; a commit already under way finishes
+/// under its shield.
+pub(crate) struct CommitOrRollback;
+
+impl Pattern for CommitOrRollback {
+    const NAME: &'static str = "commit_or_rollback";
+
+    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+        let db = Db {
+            balances: Arc::new(Mutex::new((100, 0))),
+        };
+        let balances = |db: &Db| {
+            let (a, b) = *db.balances.lock().unwrap();
+            format!("balances: a={a} b={b}")
+        };
+        let run = |amount, pause: Pause| {
+            rt.spawn(transfer(rt.clone(), db.clone(), out.clone(), amount, pause))
+        };
+
+        out.line("transfer 30, left alone:");
+        let done = rt.block_on(run(30, Pause::default()));
+        out.line(format!("  task: {:?}; {}", done.map(drop), balances(&db)));
+
+        out.line("transfer 50, cancelled after the debit:");
+        let debited = CancelToken::new();
+        let task = run(
+            50,
+            Pause {
+                after_debit: Some(debited.clone()),
+                ..Pause::default()
+            },
+        );
+        let out_of = rt.block_on(async {
+            debited.cancelled().await;
+            task.cancel().await // returns once the rollback finished
+        });
+        out.line(format!("  cancel() gave {out_of:?}; {}", balances(&db)));
+
+        out.line("transfer 20, cancelled during the commit:");
+        let committing = CancelToken::new();
+        let task = run(
+            20,
+            Pause {
+                in_commit: Some(committing.clone()),
+                ..Pause::default()
+            },
+        );
+        let out_of = rt.block_on(async {
+            committing.cancelled().await;
+            task.cancel().await // returns once the commit and the cleanup ended
+        });
+        out.line(format!("  cancel() gave {out_of:?}; {}", balances(&db)));
+    }
+}
