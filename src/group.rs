@@ -201,7 +201,7 @@ pub struct ShutdownReport {
     /// Tasks of a [limited](TaskGroupBuilder::limit) group still queued for
     /// a slot when the group shut down: dropped without ever being polled.
     pub not_started: usize,
-    /// Shields and cleanups ([`scope`](crate::scope)) of the group's tasks
+    /// Shields and cleanups ([`scope`]) of the group's tasks
     /// that were still running when their own grace ended, and were dropped
     /// unfinished ([S2](crate#S2)), over the group's life; at most
     /// [`keep_failures`](TaskGroupBuilder::keep_failures) of them.
@@ -214,7 +214,7 @@ pub struct ShutdownReport {
 /// A shield or cleanup of a group's task that overran its grace: which
 /// task, and which section ([S2](crate#S2)).
 ///
-/// See [`Overrun`](crate::scope::Overrun) for an example.
+/// See [`Overrun`] for an example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TaskOverrun {

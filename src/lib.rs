@@ -167,6 +167,9 @@
 //! - [`token`]: [`CancelToken`] and its futures, guards and causes.
 //! - [`time`]: [`timeout`] and [`deadline`].
 //! - [`group`]: [`TaskGroup`], its report, and [`TaskSet`](group::TaskSet).
+//! - [`scope`]: cancel scopes inside a task — [`current()`](scope::current),
+//!   [`checkpoint`](scope::checkpoint), [`move_on_after`](scope::move_on_after),
+//!   [`shield`](scope::shield) and async [`cleanup`](scope::cleanup).
 //! - [`signal`]: [`Signal`], combinators, OS signals.
 //! - [`rt`]: the adapters and the object-safe runtime traits.
 //! - `sim` (feature `sim`): a deterministic virtual-time runtime, a seed
@@ -202,9 +205,14 @@
 //! | <a id="B2"></a>B2 | Dropping a group cancels and drops its tasks. |
 //! | <a id="B3"></a>B3 | A task's panic spares its siblings unless the group is fail-fast. |
 //! | <a id="B4"></a>B4 | A group can shut down on any [`Signal`]. |
+//! | <a id="S1"></a>S1 | A [shielded](scope::shield) section runs to completion even when its task is cancelled or its handle dropped meanwhile; the task then reports `Cancelled` (or its output), and `cancel().await` and a group's shutdown return only after the shield ended. |
+//! | <a id="S2"></a>S2 | A shield has its own grace: past it the shielded future is dropped and the overrun is reported, naming the task, its spawn location and the shield's location. |
+//! | <a id="S3"></a>S3 | Async [cleanup](scope::cleanup) registered for a task or token runs exactly once when it is cancelled — never on normal completion — receives the cause, runs shielded with its own deadline, and is waited for like S1; cleanup registered after the cancel runs at once. |
+//! | <a id="S4"></a>S4 | Inside a cancelkit task, [`current()`](scope::current) is a token cancelled when the task is; [`checkpoint().await`](scope::checkpoint) yields once and returns `Err(Cancelled)` if the current scope is cancelled, `Ok(())` otherwise. |
+//! | <a id="S5"></a>S5 | [`move_on_after`](scope::move_on_after) / [`fail_after`](scope::fail_after) open a nested scope whose deadline is the earlier of theirs and the enclosing one; its expiry drops the future and leaves the enclosing scope untouched; the enclosing scope's cancellation reaches inside. |
 //!
-//! The design also specifies scopes (S), local and blocking work (L) and
-//! deadlines across the wire (W); they are not implemented yet.
+//! The design also specifies local and blocking work (L) and deadlines
+//! across the wire (W); they are not implemented yet.
 //!
 //! # Features
 //!
