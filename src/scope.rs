@@ -263,6 +263,12 @@ impl TaskScope {
         self.host.get_or_init(Box::default)
     }
 
+    /// Whether this task ever hosted anything (shield, cleanup).
+    #[inline]
+    pub(crate) fn has_host(&self) -> bool {
+        self.host.get().is_some()
+    }
+
     /// Whether any section is hosted (armed, running, or waiting for the
     /// harness to pick it up).
     pub(crate) fn is_hosting(&self) -> bool {

@@ -121,7 +121,8 @@ impl<T> Shared<T> {
     /// The handle goes away: asks for cancellation unless `detach`ed, and
     /// drops an output that is already there, quietly.
     fn release(&self, cancel: bool) {
-        if cancel {
+        if cancel && !self.is_complete() {
+            // (A finished task's scope is never cancelled: skip the write.)
             self.scope.note_cancel_site(Location::caller());
         }
         let bits = if cancel {
@@ -185,7 +186,6 @@ where
     };
     let harness = Harness {
         fut: Some(fut),
-        ended: None,
         finished: false,
         shared,
     };
@@ -200,10 +200,10 @@ pin_project_lite::pin_project! {
     /// shields and triggered cleanups (`crate::scope`) until they end, then
     /// reports the outcome.
     pub(crate) struct Harness<F: Future> {
+        // `None` once the user's future ended; its outcome then waits in
+        // `shared.output` (unpublished) while hosted sections still run.
         #[pin]
         fut: Option<F>,
-        // How the user's future ended, while hosted sections still run.
-        ended: Option<Outcome<F::Output>>,
         // The outcome was published.
         finished: bool,
         shared: Arc<Shared<F::Output>>,
@@ -222,9 +222,11 @@ pin_project_lite::pin_project! {
             let scope = &this.shared.scope;
             let outcome = scope.enter(|| {
                 scope.cancel_token();
-                let outcome = match this.ended.take() {
-                    Some(outcome) => outcome,
-                    None => cancelled(drop_future(this.fut.as_mut())),
+                let outcome = if this.fut.is_some() {
+                    cancelled(drop_future(this.fut.as_mut()))
+                } else {
+                    // Ended, and waiting for hosted sections.
+                    this.shared.take_output().unwrap_or(Err(JoinError::Cancelled))
                 };
                 with_hosted_panic(outcome, scope.close())
             });
@@ -282,7 +284,7 @@ impl<F: Future> Future for Harness<F> {
         }
         let shared = &**this.shared;
         shared.scope.enter(|| {
-            if this.ended.is_none() {
+            if this.fut.is_some() {
                 match poll_user_future(shared, this.fut.as_mut(), cx) {
                     Poll::Pending => {
                         // Sections hosted while the task runs (a shield that
@@ -293,9 +295,16 @@ impl<F: Future> Future for Harness<F> {
                         }
                         return Poll::Pending;
                     }
+                    Poll::Ready(outcome) if !shared.scope.has_host() => {
+                        // Nothing was ever hosted: the common case.
+                        *this.finished = true;
+                        shared.complete(outcome);
+                        return Poll::Ready(());
+                    }
                     Poll::Ready(outcome) => {
                         shared.scope.settle();
-                        *this.ended = Some(outcome);
+                        // Kept, unpublished, until the hosted sections end.
+                        *crate::loom::lock(&shared.output) = Some(outcome);
                     }
                 }
             }
@@ -304,7 +313,7 @@ impl<F: Future> Future for Harness<F> {
             if shared.scope.poll_hosted(cx).is_pending() {
                 return Poll::Pending;
             }
-            let outcome = this.ended.take().expect("set above");
+            let outcome = shared.take_output().expect("kept above");
             let outcome = with_hosted_panic(outcome, shared.scope.finish());
             *this.finished = true;
             shared.complete(outcome);
@@ -315,6 +324,7 @@ impl<F: Future> Future for Harness<F> {
 
 /// Polls the user's future, honouring cancellation; `Ready` with the
 /// outcome once the future is gone (finished, panicked or dropped).
+#[inline(always)]
 fn poll_user_future<F: Future>(
     shared: &Shared<F::Output>,
     mut fut_slot: Pin<&mut Option<F>>,
