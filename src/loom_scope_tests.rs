@@ -45,6 +45,22 @@ impl Timer for NoTime {
     }
 }
 
+/// Runs `harness` on a loom thread while this one aborts its task and
+/// awaits the handle; `observe` looks at the outcome (and whatever the
+/// model counts) the moment the handle resolved, before the thread is
+/// joined.
+fn abort_while_it_runs<T, O>(
+    task: crate::Task<T>,
+    harness: impl Future<Output = ()> + Send + 'static,
+    observe: impl FnOnce(Result<T, JoinError>) -> O,
+) -> O {
+    let runtime = thread::spawn(move || loom::future::block_on(harness));
+    task.abort();
+    let seen = observe(loom::future::block_on(task));
+    runtime.join().unwrap();
+    seen
+}
+
 /// Pending once (waking itself), then ready.
 struct YieldOnce(bool);
 
@@ -81,19 +97,17 @@ fn loom_shield_completion_races_task_cancellation() {
                 .await;
             }
         });
-        let runtime = thread::spawn(move || loom::future::block_on(harness));
-        task.abort();
-        let out = loom::future::block_on(task);
-        let (entered, done) = (
-            entered.load(StdOrdering::SeqCst),
-            shield_done.load(StdOrdering::SeqCst),
-        );
-        match out {
-            Ok(()) => assert_eq!((entered, done), (1, 1)),
-            Err(JoinError::Cancelled) => assert_eq!(entered, done),
-            Err(other) => panic!("unexpected {other:?}"),
-        }
-        runtime.join().unwrap();
+        abort_while_it_runs(task, harness, |out| {
+            let (entered, done) = (
+                entered.load(StdOrdering::SeqCst),
+                shield_done.load(StdOrdering::SeqCst),
+            );
+            match out {
+                Ok(()) => assert_eq!((entered, done), (1, 1)),
+                Err(JoinError::Cancelled) => assert_eq!(entered, done),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        });
     });
 }
 
@@ -117,17 +131,15 @@ fn loom_shield_started_is_finished_before_the_handle_resolves() {
                 std::future::pending::<()>().await
             }
         });
-        let runtime = thread::spawn(move || loom::future::block_on(harness));
-        task.abort();
-        let out = loom::future::block_on(task);
-        assert!(matches!(out, Err(JoinError::Cancelled)));
-        // Whoever got into the shield got out of it, before the handle
-        // said the task was over.
-        assert_eq!(
-            entered.load(StdOrdering::SeqCst),
-            shield_done.load(StdOrdering::SeqCst)
-        );
-        runtime.join().unwrap();
+        abort_while_it_runs(task, harness, |out| {
+            assert!(matches!(out, Err(JoinError::Cancelled)));
+            // Whoever got into the shield got out of it, before the handle
+            // said the task was over.
+            assert_eq!(
+                entered.load(StdOrdering::SeqCst),
+                shield_done.load(StdOrdering::SeqCst)
+            );
+        });
     });
 }
 
@@ -153,17 +165,15 @@ fn loom_cleanup_registration_races_cancel_and_runs_exactly_once() {
                 std::future::pending::<()>().await
             }
         });
-        let runtime = thread::spawn(move || loom::future::block_on(harness));
-        task.abort();
-        let out = loom::future::block_on(task);
-        assert!(matches!(out, Err(JoinError::Cancelled)));
-        // Registered (the task got to run) means run, once, before the
-        // handle resolved; never run otherwise.
-        assert_eq!(
-            ran.load(StdOrdering::SeqCst),
-            registered.load(StdOrdering::SeqCst)
-        );
-        runtime.join().unwrap();
+        abort_while_it_runs(task, harness, |out| {
+            assert!(matches!(out, Err(JoinError::Cancelled)));
+            // Registered (the task got to run) means run, once, before the
+            // handle resolved; never run otherwise.
+            assert_eq!(
+                ran.load(StdOrdering::SeqCst),
+                registered.load(StdOrdering::SeqCst)
+            );
+        });
     });
 }
 
