@@ -817,6 +817,9 @@ impl<T: Timer, F> fmt::Debug for MoveOnAfter<T, F> {
 /// `Duration::MAX` never expires. Unlike `timeout`, it reads the clock at
 /// its first poll (to give the scope its deadline).
 ///
+/// Outside a cancelkit task the enclosing scope is one that is never
+/// cancelled; the nested scope still expires.
+///
 /// # Examples
 ///
 /// ```
