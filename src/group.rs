@@ -1256,6 +1256,18 @@ struct Done {
     _permit: Option<SemaphoreGuardArc>,
 }
 
+impl Done {
+    /// A hosted section of the task panicked: that panic is the task's (its
+    /// handle reports it), and so the group's failure.
+    fn hosted_panic(&mut self, text: Option<String>) {
+        if let Some(text) = text {
+            if !matches!(self.outcome, Outcome::Failed(FailureKind::Panicked, _)) {
+                self.outcome = Outcome::Failed(FailureKind::Panicked, text);
+            }
+        }
+    }
+}
+
 impl Drop for Done {
     fn drop(&mut self) {
         if self.handed_over {
@@ -1276,15 +1288,21 @@ impl Drop for Done {
                 _permit: self._permit.take(),
             };
             // Dropping `later` at the end reports.
-            let report = move |overruns: &[Overrun]| {
+            let report = move |overruns: &[Overrun], panic: Option<String>| {
                 let mut later = later;
                 later.overruns.extend_from_slice(overruns);
+                later.hosted_panic(panic);
             };
             if let Some(report) = scope::defer_while_hosting(report) {
-                report(&[]);
+                let (overruns, panic) = scope::recorded_in_current_task();
+                report(&overruns, panic);
             }
             return;
         }
+        // What sections hosted while the task ran left behind.
+        let (overruns, panic) = scope::recorded_in_current_task();
+        self.overruns.extend(overruns);
+        self.hosted_panic(panic);
         let mut cancel_siblings = None;
         let now_empty;
         {

@@ -214,3 +214,32 @@ fn loom_scope_token_made_while_the_task_is_cancelled_ends_cancelled() {
 fn futures_task_noop() -> std::task::Waker {
     std::task::Waker::noop().clone()
 }
+
+#[test]
+fn loom_abort_racing_normal_completion_never_runs_cleanup() {
+    // The task registers a cleanup and returns at once; the abort may land
+    // before its first poll (then nothing is registered), during it, or
+    // after it returned: a task that completed never runs its cleanup.
+    model(|| {
+        let timer = NoTime(Instant::now());
+        let ran = StdArc::new(AtomicUsize::new(0));
+        let (task, harness) = crate::task::new({
+            let ran = ran.clone();
+            async move {
+                let cleanup = move |_| async move {
+                    ran.fetch_add(1, StdOrdering::SeqCst);
+                };
+                let _ = scope::cleanup(&timer, Duration::from_secs(1), cleanup);
+            }
+        });
+        abort_while_it_runs(task, harness, |out| {
+            if out.is_ok() {
+                assert_eq!(
+                    ran.load(StdOrdering::SeqCst),
+                    0,
+                    "completed, yet cleaned up"
+                );
+            }
+        });
+    });
+}

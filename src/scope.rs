@@ -82,7 +82,8 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 
 use crate::loom::{AtomicU8, Mutex, MutexGuard, Ordering, fence};
 use std::task::{Context, Poll};
@@ -90,7 +91,7 @@ use std::time::{Duration, Instant};
 
 use crate::CancelToken;
 use crate::runtime::{Timer, saturating_deadline};
-use crate::task::{CANCEL_REQUESTED, drop_quietly};
+use crate::task::{CANCEL_REQUESTED, drop_quietly, panic_text};
 use crate::time::Elapsed;
 use crate::token::{CancelKind, Cancelled, Watch};
 
@@ -157,8 +158,20 @@ pub(crate) struct TaskScope {
     /// Where the task's cancel was asked for (set before `CANCEL_REQUESTED`),
     /// so the token's cause says the same whoever cancels it.
     cancelled_at: OnceLock<&'static Location<'static>>,
-    /// A nested section's scope, not a task's.
-    section: bool,
+    /// What this scope is: a task's, or a section's nested in one.
+    kind: ScopeKind,
+}
+
+/// What a [`TaskScope`] belongs to.
+enum ScopeKind {
+    Task,
+    /// `move_on_after`, or a shield still awaited: part of the task's code.
+    Nested,
+    /// A hosted section (a shield handed to the task, a cleanup); `alive`
+    /// turns false when it ends, which drops the cleanups registered in it.
+    Hosted {
+        alive: Arc<AtomicBool>,
+    },
 }
 
 impl TaskScope {
@@ -170,7 +183,7 @@ impl TaskScope {
             token: OnceLock::new(),
             host: OnceLock::new(),
             cancelled_at: OnceLock::new(),
-            section: false,
+            kind: ScopeKind::Task,
         };
         if let Some(token) = token {
             let _ = scope.token.set(token);
@@ -178,14 +191,32 @@ impl TaskScope {
         scope
     }
 
-    /// The scope of a section nested in a task, whose token is `token`.
-    fn section(token: CancelToken) -> Self {
+    /// The scope of a section nested in a task's code, whose token is
+    /// `token`.
+    fn nested(token: CancelToken) -> Self {
+        Self::section(token, ScopeKind::Nested)
+    }
+
+    /// The scope of a section the task hosts, whose token is `token`.
+    fn hosted(token: CancelToken) -> Self {
+        let alive = Arc::new(AtomicBool::new(true));
+        Self::section(token, ScopeKind::Hosted { alive })
+    }
+
+    fn section(token: CancelToken, kind: ScopeKind) -> Self {
         TaskScope {
             state: AtomicU8::new(0),
             token: OnceLock::from(token),
             host: OnceLock::new(),
             cancelled_at: OnceLock::new(),
-            section: true,
+            kind,
+        }
+    }
+
+    /// A hosted section ended: the cleanups registered in it are dropped.
+    fn end_hosted(&self) {
+        if let ScopeKind::Hosted { alive } = &self.kind {
+            alive.store(false, std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -275,17 +306,19 @@ impl TaskScope {
         self.host.get().is_some_and(|h| !h.lock().items.is_empty())
     }
 
-    /// The task's own future has ended (returned, panicked, or was dropped):
-    /// cleanups whose token is cancelled now start, the others are dropped
-    /// (never run on completion, [S3](crate#S3)).
-    pub(crate) fn settle(&self) {
+    /// The task's own future has ended — `cancelled` (dropped by a cancel)
+    /// or not (it returned or panicked): the task's cleanups that have not
+    /// started either start now, if the task was cancelled and their token
+    /// is, or are dropped (never run on completion, [S3](crate#S3)).
+    pub(crate) fn settle(&self, cancelled: bool) {
         let Some(host) = self.host.get() else { return };
         let dropped = {
             let mut state = host.lock();
-            state.settled = true;
+            state.settled = Some(cancelled);
             let items = std::mem::take(&mut state.items);
-            let (keep, dropped): (Vec<_>, Vec<_>) =
-                items.into_iter().partition(Hosted::wanted_after_settling);
+            let (keep, dropped): (Vec<_>, Vec<_>) = items
+                .into_iter()
+                .partition(|item| item.wanted_after_settling(cancelled));
             state.items = keep;
             dropped
         };
@@ -304,17 +337,26 @@ impl TaskScope {
             if batch.is_empty() {
                 break;
             }
+            // A section that ends drops the cleanups registered in it:
+            // those already polled in this round are polled again.
+            let mut progressed = false;
             for mut item in batch {
                 match catch_unwind(AssertUnwindSafe(|| item.poll(cx))) {
                     Ok(Poll::Pending) => kept.push(item),
-                    Ok(Poll::Ready(None)) => drop_quietly(item),
-                    Ok(Poll::Ready(Some(overrun))) => {
+                    Ok(Poll::Ready(None)) => {
+                        progressed = true;
                         drop_quietly(item);
-                        if !sabotaged(2) {
-                            host.lock().overruns.push(overrun);
+                    }
+                    Ok(Poll::Ready(Some(overrun))) => {
+                        progressed = true;
+                        drop_quietly(item);
+                        let mut state = host.lock();
+                        if !sabotaged(2) && state.overruns.len() < OVERRUNS_KEPT {
+                            state.overruns.push(overrun);
                         }
                     }
                     Err(payload) => {
+                        progressed = true;
                         drop_quietly(item);
                         let mut state = host.lock();
                         if state.panic.is_none() {
@@ -326,6 +368,9 @@ impl TaskScope {
                     }
                 }
             }
+            if progressed && !kept.is_empty() {
+                host.lock().items.append(&mut kept);
+            }
         }
         if kept.is_empty() {
             return Poll::Ready(());
@@ -334,9 +379,9 @@ impl TaskScope {
         Poll::Pending
     }
 
-    /// Every hosted section ended: hands the overruns to whoever deferred
-    /// its report to now (a group task), and returns the first hosted
-    /// section's panic, which becomes the task's.
+    /// Every hosted section ended: hands the overruns and the hosted panic
+    /// (as text) to whoever deferred its report to now (a group task), and
+    /// returns the first hosted section's panic, which becomes the task's.
     pub(crate) fn finish(&self) -> Option<Box<dyn Any + Send + 'static>> {
         let host = self.host.get()?;
         let (deferred, overruns, panic) = {
@@ -347,10 +392,24 @@ impl TaskScope {
                 state.panic.take(),
             )
         };
+        let text = panic.as_deref().map(panic_text);
         for report in deferred {
-            drop_quietly(catch_unwind(AssertUnwindSafe(|| report(&overruns))));
+            let text = text.clone();
+            drop_quietly(catch_unwind(AssertUnwindSafe(|| report(&overruns, text))));
         }
         panic
+    }
+
+    /// What hosted sections left to report so far — overruns (taken) and
+    /// the text of a hosted panic (left for the task's handle) — for a
+    /// report made before the task finishes.
+    fn recorded(&self) -> (Vec<Overrun>, Option<String>) {
+        let Some(host) = self.host.get() else {
+            return (Vec::new(), None);
+        };
+        let mut state = host.lock();
+        let text = state.panic.as_deref().map(panic_text);
+        (std::mem::take(&mut state.overruns), text)
     }
 
     /// The runtime dropped the task: drop every hosted section (each still
@@ -388,7 +447,10 @@ impl Host {
     fn register(&self, item: Hosted) {
         let refused = {
             let mut state = self.lock();
-            if state.closed || (state.settled && !item.wanted_after_settling()) {
+            let unwanted = state
+                .settled
+                .is_some_and(|cancelled| !item.wanted_after_settling(cancelled));
+            if state.closed || unwanted {
                 Some(item)
             } else {
                 state.items.push(item);
@@ -402,7 +464,12 @@ impl Host {
 /// Starts an armed cleanup with its cause.
 type StartCleanup = Box<dyn FnOnce(Cancelled) -> BoxFuture<Option<Overrun>> + Send>;
 
-type Deferred = Box<dyn FnOnce(&[Overrun]) + Send + 'static>;
+/// A report waiting for the hosted sections: gets their overruns and the
+/// text of a hosted panic.
+type Deferred = Box<dyn FnOnce(&[Overrun], Option<String>) + Send + 'static>;
+
+/// How many overruns a task keeps for its report.
+const OVERRUNS_KEPT: usize = 64;
 
 #[derive(Default)]
 struct HostState {
@@ -412,9 +479,9 @@ struct HostState {
     deferred: Vec<Deferred>,
     overruns: Vec<Overrun>,
     panic: Option<Box<dyn Any + Send + 'static>>,
-    /// The task's future has ended: cleanups registered from now on are
-    /// settled at once.
-    settled: bool,
+    /// The task's future has ended (`Some(cancelled)`): cleanups of the
+    /// task registered from now on are settled at once.
+    settled: Option<bool>,
     /// The runtime dropped the task: nothing more is hosted.
     closed: bool,
 }
@@ -428,9 +495,11 @@ enum Hosted {
         watch: Watch,
         start: Option<StartCleanup>,
         location: &'static Location<'static>,
-        /// Registered on the scope of the hosted section it runs in: it
-        /// lives as long as that section, past the task's future.
-        in_own_section: bool,
+        /// Registered inside a hosted section: it belongs to that section,
+        /// whose end (this turning false) drops it, not to the task.
+        section_alive: Option<Arc<AtomicBool>>,
+        /// Set by [`Cleanup::disarm`].
+        disarmed: Arc<AtomicBool>,
     },
     Running {
         fut: BoxFuture<Option<Overrun>>,
@@ -445,11 +514,25 @@ impl Hosted {
             watch,
             start,
             location,
-            ..
+            section_alive,
+            disarmed,
         } = self
         {
+            if disarmed.load(std::sync::atomic::Ordering::Acquire) {
+                return Poll::Ready(None);
+            }
             let Poll::Ready(cause) = Pin::new(watch).poll(cx) else {
-                return Poll::Pending;
+                // Not triggered; dropped if the section it belongs to ended
+                // (one whose grace ran out has cancelled its token first:
+                // its cleanups start).
+                let section_over = section_alive
+                    .as_ref()
+                    .is_some_and(|alive| !alive.load(std::sync::atomic::Ordering::Acquire));
+                return if section_over {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                };
             };
             let Some(cause) = cause else {
                 // The token detached uncancelled: it never will be.
@@ -469,21 +552,23 @@ impl Hosted {
         }
     }
 
-    /// Whether it is still wanted once the task's future has ended: a
-    /// running section is, an armed cleanup only if its token is cancelled
-    /// (it then starts at its next poll). Runs no user code.
-    fn wanted_after_settling(&self) -> bool {
+    /// Whether it is still wanted once the task's future has ended
+    /// (`cancelled`, or not): a running section is; an armed cleanup of a
+    /// hosted section is while that section lives; an armed cleanup of the
+    /// task is only if the task was cancelled and so is its token (it then
+    /// starts at its next poll). Runs no user code.
+    fn wanted_after_settling(&self, cancelled: bool) -> bool {
         match self {
-            Hosted::Armed { watch, .. } if sabotaged(3) => {
-                // Broken: the cleanup runs although nothing was cancelled.
-                let _ = watch;
+            Hosted::Armed { .. } if sabotaged(3) => {
+                // Broken: the cleanup is kept although nothing was cancelled.
                 true
             }
             Hosted::Armed {
+                section_alive: Some(alive),
                 watch,
-                in_own_section,
                 ..
-            } => *in_own_section || watch.reason().is_some(),
+            } => alive.load(std::sync::atomic::Ordering::Acquire) || watch.reason().is_some(),
+            Hosted::Armed { watch, .. } => cancelled && watch.reason().is_some(),
             Hosted::Running { .. } => true,
         }
     }
@@ -509,7 +594,7 @@ pub(crate) fn current_task_is_hosting() -> bool {
 /// task is current) so the caller reports now.
 pub(crate) fn defer_while_hosting<D>(report: D) -> Option<D>
 where
-    D: FnOnce(&[Overrun]) + Send + 'static,
+    D: FnOnce(&[Overrun], Option<String>) + Send + 'static,
 {
     if !TASK.is_set() {
         return Some(report);
@@ -525,6 +610,16 @@ where
         state.deferred.push(Box::new(report));
         None
     })
+}
+
+/// What the current task's hosted sections left to report so far (see
+/// `TaskScope::recorded`); nothing outside a task.
+pub(crate) fn recorded_in_current_task() -> (Vec<Overrun>, Option<String>) {
+    if TASK.is_set() {
+        TASK.with(TaskScope::recorded)
+    } else {
+        (Vec::new(), None)
+    }
 }
 
 /// Hosts `item` in the current task; `false` (and `item` dropped) if no
@@ -683,7 +778,7 @@ pub fn current() -> CancelToken {
         return CancelToken::new();
     }
     CURRENT.with(|scope| {
-        if sabotaged(4) && !scope.section {
+        if sabotaged(4) && matches!(scope.kind, ScopeKind::Task) {
             return CancelToken::new();
         }
         scope.token()
@@ -865,7 +960,7 @@ impl<T: Timer, F: Future> Future for MoveOnAfter<T, F> {
                 token.announce_deadline(at);
             }
             Scope {
-                scope: TaskScope::section(token),
+                scope: TaskScope::nested(token),
                 expires,
             }
         });
@@ -1063,7 +1158,7 @@ where
 {
     Shield {
         fut: Some(Box::pin(fut)),
-        scope: TaskScope::section(CancelToken::new()),
+        scope: TaskScope::nested(CancelToken::new()),
         timer: timer.clone(),
         grace,
         started: false,
@@ -1130,7 +1225,7 @@ where
         let bounded = Bounded {
             fut: Some(fut),
             sleep: self.timer.sleep_until(expires),
-            scope: TaskScope::section(token.clone()),
+            scope: TaskScope::hosted(token.clone()),
             kind: SectionKind::Shield,
             location: self.location,
         };
@@ -1167,6 +1262,7 @@ impl<F: Future, S: Future<Output = ()>> Future for Bounded<F, S> {
         };
         if let Poll::Ready(out) = this.scope.enter_section(|| fut.poll(cx)) {
             this.fut.set(None);
+            this.scope.end_hosted();
             drop_quietly(out);
             return Poll::Ready(None);
         }
@@ -1177,6 +1273,7 @@ impl<F: Future, S: Future<Output = ()>> Future for Bounded<F, S> {
             .section_token()
             .cancel_at(CancelKind::DeadlineExceeded, None, this.location);
         this.fut.set(None);
+        this.scope.end_hosted();
         Poll::Ready(Some(Overrun {
             kind: *this.kind,
             location: this.location,
@@ -1225,7 +1322,7 @@ impl<F: Future, S: Future<Output = ()>> Future for Bounded<F, S> {
 /// # }
 /// ```
 #[track_caller]
-pub fn cleanup<T, F, Fut>(timer: &T, grace: Duration, f: F) -> Result<(), Unhosted<F>>
+pub fn cleanup<T, F, Fut>(timer: &T, grace: Duration, f: F) -> Result<Cleanup, Unhosted<F>>
 where
     T: Timer + Clone + Send + 'static,
     F: FnOnce(Cancelled) -> Fut + Send + 'static,
@@ -1241,19 +1338,24 @@ where
 /// ([S3](crate#S3)), hosted by the current task.
 ///
 /// - It runs **exactly once**, when `token` is cancelled, receiving the
-///   cause; at once if `token` already is. It never runs if the task's
-///   future ends — returns, panics or is dropped — with `token` not
-///   cancelled (it is dropped then), nor if `token` detaches uncancelled.
+///   cause; at once if `token` already is. It never runs if it has not
+///   started when the task's future returns or panics (normal completion),
+///   nor when the task's future is dropped by a cancel while `token` is not
+///   cancelled, nor if `token` detaches uncancelled, nor once
+///   [disarmed](Cleanup::disarm).
 /// - It runs hosted, like a dropped [`shield`]: on the task's runtime, after
 ///   the task's future is gone if need be, for at most `grace` from its
 ///   start; past it, it is dropped and reported as an [`Overrun`]. The task
 ///   is not finished until it ended.
 /// - Inside it, [`current()`] is its own token, cancelled when `grace` ends,
 ///   with that deadline.
-/// - Cleanup registered from inside a cleanup or a shield on its own scope
-///   (with [`cleanup`]) belongs to that section: it runs if the section's
-///   grace ends (kind [`CancelKind::DeadlineExceeded`]), and is dropped when
-///   the section finishes — even after the task's future is gone.
+/// - Cleanup registered from inside a hosted section (a shield handed to
+///   the task, a running cleanup) belongs to that section: it can run while
+///   the section runs — with [`cleanup`], when the section's grace ends
+///   (kind [`CancelKind::DeadlineExceeded`]) — and is dropped unrun when the
+///   section ends, even after the task's future is gone.
+/// - Registrations accumulate until the task ends: in a loop, [`disarm`](Cleanup::disarm)
+///   each one when its work is done.
 ///
 /// # Errors
 ///
@@ -1289,7 +1391,7 @@ pub fn cleanup_on<T, F, Fut>(
     timer: &T,
     grace: Duration,
     f: F,
-) -> Result<(), Unhosted<F>>
+) -> Result<Cleanup, Unhosted<F>>
 where
     T: Timer + Clone + Send + 'static,
     F: FnOnce(Cancelled) -> Fut + Send + 'static,
@@ -1307,18 +1409,63 @@ where
         Box::pin(Bounded {
             fut: Some(f(cause)),
             sleep: timer.sleep_until(expires),
-            scope: TaskScope::section(token),
+            scope: TaskScope::hosted(token),
             kind: SectionKind::Cleanup,
             location,
         })
     };
-    let in_own_section =
-        CURRENT.is_set() && CURRENT.with(|own| own.section && own.section_token().same_as(token));
+    // Inside a hosted section, the cleanup is that section's.
+    let section_alive = CURRENT.with(|own| match &own.kind {
+        ScopeKind::Hosted { alive } => Some(alive.clone()),
+        _ => None,
+    });
+    let disarmed = Arc::new(AtomicBool::new(false));
     let item = Hosted::Armed {
         watch: token.watch(),
         start: Some(Box::new(start)),
         location,
-        in_own_section,
+        section_alive,
+        disarmed: disarmed.clone(),
     };
-    host_in_current_task(item).map_err(|_| unreachable!("checked that a task is current"))
+    host_in_current_task(item).map_err(|_| unreachable!("checked that a task is current"))?;
+    Ok(Cleanup { disarmed })
+}
+
+/// A registered [`cleanup`]: [`disarm`](Cleanup::disarm) it once the work
+/// it would undo is done (say, committed), so that a cancel no longer runs
+/// it. Dropping it leaves the cleanup registered.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, SpawnerExt, rt::Smol, scope};
+///
+/// let rt = Smol::new().unwrap();
+/// let task = rt.spawn({
+///     let rt = rt.clone();
+///     async move {
+///         for _request in 0..1000 {
+///             let rollback = scope::cleanup(&rt, Duration::from_secs(1), |_| async {}).unwrap();
+///             // ... the transaction's work, then its commit ...
+///             rollback.disarm(); // committed: nothing to undo on cancel
+///         }
+///     }
+/// });
+/// rt.block_on(task).unwrap();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Cleanup {
+    disarmed: Arc<AtomicBool>,
+}
+
+impl Cleanup {
+    /// Unregisters the cleanup: it will not run, unless it already started.
+    /// (It leaves the task's list at the task's next wake-up.)
+    pub fn disarm(self) {
+        self.disarmed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
 }

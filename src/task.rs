@@ -222,14 +222,16 @@ pin_project_lite::pin_project! {
             let scope = &this.shared.scope;
             let outcome = scope.enter(|| {
                 scope.cancel_token();
-                let outcome = if this.fut.is_some() {
+                if this.fut.is_some() {
                     cancelled(drop_future(this.fut.as_mut()))
                 } else {
                     // Ended, and waiting for hosted sections.
-                    this.shared.take_output().unwrap_or(Err(JoinError::Cancelled))
-                };
-                with_hosted_panic(outcome, scope.close())
+                    this.shared
+                        .take_output()
+                        .unwrap_or(Err(JoinError::Cancelled))
+                }
             });
+            let outcome = with_hosted_panic(outcome, scope.close());
             this.shared.complete(outcome);
         }
     }
@@ -283,26 +285,28 @@ impl<F: Future> Future for Harness<F> {
             return Poll::Ready(());
         }
         let shared = &**this.shared;
-        shared.scope.enter(|| {
+        let ended = shared.scope.enter(|| {
             if this.fut.is_some() {
+                // Sections hosted beside the running task (a shield code in
+                // the task dropped, a cleanup whose token fired) run first,
+                // and again after the task's poll, for what it registered.
+                let hosting = shared.scope.is_hosting();
+                if hosting {
+                    let _ = shared.scope.poll_hosted(cx);
+                }
                 match poll_user_future(shared, this.fut.as_mut(), cx) {
                     Poll::Pending => {
-                        // Sections hosted while the task runs (a shield that
-                        // code in the task dropped, a cleanup whose token
-                        // fired) make progress beside it.
-                        if shared.scope.is_hosting() {
+                        if hosting || shared.scope.is_hosting() {
                             let _ = shared.scope.poll_hosted(cx);
                         }
-                        return Poll::Pending;
+                        return None;
                     }
-                    Poll::Ready(outcome) if !shared.scope.has_host() => {
-                        // Nothing was ever hosted: the common case.
-                        *this.finished = true;
-                        shared.complete(outcome);
-                        return Poll::Ready(());
+                    // Nothing was ever hosted: the common case.
+                    Poll::Ready((outcome, _)) if !shared.scope.has_host() => {
+                        return Some(outcome);
                     }
-                    Poll::Ready(outcome) => {
-                        shared.scope.settle();
+                    Poll::Ready((outcome, cancelled)) => {
+                        shared.scope.settle(cancelled);
                         // Kept, unpublished, until the hosted sections end.
                         *crate::loom::lock(&shared.output) = Some(outcome);
                     }
@@ -311,14 +315,23 @@ impl<F: Future> Future for Harness<F> {
             // The user's future is gone; the task ends when what it hosts
             // ended too (S1, S3).
             if shared.scope.poll_hosted(cx).is_pending() {
-                return Poll::Pending;
+                return None;
             }
-            let outcome = shared.take_output().expect("kept above");
-            let outcome = with_hosted_panic(outcome, shared.scope.finish());
-            *this.finished = true;
-            shared.complete(outcome);
-            Poll::Ready(())
-        })
+            Some(shared.take_output().expect("kept above"))
+        });
+        let Some(outcome) = ended else {
+            return Poll::Pending;
+        };
+        // Outside the task's scope: what publishing runs (deferred reports,
+        // an output nobody will read) belongs to no task.
+        let outcome = if shared.scope.has_host() {
+            with_hosted_panic(outcome, shared.scope.finish())
+        } else {
+            outcome
+        };
+        *this.finished = true;
+        shared.complete(outcome);
+        Poll::Ready(())
     }
 }
 
@@ -329,11 +342,11 @@ fn poll_user_future<F: Future>(
     shared: &Shared<F::Output>,
     mut fut_slot: Pin<&mut Option<F>>,
     cx: &mut Context<'_>,
-) -> Poll<Outcome<F::Output>> {
+) -> Poll<(Outcome<F::Output>, bool)> {
     // D1/D4: a cancelled task's future is dropped, never polled again.
     if shared.cancel_requested() {
         shared.scope.cancel_token();
-        return Poll::Ready(cancelled(drop_future(fut_slot)));
+        return Poll::Ready((cancelled(drop_future(fut_slot)), true));
     }
 
     let polled = {
@@ -348,13 +361,14 @@ fn poll_user_future<F: Future>(
         Ok(Poll::Ready(value)) => {
             // Drop the future before publishing, so `cancel().await` and
             // `.await` return only after its destructors ran.
-            Poll::Ready(match drop_future(fut_slot) {
+            let outcome = match drop_future(fut_slot) {
                 None => Ok(value),
                 Some(payload) => {
                     drop_quietly(value);
                     Err(JoinError::Panicked(payload))
                 }
-            })
+            };
+            Poll::Ready((outcome, false))
         }
         Ok(Poll::Pending) => {
             // Lost-wake-up argument: the canceller sets CANCEL_REQUESTED
@@ -366,7 +380,7 @@ fn poll_user_future<F: Future>(
             crate::loom::register(&shared.task_waker, cx.waker());
             if shared.cancel_requested() {
                 shared.scope.cancel_token();
-                return Poll::Ready(cancelled(drop_future(fut_slot)));
+                return Poll::Ready((cancelled(drop_future(fut_slot)), true));
             }
             Poll::Pending
         }
@@ -374,7 +388,7 @@ fn poll_user_future<F: Future>(
             // The first panic is the one reported; a second one from the
             // future's destructor is dropped (quietly).
             drop_quietly(drop_future(fut_slot));
-            Poll::Ready(Err(JoinError::Panicked(payload)))
+            Poll::Ready((Err(JoinError::Panicked(payload)), false))
         }
     }
 }

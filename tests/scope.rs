@@ -339,3 +339,112 @@ fn tasks_that_never_ask_for_a_scope_get_no_token() {
     a.cancel();
     assert!(!b.is_cancelled());
 }
+
+#[test]
+fn an_overrun_while_the_task_still_runs_reaches_the_group_report() {
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    let task = group.spawn_named("late", {
+        let sim = sim.clone();
+        move |_| async move {
+            let stuck = scope::shield(&sim, Duration::from_millis(5), std::future::pending::<()>());
+            // Handed to the task at 1 ms, overruns at 6 ms, long before
+            // the task itself ends.
+            let _ = scope::move_on_after(&sim, Duration::from_millis(1), stuck).await;
+            sim.sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let report = sim.block_on(async {
+        task.await.unwrap();
+        group.shutdown(Duration::ZERO).await
+    });
+    assert_eq!(report.overruns.len(), 1, "{report}");
+    assert_eq!(report.overruns[0].task.name, "late");
+}
+
+#[test]
+fn a_hosted_panic_is_the_group_tasks_failure() {
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    group
+        .spawn_named("flaky", {
+            let sim = sim.clone();
+            move |_| async move {
+                let boom = {
+                    let sim = sim.clone();
+                    async move {
+                        sim.sleep(Duration::from_millis(5)).await;
+                        panic!("flush failed");
+                    }
+                };
+                // Dropped by the timeout, kept by the task, panics there.
+                let _ = timeout(
+                    &sim,
+                    Duration::from_millis(1),
+                    scope::shield(&sim, HOUR, boom),
+                )
+                .await;
+            }
+        })
+        .detach();
+    let report = sim.block_on(async {
+        sim.sleep(Duration::from_millis(10)).await;
+        group.shutdown(Duration::ZERO).await
+    });
+    let panicked: Vec<_> = report.panicked().map(|f| f.message.clone()).collect();
+    assert_eq!(panicked, ["flush failed"], "{report}");
+}
+
+#[test]
+fn a_cleanup_in_a_nested_scope_whose_token_outlives_it_neither_hangs_nor_runs() {
+    let sim = Sim::new();
+    let ran = CancelToken::new();
+    let kept = sim.block_on(sim.spawn({
+        let (sim, ran) = (sim.clone(), ran.clone());
+        async move {
+            let inner = sim.clone();
+            scope::move_on_after(&sim, HOUR, async move {
+                let cleanup = move |_| async move {
+                    ran.cancel();
+                };
+                scope::cleanup(&inner, HOUR, cleanup).unwrap();
+                scope::current() // outlives the nested scope, in the output
+            })
+            .await
+        }
+    }));
+    let kept = kept.unwrap().expect("the nested scope finished");
+    assert!(!ran.is_cancelled());
+    kept.cancel(); // after the task completed: nothing runs
+    assert!(!ran.is_cancelled());
+}
+
+#[test]
+fn a_disarmed_cleanup_does_not_run() {
+    let sim = Sim::new();
+    let armed = CancelToken::new();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let task = sim.spawn({
+        let (sim, armed, runs) = (sim.clone(), armed.clone(), runs.clone());
+        async move {
+            for i in 0..3 {
+                let runs = runs.clone();
+                let undo = scope::cleanup(&sim, HOUR, move |_| async move {
+                    runs.lock().unwrap().push(i);
+                })
+                .unwrap();
+                sim.sleep(Duration::from_millis(1)).await;
+                if i < 2 {
+                    undo.disarm(); // "committed"
+                }
+            }
+            armed.cancel();
+            std::future::pending::<()>().await
+        }
+    });
+    sim.block_on(async {
+        armed.cancelled().await;
+        task.cancel().await
+    });
+    assert_eq!(*runs.lock().unwrap(), [2]);
+}

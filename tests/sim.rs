@@ -712,3 +712,28 @@ fn the_checker_runs_cleanup_when_it_cancels() {
     .unwrap();
     assert_eq!(checked.points, 1);
 }
+
+#[test]
+fn the_checker_runs_what_the_future_hosts_while_it_runs() {
+    // A shield dropped by a timeout finishes beside the future, which then
+    // waits for its effect: the checker must keep the shield going, as a
+    // task would, instead of calling it a deadlock.
+    let checked = check_cancel_safety(
+        |_| CancelToken::new(),
+        async |sim, flushed: &mut CancelToken| {
+            let flush = {
+                let (sim, flushed) = (sim.clone(), flushed.clone());
+                async move {
+                    sim.sleep(Duration::from_millis(10)).await;
+                    flushed.cancel();
+                }
+            };
+            let shielded = cancelkit::scope::shield(sim, Duration::from_secs(1), flush);
+            let _ = timeout(sim, Duration::from_millis(1), shielded).await;
+            flushed.cancelled().await;
+        },
+        |_, _: &mut CancelToken| Ok(()),
+    )
+    .unwrap();
+    assert!(checked.points >= 2);
+}

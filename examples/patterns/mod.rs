@@ -409,7 +409,7 @@ async fn transfer<R: Runtime + Clone + Send + Sync + 'static>(
         out,
     };
     let undo = tx.clone();
-    cancelkit::scope::cleanup(&rt, Duration::from_secs(1), move |why| async move {
+    let rollback = cancelkit::scope::cleanup(&rt, Duration::from_secs(1), move |why| async move {
         undo.rollback(why).await
     })
     .expect("runs as a cancelkit task");
@@ -424,6 +424,7 @@ async fn transfer<R: Runtime + Clone + Send + Sync + 'static>(
         async move { tx.commit(pause.in_commit).await }
     };
     cancelkit::scope::shield(&rt, Duration::from_secs(1), commit).await;
+    rollback.disarm(); // committed: nothing left to undo
 }
 
 /// Cancel scopes: a transaction commits, or is rolled back by async

@@ -29,7 +29,7 @@ fn end_run<F>(
             scope.cancel_token();
         }
         drop(fut);
-        scope.settle();
+        scope.settle(cancelled);
     });
     sim.try_block_on(std::future::poll_fn(|cx| {
         scope.enter(|| scope.poll_hosted(cx))
@@ -272,7 +272,15 @@ async fn drive<F: Future>(
     let mut fut = fut;
     std::future::poll_fn(|cx| {
         LAST_PENDING.with(|l| l.set(None));
-        match scope.enter(|| fut.as_mut().poll(cx)) {
+        // As the task harness does: what the future hosts runs beside it.
+        let polled = scope.enter(|| {
+            let out = fut.as_mut().poll(cx);
+            if out.is_pending() && scope.is_hosting() {
+                let _ = scope.poll_hosted(cx);
+            }
+            out
+        });
+        match polled {
             Poll::Ready(out) => Poll::Ready(Some(out)),
             Poll::Pending => {
                 locations.push(LAST_PENDING.with(|l| l.take()));

@@ -255,12 +255,6 @@ impl CancelToken {
         node::cancel(self.node(), Cancelled::with(kind, cause, location))
     }
 
-    /// Whether `other` is a clone of this token (the same token, not merely
-    /// one in the same tree).
-    pub(crate) fn same_as(&self, other: &CancelToken) -> bool {
-        crate::loom::Arc::ptr_eq(self.node(), other.node())
-    }
-
     /// Whether the token has been cancelled: one `Acquire` load, wait-free.
     ///
     /// ```
