@@ -290,13 +290,13 @@ impl<F: Future> Future for Harness<F> {
                 // Sections hosted beside the running task (a shield code in
                 // the task dropped, a cleanup whose token fired) run first,
                 // and again after the task's poll, for what it registered.
-                let hosting = shared.scope.is_hosting();
+                let hosting = shared.scope.has_host() && shared.scope.is_hosting();
                 if hosting {
                     let _ = shared.scope.poll_hosted(cx);
                 }
                 match poll_user_future(shared, this.fut.as_mut(), cx) {
                     Poll::Pending => {
-                        if hosting || shared.scope.is_hosting() {
+                        if shared.scope.has_host() && shared.scope.is_hosting() {
                             let _ = shared.scope.poll_hosted(cx);
                         }
                         return None;
