@@ -43,8 +43,9 @@
 //!
 //! # Cost
 //!
-//! A task that never uses a scope pays one thread-local write around each
-//! poll and nothing else: the task's token is created only when
+//! A task that never uses a scope pays two scoped thread-local writes
+//! around each poll (the task's scope, and the innermost one) and nothing
+//! else: the task's token is created only when
 //! [`current()`] (or something built on it) first asks for it.
 //!
 //! # Examples
@@ -635,6 +636,11 @@ fn host_in_current_task(item: Hosted) -> Result<(), Hosted> {
 // ===== reports =====
 
 /// What kind of section overran its grace.
+///
+/// ```
+/// use cancelkit::scope::SectionKind;
+/// assert_ne!(SectionKind::Shield, SectionKind::Cleanup);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SectionKind {
@@ -833,6 +839,12 @@ pub fn checkpoint() -> Checkpoint {
 }
 
 /// The future returned by [`checkpoint`].
+///
+/// ```
+/// // Outside a cancelkit task the scope is never cancelled.
+/// let point: cancelkit::scope::Checkpoint = cancelkit::scope::checkpoint();
+/// assert!(futures_lite::future::block_on(point).is_ok());
+/// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Checkpoint {
@@ -860,6 +872,17 @@ impl Future for Checkpoint {
 
 pin_project_lite::pin_project! {
     /// The future returned by [`move_on_after`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, rt::Smol, scope::{self, MoveOnAfter}};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let nested: MoveOnAfter<_, _> = scope::move_on_after(&rt, Duration::ZERO, async { 3 });
+    /// assert_eq!(rt.block_on(nested), Some(3));
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct MoveOnAfter<T: Timer, F> {
         #[pin]
@@ -998,6 +1021,18 @@ impl<T: Timer, F: Future> Future for MoveOnAfter<T, F> {
 
 pin_project_lite::pin_project! {
     /// The future returned by [`fail_after`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, rt::Smol, scope::{self, FailAfter}};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let limited: FailAfter<_, _> =
+    ///     scope::fail_after(&rt, Duration::from_millis(1), std::future::pending::<()>());
+    /// assert!(rt.block_on(limited).is_err());
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct FailAfter<T: Timer, F> {
         #[pin]
@@ -1058,6 +1093,17 @@ impl<T: Timer, F: Future> Future for FailAfter<T, F> {
 // ===== shields =====
 
 /// The future returned by [`shield`].
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, rt::Smol, scope::{self, Shield}};
+///
+/// let rt = Smol::new().unwrap();
+/// let section: Shield<_, _> = scope::shield(&rt, Duration::from_secs(1), async { 4 });
+/// assert_eq!(rt.block_on(section), 4);
+/// # }
+/// ```
 #[must_use = "a shield does nothing unless polled; once polled, dropping it hands it to its task"]
 pub struct Shield<T: Timer + Clone + Send + 'static, F: Future + Send + 'static>
 where
@@ -1464,6 +1510,8 @@ pub struct Cleanup {
 impl Cleanup {
     /// Unregisters the cleanup: it will not run, unless it already started.
     /// (It leaves the task's list at the task's next wake-up.)
+    ///
+    /// See [`Cleanup`] for an example.
     pub fn disarm(self) {
         self.disarmed
             .store(true, std::sync::atomic::Ordering::Release);
