@@ -5,10 +5,11 @@
 //!
 //! The harness runs on a loom thread under `loom::future::block_on`, the
 //! handle's owner aborts and awaits it on another; loom explores every
-//! interleaving of the state word, the wakers, the output slot, the host's
-//! lock and the token's atomics up to the preemption bound. (`OnceLock`,
-//! which holds the task's token, is `std`'s: loom does not model it, see
-//! `crate::loom`.)
+//! interleaving of the state word, the harness's waker, the joiner's slot
+//! (outcome and waker under one lock), the host's lock and the token's
+//! atomics up to the preemption bound. (`OnceLock` and `OnceBox`, which hold
+//! the task's token and its rarely used parts, are `std`'s and
+//! `once_cell`'s: loom does not model them, see `crate::loom`.)
 
 use std::future::Future;
 use std::pin::Pin;
@@ -241,5 +242,23 @@ fn loom_abort_racing_normal_completion_never_runs_cleanup() {
                 );
             }
         });
+    });
+}
+
+#[test]
+fn loom_completion_racing_the_joiner_registration_is_never_lost() {
+    // No cancel: the harness completes on one thread while the handle is
+    // awaited on another. The joiner checks and registers under the lock
+    // the harness publishes `COMPLETE` under, so `block_on` returns in
+    // every interleaving (a lost wake-up deadlocks the model) with the
+    // value.
+    model(|| {
+        let (task, harness) = crate::task::new(async {
+            YieldOnce(false).await;
+            7
+        });
+        let runtime = thread::spawn(move || loom::future::block_on(harness));
+        assert_eq!(loom::future::block_on(task).ok(), Some(7));
+        runtime.join().unwrap();
     });
 }

@@ -43,10 +43,13 @@
 //!
 //! # Cost
 //!
-//! A task that never uses a scope pays two scoped thread-local writes
-//! around each poll (the task's scope, and the innermost one) and nothing
-//! else: the task's token is created only when
-//! [`current()`] (or something built on it) first asks for it.
+//! A task that never uses a scope pays one scoped thread-local write
+//! around each poll of its future (a section — a shield, a cleanup, a
+//! `move_on_after` — sets a second one around its own poll) and two words
+//! of its shared allocation: the task's token is created only when
+//! [`current()`] (or something built on it) first asks for it, and the
+//! rest (the host list, the cancel site) only when the task hosts a
+//! section or is cancelled.
 //!
 //! # Examples
 //!
@@ -85,12 +88,13 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
-
-use crate::loom::{AtomicU8, Mutex, MutexGuard, Ordering, fence};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use once_cell::race::OnceBox;
+
 use crate::CancelToken;
+use crate::loom::{AtomicU8, Mutex, MutexGuard, Ordering, fence};
 use crate::runtime::{Timer, saturating_deadline};
 use crate::task::{CANCEL_REQUESTED, drop_quietly, panic_text};
 use crate::time::Elapsed;
@@ -101,11 +105,24 @@ scoped_tls::scoped_thread_local!(
     static TASK: TaskScope
 );
 scoped_tls::scoped_thread_local!(
-    /// The innermost scope: the task's (set with `TASK`), or a section's
-    /// nested in it (a shield, a cleanup, a `move_on_after`) while its
-    /// future is polled. One look answers `current()` and `checkpoint()`.
+    /// The innermost section — a shield, a cleanup, a `move_on_after` — while
+    /// its future is polled. Unset while a task's own code runs outside any
+    /// section, so a task's poll writes one thread-local, not two.
     static CURRENT: TaskScope
 );
+
+/// Runs `f` on the innermost scope: the innermost section's, else the
+/// task's; `None` outside any.
+#[inline]
+fn with_innermost<R>(f: impl FnOnce(&TaskScope) -> R) -> Option<R> {
+    if CURRENT.is_set() {
+        Some(CURRENT.with(f))
+    } else if TASK.is_set() {
+        Some(TASK.with(f))
+    } else {
+        None
+    }
+}
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -146,77 +163,96 @@ fn sabotaged(n: u8) -> bool {
 // ===== the task's scope, owned by its harness =====
 
 /// The part of a task's shared state that scopes use: the task's state word
-/// (bits defined in `task.rs`), its lazily created token, and the sections
-/// it hosts.
+/// (bits defined in `task.rs`), its lazily created token, and what only
+/// some scopes need (`Rare`), made on first need.
 ///
 /// A section nested in a task (`move_on_after`, a shield, a cleanup) has a
 /// scope of the same type, with its token set and no task bits; only a
 /// task's scope hosts anything.
+///
+/// Kept small: it lives in every task's shared allocation, and a task that
+/// never uses scopes, hosts nothing and is never cancelled pays only its
+/// first three words.
 pub(crate) struct TaskScope {
     pub(crate) state: AtomicU8,
     token: OnceLock<CancelToken>,
+    /// One word, not `OnceLock`'s two: this struct sits in every task.
+    rare: OnceBox<Rare>,
+}
+
+/// What few scopes need: made when a task hosts a section or is cancelled,
+/// or with a hosted section's scope.
+#[derive(Default)]
+struct Rare {
+    /// Boxed: a cancelled task makes a `Rare` for its cancel site, and
+    /// should not pay for a host list it does not use.
     host: OnceLock<Box<Host>>,
     /// Where the task's cancel was asked for (set before `CANCEL_REQUESTED`),
     /// so the token's cause says the same whoever cancels it.
     cancelled_at: OnceLock<&'static Location<'static>>,
-    /// What this scope is: a task's, or a section's nested in one.
-    kind: ScopeKind,
+    /// A hosted section's (a shield handed to the task, a cleanup): turns
+    /// false when it ends, which drops the cleanups registered in it.
+    alive: Option<Arc<AtomicBool>>,
 }
 
-/// What a [`TaskScope`] belongs to.
-enum ScopeKind {
-    Task,
-    /// `move_on_after`, or a shield still awaited: part of the task's code.
-    Nested,
-    /// A hosted section (a shield handed to the task, a cleanup); `alive`
-    /// turns false when it ends, which drops the cleanups registered in it.
-    Hosted {
-        alive: Arc<AtomicBool>,
-    },
-}
+/// A scope's state bit (beside the task bits of `task.rs`): it is a
+/// section's, nested in a task, not a task's own.
+const SECTION: u8 = 0b1000_0000;
 
 impl TaskScope {
     /// A scope whose token is created on first use — or is `token`, for a
     /// group task, whose token the group hands out.
+    #[inline]
     pub(crate) fn new(token: Option<CancelToken>) -> Self {
-        let scope = TaskScope {
+        TaskScope {
             state: AtomicU8::new(0),
-            token: OnceLock::new(),
-            host: OnceLock::new(),
-            cancelled_at: OnceLock::new(),
-            kind: ScopeKind::Task,
-        };
-        if let Some(token) = token {
-            let _ = scope.token.set(token);
+            token: match token {
+                Some(token) => OnceLock::from(token),
+                None => OnceLock::new(),
+            },
+            rare: OnceBox::new(),
         }
-        scope
     }
 
-    /// The scope of a section nested in a task's code, whose token is
-    /// `token`.
+    /// The scope of a section nested in a task's code (`move_on_after`, a
+    /// shield still awaited), whose token is `token`.
     fn nested(token: CancelToken) -> Self {
-        Self::section(token, ScopeKind::Nested)
+        TaskScope {
+            state: AtomicU8::new(SECTION),
+            token: OnceLock::from(token),
+            rare: OnceBox::new(),
+        }
     }
 
     /// The scope of a section the task hosts, whose token is `token`.
     fn hosted(token: CancelToken) -> Self {
-        let alive = Arc::new(AtomicBool::new(true));
-        Self::section(token, ScopeKind::Hosted { alive })
+        let rare = Rare {
+            alive: Some(Arc::new(AtomicBool::new(true))),
+            ..Rare::default()
+        };
+        TaskScope {
+            state: AtomicU8::new(SECTION),
+            token: OnceLock::from(token),
+            rare: OnceBox::with_value(Box::new(rare)),
+        }
     }
 
-    fn section(token: CancelToken, kind: ScopeKind) -> Self {
-        TaskScope {
-            state: AtomicU8::new(0),
-            token: OnceLock::from(token),
-            host: OnceLock::new(),
-            cancelled_at: OnceLock::new(),
-            kind,
-        }
+    fn rare(&self) -> &Rare {
+        self.rare.get_or_init(Box::default)
+    }
+
+    /// A hosted section's liveness flag; `None` for other scopes.
+    fn alive(&self) -> Option<&Arc<AtomicBool>> {
+        self.rare.get()?.alive.as_ref()
+    }
+
+    fn host_if_any(&self) -> Option<&Host> {
+        self.rare.get()?.host.get().map(|host| &**host)
     }
 
     /// A hosted section ended: the cleanups registered in it are dropped.
     fn end_hosted(&self) {
-        if let ScopeKind::Hosted { alive } = &self.kind {
+        if let Some(alive) = self.alive() {
             alive.store(false, std::sync::atomic::Ordering::Release);
         }
     }
@@ -227,9 +263,18 @@ impl TaskScope {
     }
 
     /// Runs `f` with this scope as the current task's, and the innermost.
+    ///
+    /// One thread-local write: `CURRENT` is set only by sections, and the
+    /// innermost scope is `CURRENT` if set, else `TASK` (see
+    /// [`with_innermost`]). A task polled from inside a section's poll (a
+    /// `block_on` nested in a task) sets both, so it is the innermost.
     #[inline]
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        TASK.set(self, || CURRENT.set(self, f))
+        if CURRENT.is_set() {
+            TASK.set(self, || CURRENT.set(self, f))
+        } else {
+            TASK.set(self, f)
+        }
     }
 
     /// Runs `f` with this section's scope as the innermost.
@@ -256,16 +301,16 @@ impl TaskScope {
     /// Records where the task's cancel is being asked for; called before
     /// `CANCEL_REQUESTED` is set (the first caller wins).
     pub(crate) fn note_cancel_site(&self, at: &'static Location<'static>) {
-        let _ = self.cancelled_at.set(at);
+        let _ = self.rare().cancelled_at.set(at);
     }
 
     /// Where the cancel was asked for; cancelkit's own line if nobody said
     /// (the runtime dropped the task).
     #[track_caller]
     fn cancel_site(&self) -> &'static Location<'static> {
-        self.cancelled_at
+        self.rare
             .get()
-            .copied()
+            .and_then(|rare| rare.cancelled_at.get().copied())
             .unwrap_or_else(Location::caller)
     }
 
@@ -292,19 +337,20 @@ impl TaskScope {
     }
 
     fn host(&self) -> &Host {
-        self.host.get_or_init(Box::default)
+        self.rare().host.get_or_init(Box::default)
     }
 
     /// Whether this task ever hosted anything (shield, cleanup).
     #[inline]
     pub(crate) fn has_host(&self) -> bool {
-        self.host.get().is_some()
+        self.host_if_any().is_some()
     }
 
     /// Whether any section is hosted (armed, running, or waiting for the
     /// harness to pick it up).
     pub(crate) fn is_hosting(&self) -> bool {
-        self.host.get().is_some_and(|h| !h.lock().items.is_empty())
+        self.host_if_any()
+            .is_some_and(|h| !h.lock().items.is_empty())
     }
 
     /// The task's own future has ended — `cancelled` (dropped by a cancel)
@@ -312,7 +358,9 @@ impl TaskScope {
     /// started either start now, if the task was cancelled and their token
     /// is, or are dropped (never run on completion, [S3](crate#S3)).
     pub(crate) fn settle(&self, cancelled: bool) {
-        let Some(host) = self.host.get() else { return };
+        let Some(host) = self.host_if_any() else {
+            return;
+        };
         let dropped = {
             let mut state = host.lock();
             state.settled = Some(cancelled);
@@ -329,7 +377,7 @@ impl TaskScope {
 
     /// Polls every hosted section; `Ready` once none is left.
     pub(crate) fn poll_hosted(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(host) = self.host.get() else {
+        let Some(host) = self.host_if_any() else {
             return Poll::Ready(());
         };
         let mut kept = Vec::new();
@@ -384,7 +432,7 @@ impl TaskScope {
     /// (as text) to whoever deferred its report to now (a group task), and
     /// returns the first hosted section's panic, which becomes the task's.
     pub(crate) fn finish(&self) -> Option<Box<dyn Any + Send + 'static>> {
-        let host = self.host.get()?;
+        let host = self.host_if_any()?;
         let (deferred, overruns, panic) = {
             let mut state = host.lock();
             (
@@ -405,7 +453,7 @@ impl TaskScope {
     /// the text of a hosted panic (left for the task's handle) — for a
     /// report made before the task finishes.
     fn recorded(&self) -> (Vec<Overrun>, Option<String>) {
-        let Some(host) = self.host.get() else {
+        let Some(host) = self.host_if_any() else {
             return (Vec::new(), None);
         };
         let mut state = host.lock();
@@ -416,7 +464,7 @@ impl TaskScope {
     /// The runtime dropped the task: drop every hosted section (each still
     /// running counts as an overrun), then finish.
     pub(crate) fn close(&self) -> Option<Box<dyn Any + Send + 'static>> {
-        let host = self.host.get()?;
+        let host = self.host_if_any()?;
         let items = {
             let mut state = host.lock();
             state.closed = true;
@@ -601,7 +649,7 @@ where
         return Some(report);
     }
     TASK.with(|task| {
-        let Some(host) = task.host.get() else {
+        let Some(host) = task.host_if_any() else {
             return Some(report);
         };
         let mut state = host.lock();
@@ -780,24 +828,18 @@ impl<F> std::error::Error for Unhosted<F> {}
 /// # }
 /// ```
 pub fn current() -> CancelToken {
-    if !CURRENT.is_set() {
-        return CancelToken::new();
-    }
-    CURRENT.with(|scope| {
-        if sabotaged(4) && matches!(scope.kind, ScopeKind::Task) {
+    with_innermost(|scope| {
+        if sabotaged(4) && scope.state.load(Ordering::Relaxed) & SECTION == 0 {
             return CancelToken::new();
         }
         scope.token()
     })
+    .unwrap_or_default()
 }
 
 /// Why the current scope is cancelled, if it is.
 fn current_cancelled() -> Option<Cancelled> {
-    if CURRENT.is_set() {
-        CURRENT.with(TaskScope::cancelled)
-    } else {
-        None
-    }
+    with_innermost(TaskScope::cancelled).flatten()
 }
 
 /// A cancellation point for code that was handed no token ([S4](crate#S4)).
@@ -1461,10 +1503,7 @@ where
         })
     };
     // Inside a hosted section, the cleanup is that section's.
-    let section_alive = CURRENT.with(|own| match &own.kind {
-        ScopeKind::Hosted { alive } => Some(alive.clone()),
-        _ => None,
-    });
+    let section_alive = with_innermost(|own| own.alive().cloned()).flatten();
     let disarmed = Arc::new(AtomicBool::new(false));
     let item = Hosted::Armed {
         watch: token.watch(),

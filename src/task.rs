@@ -35,7 +35,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use crate::CancelToken;
 use crate::scope::TaskScope;
@@ -72,11 +72,20 @@ struct Shared<T> {
     /// The waker of the harness, registered when the user's future returns
     /// `Pending`, woken to deliver a cancellation.
     task_waker: AtomicWaker,
+    /// The outcome and the joiner's waker, under one lock: `COMPLETE` is
+    /// set under it, so a joiner that checks and registers under it cannot
+    /// miss the completion.
+    slot: Mutex<Slot<T>>,
+}
+
+/// What the harness hands to whoever awaits the [`Task`].
+struct Slot<T> {
+    /// Filled once by the harness (kept unpublished while hosted sections
+    /// run, see `Harness`), published by `COMPLETE`; taken once by the
+    /// handle.
+    output: Option<Outcome<T>>,
     /// The waker of whoever awaits the [`Task`] (or its `cancel()`).
-    join_waker: AtomicWaker,
-    /// Filled once by the harness before it sets `COMPLETE`; taken once by
-    /// the handle.
-    output: Mutex<Option<Outcome<T>>>,
+    joiner: Option<Waker>,
 }
 
 impl<T> Shared<T> {
@@ -109,13 +118,27 @@ impl<T> Shared<T> {
     /// Stores the outcome, publishes `COMPLETE`, and wakes the joiner — or,
     /// if the handle is gone, drops the outcome here, quietly.
     fn complete(&self, outcome: Outcome<T>) {
-        *crate::loom::lock(&self.output) = Some(outcome);
-        let prev = self.scope.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        if prev & HANDLE_GONE != 0 {
-            drop_quietly(self.take_output());
-        } else {
-            self.join_waker.wake();
+        let (unwanted, joiner) = {
+            let mut slot = crate::loom::lock(&self.slot);
+            slot.output = Some(outcome);
+            let prev = self.scope.state.fetch_or(COMPLETE, Ordering::AcqRel);
+            if prev & HANDLE_GONE != 0 {
+                (slot.output.take(), None)
+            } else {
+                (None, slot.joiner.take())
+            }
+        };
+        // Outside the lock: user destructors, and the joiner's wake.
+        drop_quietly(unwanted);
+        if let Some(joiner) = joiner {
+            joiner.wake();
         }
+    }
+
+    /// Keeps the outcome of a future that ended while its task still hosts
+    /// sections, unpublished.
+    fn keep(&self, outcome: Outcome<T>) {
+        crate::loom::lock(&self.slot).output = Some(outcome);
     }
 
     /// The handle goes away: asks for cancellation unless `detach`ed, and
@@ -141,21 +164,29 @@ impl<T> Shared<T> {
     }
 
     fn take_output(&self) -> Option<Outcome<T>> {
-        crate::loom::lock(&self.output).take()
+        crate::loom::lock(&self.slot).output.take()
     }
 
-    /// Polls for completion on behalf of a joiner: check, register, check
-    /// again, so a completion racing with the registration is not lost.
+    /// Polls for completion on behalf of a joiner: check, then check and
+    /// register under the lock `complete` sets `COMPLETE` under, so a
+    /// completion racing with the registration is not lost.
     fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.is_complete() {
             return Poll::Ready(());
         }
-        crate::loom::register(&self.join_waker, cx.waker());
-        if self.is_complete() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        let old = {
+            let mut slot = crate::loom::lock(&self.slot);
+            if self.is_complete() {
+                return Poll::Ready(());
+            }
+            match &slot.joiner {
+                Some(joiner) if joiner.will_wake(cx.waker()) => None,
+                _ => slot.joiner.replace(cx.waker().clone()),
+            }
+        };
+        // A waker's destructor is user code: outside the lock.
+        drop(old);
+        Poll::Pending
     }
 }
 
@@ -177,8 +208,10 @@ where
     let shared = Arc::new(Shared {
         scope: TaskScope::new(token),
         task_waker: AtomicWaker::new(),
-        join_waker: AtomicWaker::new(),
-        output: Mutex::new(None),
+        slot: Mutex::new(Slot {
+            output: None,
+            joiner: None,
+        }),
     });
     let task = Task {
         shared: Arc::clone(&shared),
@@ -201,7 +234,7 @@ pin_project_lite::pin_project! {
     /// reports the outcome.
     pub(crate) struct Harness<F: Future> {
         // `None` once the user's future ended; its outcome then waits in
-        // `shared.output` (unpublished) while hosted sections still run.
+        // `shared.slot` (unpublished) while hosted sections still run.
         #[pin]
         fut: Option<F>,
         // The outcome was published.
@@ -285,43 +318,42 @@ impl<F: Future> Future for Harness<F> {
             return Poll::Ready(());
         }
         let shared = &**this.shared;
-        let ended = shared.scope.enter(|| {
-            if this.fut.is_some() {
-                // Sections hosted beside the running task (a shield code in
-                // the task dropped, a cleanup whose token fired) run first,
-                // and again after the task's poll, for what it registered.
-                let hosting = shared.scope.has_host() && shared.scope.is_hosting();
-                if hosting {
-                    let _ = shared.scope.poll_hosted(cx);
+        let scope = &shared.scope;
+        // Each step that runs the task's code runs in its scope (S4): the
+        // user's future (`poll_user_future`), and the hosted sections.
+        if this.fut.is_some() {
+            // Sections hosted beside the running task (a shield code in the
+            // task dropped, a cleanup whose token fired) run first, and again
+            // after the task's poll, for what it registered.
+            if scope.has_host() && scope.is_hosting() {
+                let _ = scope.enter(|| scope.poll_hosted(cx));
+            }
+            match poll_user_future(shared, this.fut.as_mut(), cx) {
+                Poll::Pending => {
+                    if scope.has_host() && scope.is_hosting() {
+                        let _ = scope.enter(|| scope.poll_hosted(cx));
+                    }
+                    return Poll::Pending;
                 }
-                match poll_user_future(shared, this.fut.as_mut(), cx) {
-                    Poll::Pending => {
-                        if shared.scope.has_host() && shared.scope.is_hosting() {
-                            let _ = shared.scope.poll_hosted(cx);
-                        }
-                        return None;
-                    }
-                    // Nothing was ever hosted: the common case.
-                    Poll::Ready((outcome, _)) if !shared.scope.has_host() => {
-                        return Some(outcome);
-                    }
-                    Poll::Ready((outcome, cancelled)) => {
-                        shared.scope.settle(cancelled);
-                        // Kept, unpublished, until the hosted sections end.
-                        *crate::loom::lock(&shared.output) = Some(outcome);
-                    }
+                // Nothing was ever hosted: the common case.
+                Poll::Ready((outcome, _)) if !scope.has_host() => {
+                    *this.finished = true;
+                    shared.complete(outcome);
+                    return Poll::Ready(());
+                }
+                Poll::Ready((outcome, cancelled)) => {
+                    scope.enter(|| scope.settle(cancelled));
+                    // Kept, unpublished, until the hosted sections end.
+                    shared.keep(outcome);
                 }
             }
-            // The user's future is gone; the task ends when what it hosts
-            // ended too (S1, S3).
-            if shared.scope.poll_hosted(cx).is_pending() {
-                return None;
-            }
-            Some(shared.take_output().expect("kept above"))
-        });
-        let Some(outcome) = ended else {
+        }
+        // The user's future is gone; the task ends when what it hosts ended
+        // too (S1, S3).
+        if scope.enter(|| scope.poll_hosted(cx)).is_pending() {
             return Poll::Pending;
-        };
+        }
+        let outcome = shared.take_output().expect("kept above");
         // Outside the task's scope: what publishing runs (deferred reports,
         // an output nobody will read) belongs to no task.
         let outcome = if shared.scope.has_host() {
@@ -343,54 +375,56 @@ fn poll_user_future<F: Future>(
     mut fut_slot: Pin<&mut Option<F>>,
     cx: &mut Context<'_>,
 ) -> Poll<(Outcome<F::Output>, bool)> {
-    // D1/D4: a cancelled task's future is dropped, never polled again.
-    if shared.cancel_requested() {
-        shared.scope.cancel_token();
-        return Poll::Ready((cancelled(drop_future(fut_slot)), true));
-    }
-
-    let polled = {
-        let fut = fut_slot
-            .as_mut()
-            .as_pin_mut()
-            .expect("the harness polls the user's future until it ends");
-        catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
-    };
-
-    match polled {
-        Ok(Poll::Ready(value)) => {
-            // Drop the future before publishing, so `cancel().await` and
-            // `.await` return only after its destructors ran.
-            let outcome = match drop_future(fut_slot) {
-                None => Ok(value),
-                Some(payload) => {
-                    drop_quietly(value);
-                    Err(JoinError::Panicked(payload))
-                }
-            };
-            Poll::Ready((outcome, false))
+    shared.scope.enter(|| {
+        // D1/D4: a cancelled task's future is dropped, never polled again.
+        if shared.cancel_requested() {
+            shared.scope.cancel_token();
+            return Poll::Ready((cancelled(drop_future(fut_slot)), true));
         }
-        Ok(Poll::Pending) => {
-            // Lost-wake-up argument: the canceller sets CANCEL_REQUESTED
-            // (SeqCst) and then wakes `task_waker`. We register first and
-            // then load the bit (SeqCst). Either our load sees the bit, or
-            // the canceller's `wake` happens after our `register` and wakes
-            // the waker we just stored. AtomicWaker makes the register/wake
-            // pair itself race-free.
-            crate::loom::register(&shared.task_waker, cx.waker());
-            if shared.cancel_requested() {
-                shared.scope.cancel_token();
-                return Poll::Ready((cancelled(drop_future(fut_slot)), true));
+
+        let polled = {
+            let fut = fut_slot
+                .as_mut()
+                .as_pin_mut()
+                .expect("the harness polls the user's future until it ends");
+            catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+        };
+
+        match polled {
+            Ok(Poll::Ready(value)) => {
+                // Drop the future before publishing, so `cancel().await` and
+                // `.await` return only after its destructors ran.
+                let outcome = match drop_future(fut_slot) {
+                    None => Ok(value),
+                    Some(payload) => {
+                        drop_quietly(value);
+                        Err(JoinError::Panicked(payload))
+                    }
+                };
+                Poll::Ready((outcome, false))
             }
-            Poll::Pending
+            Ok(Poll::Pending) => {
+                // Lost-wake-up argument: the canceller sets CANCEL_REQUESTED
+                // (SeqCst) and then wakes `task_waker`. We register first and
+                // then load the bit (SeqCst). Either our load sees the bit, or
+                // the canceller's `wake` happens after our `register` and wakes
+                // the waker we just stored. AtomicWaker makes the register/wake
+                // pair itself race-free.
+                crate::loom::register(&shared.task_waker, cx.waker());
+                if shared.cancel_requested() {
+                    shared.scope.cancel_token();
+                    return Poll::Ready((cancelled(drop_future(fut_slot)), true));
+                }
+                Poll::Pending
+            }
+            Err(payload) => {
+                // The first panic is the one reported; a second one from the
+                // future's destructor is dropped (quietly).
+                drop_quietly(drop_future(fut_slot));
+                Poll::Ready((Err(JoinError::Panicked(payload)), false))
+            }
         }
-        Err(payload) => {
-            // The first panic is the one reported; a second one from the
-            // future's destructor is dropped (quietly).
-            drop_quietly(drop_future(fut_slot));
-            Poll::Ready((Err(JoinError::Panicked(payload)), false))
-        }
-    }
+    })
 }
 
 // ===== Task =====
