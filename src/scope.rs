@@ -242,10 +242,12 @@ impl TaskScope {
     }
 
     /// A hosted section's liveness flag; `None` for other scopes.
+    #[inline]
     fn alive(&self) -> Option<&Arc<AtomicBool>> {
         self.rare.get()?.alive.as_ref()
     }
 
+    #[inline]
     fn host_if_any(&self) -> Option<&Host> {
         self.rare.get()?.host.get().map(|host| &**host)
     }
@@ -348,6 +350,7 @@ impl TaskScope {
 
     /// Whether any section is hosted (armed, running, or waiting for the
     /// harness to pick it up).
+    #[inline]
     pub(crate) fn is_hosting(&self) -> bool {
         self.host_if_any()
             .is_some_and(|h| !h.lock().items.is_empty())

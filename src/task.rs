@@ -216,6 +216,7 @@ where
     let task = Task {
         shared: Arc::clone(&shared),
         detached: false,
+        taken: false,
     };
     let harness = Harness {
         fut: Some(fut),
@@ -480,6 +481,9 @@ fn poll_user_future<F: Future>(
 pub struct Task<T> {
     shared: Arc<Shared<T>>,
     detached: bool,
+    /// The handle returned the outcome: the task is over (`COMPLETE`) and
+    /// its slot empty, so dropping the handle has nothing left to do.
+    taken: bool,
 }
 
 impl<T> Task<T> {
@@ -636,7 +640,9 @@ impl<T: Send + 'static> Task<T> {
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        self.shared.release(!self.detached);
+        if !self.taken {
+            self.shared.release(!self.detached);
+        }
     }
 }
 
@@ -646,15 +652,17 @@ impl<T> Future for Task<T> {
     /// # Panics
     ///
     /// Panics if polled again after it returned `Ready`.
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let shared = &self.shared;
-        match shared.poll_complete(cx) {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.shared.poll_complete(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => Poll::Ready(
-                shared
+            Poll::Ready(()) => {
+                let outcome = self
+                    .shared
                     .take_output()
-                    .expect("`Task` polled after it returned `Poll::Ready`"),
-            ),
+                    .expect("`Task` polled after it returned `Poll::Ready`");
+                self.taken = true;
+                Poll::Ready(outcome)
+            }
         }
     }
 }
