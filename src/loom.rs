@@ -2,13 +2,13 @@
 //! otherwise, for the code whose concurrency loom models (the token tree,
 //! the task harness and what cancel scopes add to it).
 //!
-//! `OnceLock` has no loom counterpart and stays `std`'s: loom does not
-//! model its internal synchronisation (the token relies on it as on any
-//! `std` primitive); the `state` atomic that orders the algorithm
-//! (invariants 2 and 3 in `token/node.rs`) is modelled.
+//! `OnceLock` (and `once_cell`'s `OnceBox` and `OnceRef`, which the task's
+//! scope uses) have no loom counterpart and stay as they are: loom does
+//! not model their internal synchronisation (the code relies on them as on
+//! any `std` primitive); the `state` atomics that order the algorithms
+//! (invariants 2 and 3 in `token/node.rs`, the task's state word) are
+//! modelled.
 
-#[cfg(loom)]
-pub(crate) use loom::future::AtomicWaker;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU8, Ordering, fence};
 #[cfg(loom)]
@@ -16,8 +16,6 @@ pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::thread::ThreadId;
 
-#[cfg(not(loom))]
-pub(crate) use atomic_waker::AtomicWaker;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU8, Ordering, fence};
 #[cfg(not(loom))]
@@ -47,13 +45,4 @@ pub(crate) fn spin() {
     loom::thread::yield_now();
     #[cfg(not(loom))]
     std::thread::yield_now();
-}
-
-/// Registers `waker` in `slot` (loom's `AtomicWaker` takes it by reference
-/// under another name).
-pub(crate) fn register(slot: &AtomicWaker, waker: &std::task::Waker) {
-    #[cfg(loom)]
-    slot.register_by_ref(waker);
-    #[cfg(not(loom))]
-    slot.register(waker);
 }

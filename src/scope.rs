@@ -91,7 +91,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use once_cell::race::OnceBox;
+use once_cell::race::{OnceBox, OnceRef};
 
 use crate::CancelToken;
 use crate::loom::{AtomicU8, Mutex, MutexGuard, Ordering, fence};
@@ -176,20 +176,19 @@ fn sabotaged(n: u8) -> bool {
 pub(crate) struct TaskScope {
     pub(crate) state: AtomicU8,
     token: OnceLock<CancelToken>,
+    /// Where the task's cancel was asked for (set before `CANCEL_REQUESTED`,
+    /// first caller wins), so the token's cause says the same whoever
+    /// cancels it. One word, and no allocation on the cancel path.
+    cancelled_at: OnceRef<'static, Location<'static>>,
     /// One word, not `OnceLock`'s two: this struct sits in every task.
     rare: OnceBox<Rare>,
 }
 
-/// What few scopes need: made when a task hosts a section or is cancelled,
-/// or with a hosted section's scope.
+/// What few scopes need: made when a task first hosts a section, or with a
+/// hosted section's scope.
 #[derive(Default)]
 struct Rare {
-    /// Boxed: a cancelled task makes a `Rare` for its cancel site, and
-    /// should not pay for a host list it does not use.
-    host: OnceLock<Box<Host>>,
-    /// Where the task's cancel was asked for (set before `CANCEL_REQUESTED`),
-    /// so the token's cause says the same whoever cancels it.
-    cancelled_at: OnceLock<&'static Location<'static>>,
+    host: OnceLock<Host>,
     /// A hosted section's (a shield handed to the task, a cleanup): turns
     /// false when it ends, which drops the cleanups registered in it.
     alive: Option<Arc<AtomicBool>>,
@@ -210,6 +209,7 @@ impl TaskScope {
                 Some(token) => OnceLock::from(token),
                 None => OnceLock::new(),
             },
+            cancelled_at: OnceRef::new(),
             rare: OnceBox::new(),
         }
     }
@@ -220,6 +220,7 @@ impl TaskScope {
         TaskScope {
             state: AtomicU8::new(SECTION),
             token: OnceLock::from(token),
+            cancelled_at: OnceRef::new(),
             rare: OnceBox::new(),
         }
     }
@@ -233,6 +234,7 @@ impl TaskScope {
         TaskScope {
             state: AtomicU8::new(SECTION),
             token: OnceLock::from(token),
+            cancelled_at: OnceRef::new(),
             rare: OnceBox::with_value(Box::new(rare)),
         }
     }
@@ -249,7 +251,7 @@ impl TaskScope {
 
     #[inline]
     fn host_if_any(&self) -> Option<&Host> {
-        self.rare.get()?.host.get().map(|host| &**host)
+        self.rare.get()?.host.get()
     }
 
     /// A hosted section ended: the cleanups registered in it are dropped.
@@ -303,17 +305,14 @@ impl TaskScope {
     /// Records where the task's cancel is being asked for; called before
     /// `CANCEL_REQUESTED` is set (the first caller wins).
     pub(crate) fn note_cancel_site(&self, at: &'static Location<'static>) {
-        let _ = self.rare().cancelled_at.set(at);
+        let _ = self.cancelled_at.set(at);
     }
 
     /// Where the cancel was asked for; cancelkit's own line if nobody said
     /// (the runtime dropped the task).
     #[track_caller]
     fn cancel_site(&self) -> &'static Location<'static> {
-        self.rare
-            .get()
-            .and_then(|rare| rare.cancelled_at.get().copied())
-            .unwrap_or_else(Location::caller)
+        self.cancelled_at.get().unwrap_or_else(Location::caller)
     }
 
     /// The task was asked to stop: cancel its token, if it has one (kind
@@ -339,7 +338,7 @@ impl TaskScope {
     }
 
     fn host(&self) -> &Host {
-        self.rare().host.get_or_init(Box::default)
+        self.rare().host.get_or_init(Host::default)
     }
 
     /// Whether this task ever hosted anything (shield, cleanup).

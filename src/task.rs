@@ -29,7 +29,7 @@
 //! [`SpawnerExt::spawn`]: crate::SpawnerExt::spawn
 //! [`Spawner::spawn_detached`]: crate::Spawner::spawn_detached
 
-use crate::loom::{Arc, AtomicWaker, Mutex, Ordering};
+use crate::loom::{Arc, Mutex, Ordering};
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
@@ -69,16 +69,14 @@ type Outcome<T> = Result<T, JoinError>;
 struct Shared<T> {
     /// The task's state word and what cancel scopes need (`crate::scope`).
     scope: TaskScope,
-    /// The waker of the harness, registered when the user's future returns
-    /// `Pending`, woken to deliver a cancellation.
-    task_waker: AtomicWaker,
-    /// The outcome and the joiner's waker, under one lock: `COMPLETE` is
-    /// set under it, so a joiner that checks and registers under it cannot
-    /// miss the completion.
+    /// The outcome and both wakers, under one lock (one word smaller than
+    /// two `AtomicWaker`s, and as cheap uncontended): `COMPLETE` is set
+    /// under it, so a joiner that checks and registers under it cannot miss
+    /// the completion.
     slot: Mutex<Slot<T>>,
 }
 
-/// What the harness hands to whoever awaits the [`Task`].
+/// What the harness and the handle exchange.
 struct Slot<T> {
     /// Filled once by the harness (kept unpublished while hosted sections
     /// run, see `Harness`), published by `COMPLETE`; taken once by the
@@ -86,6 +84,19 @@ struct Slot<T> {
     output: Option<Outcome<T>>,
     /// The waker of whoever awaits the [`Task`] (or its `cancel()`).
     joiner: Option<Waker>,
+    /// The harness's waker, registered when the user's future returns
+    /// `Pending`, woken to deliver a cancellation.
+    runner: Option<Waker>,
+}
+
+/// Stores `waker` in `slot` unless the one there wakes the same task;
+/// returns the one replaced, to be dropped outside the lock (a waker's
+/// destructor is foreign code).
+fn replace_waker(slot: &mut Option<Waker>, waker: &Waker) -> Option<Waker> {
+    match slot {
+        Some(old) if old.will_wake(waker) => None,
+        _ => slot.replace(waker.clone()),
+    }
 }
 
 impl<T> Shared<T> {
@@ -101,9 +112,18 @@ impl<T> Shared<T> {
             // it at once (the harness makes sure of it too, see `poll`).
             self.scope.cancel_token();
             // The harness registers its waker *before* re-checking the bit
-            // (see `Harness::poll`), so either it sees the bit or we see its
-            // waker here.
-            self.task_waker.wake();
+            // (see `poll_user_future`), so either it sees the bit or we see
+            // its waker here.
+            self.wake_runner();
+        }
+    }
+
+    /// Wakes the harness (taking its waker: it registers again when it
+    /// returns `Pending`).
+    fn wake_runner(&self) {
+        let runner = crate::loom::lock(&self.slot).runner.take();
+        if let Some(runner) = runner {
+            runner.wake();
         }
     }
 
@@ -159,7 +179,7 @@ impl<T> Shared<T> {
         } else if cancel && prev & CANCEL_REQUESTED == 0 {
             // As in `request_cancel`.
             self.scope.cancel_token();
-            self.task_waker.wake();
+            self.wake_runner();
         }
     }
 
@@ -179,12 +199,8 @@ impl<T> Shared<T> {
             if self.is_complete() {
                 return Poll::Ready(());
             }
-            match &slot.joiner {
-                Some(joiner) if joiner.will_wake(cx.waker()) => None,
-                _ => slot.joiner.replace(cx.waker().clone()),
-            }
+            replace_waker(&mut slot.joiner, cx.waker())
         };
-        // A waker's destructor is user code: outside the lock.
         drop(old);
         Poll::Pending
     }
@@ -207,10 +223,10 @@ where
 {
     let shared = Arc::new(Shared {
         scope: TaskScope::new(token),
-        task_waker: AtomicWaker::new(),
         slot: Mutex::new(Slot {
             output: None,
             joiner: None,
+            runner: None,
         }),
     });
     let task = Task {
@@ -406,12 +422,16 @@ fn poll_user_future<F: Future>(
             }
             Ok(Poll::Pending) => {
                 // Lost-wake-up argument: the canceller sets CANCEL_REQUESTED
-                // (SeqCst) and then wakes `task_waker`. We register first and
-                // then load the bit (SeqCst). Either our load sees the bit, or
-                // the canceller's `wake` happens after our `register` and wakes
-                // the waker we just stored. AtomicWaker makes the register/wake
-                // pair itself race-free.
-                crate::loom::register(&shared.task_waker, cx.waker());
+                // (SeqCst) and then takes `runner` under the slot's lock. We
+                // store it under that lock and then load the bit (SeqCst).
+                // Either the canceller's lock comes after ours and finds our
+                // waker, or ours comes after its unlock, which follows its
+                // write of the bit, and our load sees the bit.
+                let old = {
+                    let mut slot = crate::loom::lock(&shared.slot);
+                    replace_waker(&mut slot.runner, cx.waker())
+                };
+                drop(old);
                 if shared.cancel_requested() {
                     shared.scope.cancel_token();
                     return Poll::Ready((cancelled(drop_future(fut_slot)), true));
