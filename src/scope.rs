@@ -101,27 +101,41 @@ use crate::time::Elapsed;
 use crate::token::{CancelKind, Cancelled, Watch};
 
 scoped_tls::scoped_thread_local!(
-    /// The task whose harness is polling on this thread.
-    static TASK: TaskScope
-);
-scoped_tls::scoped_thread_local!(
-    /// The innermost section — a shield, a cleanup, a `move_on_after` — while
-    /// its future is polled. Unset while a task's own code runs outside any
-    /// section, so a task's poll writes one thread-local, not two.
+    /// The innermost scope while code runs in one: the task's, set by its
+    /// harness around each poll, or a section's — a shield, a cleanup, a
+    /// `move_on_after` — set around the section's poll. One look answers
+    /// `current()` and `checkpoint()`.
     static CURRENT: TaskScope
 );
+scoped_tls::scoped_thread_local!(
+    /// The task, while one of its sections is polled (when `CURRENT` is the
+    /// task's own scope, that is the task), so a task's poll writes one
+    /// thread-local, not two. Also set by a task polled from inside a
+    /// section's poll (a `block_on` nested in a task), which then owns both.
+    static TASK: TaskScope
+);
 
-/// Runs `f` on the innermost scope: the innermost section's, else the
-/// task's; `None` outside any.
+/// Runs `f` on the innermost scope; `None` outside any.
 #[inline]
 fn with_innermost<R>(f: impl FnOnce(&TaskScope) -> R) -> Option<R> {
-    if CURRENT.is_set() {
-        Some(CURRENT.with(f))
-    } else if TASK.is_set() {
+    CURRENT.is_set().then(|| CURRENT.with(f))
+}
+
+/// Runs `f` on the scope of the task being polled on this thread; `None`
+/// outside a task (a section polled outside any task has no task).
+fn with_task<R>(f: impl FnOnce(&TaskScope) -> R) -> Option<R> {
+    if TASK.is_set() {
         Some(TASK.with(f))
+    } else if CURRENT.is_set() {
+        CURRENT.with(|scope| scope.is_task().then(|| f(scope)))
     } else {
         None
     }
+}
+
+/// Whether a task is being polled on this thread.
+fn in_task() -> bool {
+    with_task(|_| ()).is_some()
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -266,24 +280,35 @@ impl TaskScope {
         self.token.get().expect("a section's scope has its token")
     }
 
-    /// Runs `f` with this scope as the current task's, and the innermost.
-    ///
-    /// One thread-local write: `CURRENT` is set only by sections, and the
-    /// innermost scope is `CURRENT` if set, else `TASK` (see
-    /// [`with_innermost`]). A task polled from inside a section's poll (a
-    /// `block_on` nested in a task) sets both, so it is the innermost.
+    /// Runs `f` with this scope as the current task's, and the innermost:
+    /// one thread-local write (see `TASK`).
     #[inline]
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        if CURRENT.is_set() {
+        if TASK.is_set() {
             TASK.set(self, || CURRENT.set(self, f))
         } else {
-            TASK.set(self, f)
+            CURRENT.set(self, f)
         }
     }
 
-    /// Runs `f` with this section's scope as the innermost.
+    /// Runs `f` with this section's scope as the innermost, keeping the
+    /// task it runs in reachable as `TASK`.
     fn enter_section<R>(&self, f: impl FnOnce() -> R) -> R {
-        CURRENT.set(self, f)
+        if TASK.is_set() || !CURRENT.is_set() {
+            return CURRENT.set(self, f);
+        }
+        CURRENT.with(|outer| {
+            if outer.is_task() {
+                TASK.set(outer, || CURRENT.set(self, f))
+            } else {
+                CURRENT.set(self, f)
+            }
+        })
+    }
+
+    /// Whether this is a task's scope, not a section's.
+    fn is_task(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & SECTION == 0
     }
 
     /// The task's token, created on first use. A task whose cancel was
@@ -637,7 +662,7 @@ impl Hosted {
 
 /// Whether the task being polled on this thread hosts any section.
 pub(crate) fn current_task_is_hosting() -> bool {
-    TASK.is_set() && TASK.with(TaskScope::is_hosting)
+    with_task(TaskScope::is_hosting).unwrap_or(false)
 }
 
 /// Defers `report` until every section the current task hosts has ended,
@@ -647,40 +672,35 @@ pub(crate) fn defer_while_hosting<D>(report: D) -> Option<D>
 where
     D: FnOnce(&[Overrun], Option<String>) + Send + 'static,
 {
-    if !TASK.is_set() {
-        return Some(report);
-    }
-    TASK.with(|task| {
+    let mut report = Some(report);
+    with_task(|task| {
         let Some(host) = task.host_if_any() else {
-            return Some(report);
+            return;
         };
         let mut state = host.lock();
-        if state.items.is_empty() || state.closed {
-            return Some(report);
+        if !state.items.is_empty() && !state.closed {
+            let report = report.take().expect("taken once");
+            state.deferred.push(Box::new(report));
         }
-        state.deferred.push(Box::new(report));
-        None
-    })
+    });
+    report
 }
 
 /// What the current task's hosted sections left to report so far (see
 /// `TaskScope::recorded`); nothing outside a task.
 pub(crate) fn recorded_in_current_task() -> (Vec<Overrun>, Option<String>) {
-    if TASK.is_set() {
-        TASK.with(TaskScope::recorded)
-    } else {
-        (Vec::new(), None)
-    }
+    with_task(TaskScope::recorded).unwrap_or_default()
 }
 
 /// Hosts `item` in the current task; `false` (and `item` dropped) if no
 /// task is current.
 fn host_in_current_task(item: Hosted) -> Result<(), Hosted> {
-    if !TASK.is_set() {
-        return Err(item);
+    let mut item = Some(item);
+    with_task(|task| task.host().register(item.take().expect("taken once")));
+    match item {
+        None => Ok(()),
+        Some(item) => Err(item),
     }
-    TASK.with(|task| task.host().register(item));
-    Ok(())
 }
 
 // ===== reports =====
@@ -831,7 +851,7 @@ impl<F> std::error::Error for Unhosted<F> {}
 /// ```
 pub fn current() -> CancelToken {
     with_innermost(|scope| {
-        if sabotaged(4) && scope.state.load(Ordering::Relaxed) & SECTION == 0 {
+        if sabotaged(4) && scope.is_task() {
             return CancelToken::new();
         }
         scope.token()
@@ -1305,7 +1325,7 @@ where
 {
     fn drop(&mut self) {
         let Some(fut) = self.fut.take() else { return };
-        if !self.started || !TASK.is_set() || sabotaged(1) {
+        if !self.started || !in_task() || sabotaged(1) {
             // Never started, or no task to hand it to: dropped with us.
             return;
         }
@@ -1418,7 +1438,7 @@ where
     F: FnOnce(Cancelled) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    if !TASK.is_set() {
+    if !in_task() {
         return Err(Unhosted(f));
     }
     cleanup_on(&current(), timer, grace, f)
@@ -1487,7 +1507,7 @@ where
     F: FnOnce(Cancelled) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    if !TASK.is_set() {
+    if !in_task() {
         return Err(Unhosted(f));
     }
     let location = Location::caller();

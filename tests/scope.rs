@@ -448,3 +448,51 @@ fn a_disarmed_cleanup_does_not_run() {
     });
     assert_eq!(*runs.lock().unwrap(), [2]);
 }
+
+#[test]
+fn a_task_polled_inside_a_section_has_its_own_scope_and_hosts_its_own_cleanup() {
+    // A `block_on` of another runtime inside a task's section polls that
+    // runtime's tasks on this thread, inside the section's poll. The inner
+    // task sees its own scope (no deadline: not the section's), hosts its
+    // own cleanup (which runs before its handle resolves: the outer task,
+    // blocked in `block_on`, could not run it), and the section sees itself
+    // again afterwards.
+    let outer = Sim::new();
+    let seen = outer.block_on(outer.spawn({
+        let outer = outer.clone();
+        async move {
+            scope::move_on_after(&outer, HOUR, async {
+                let inner = Sim::new();
+                let (no_deadline, registered, ran) =
+                    (CancelToken::new(), CancelToken::new(), CancelToken::new());
+                let task = inner.spawn({
+                    let inner = inner.clone();
+                    let (no_deadline, registered, ran) =
+                        (no_deadline.clone(), registered.clone(), ran.clone());
+                    async move {
+                        if scope::current().deadline().is_none() {
+                            no_deadline.cancel();
+                        }
+                        let cleanup = move |_| async move {
+                            ran.cancel();
+                        };
+                        if scope::cleanup(&inner, HOUR, cleanup).is_ok() {
+                            registered.cancel();
+                        }
+                        std::future::pending::<()>().await
+                    }
+                });
+                inner.block_on(registered.cancelled());
+                let out = inner.block_on(task.cancel());
+                (
+                    out.is_none(),
+                    no_deadline.is_cancelled(),
+                    ran.is_cancelled(),
+                    scope::current().deadline().is_some(),
+                )
+            })
+            .await
+        }
+    }));
+    assert_eq!(seen.unwrap(), Some((true, true, true, true)));
+}
