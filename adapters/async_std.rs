@@ -1,8 +1,11 @@
 //! The async-std adapter: [`AsyncStd`] implements cancelkit's [`Runtime`] on
 //! async-std's global runtime.
 //!
-//! async-std is no longer developed upstream (its authors recommend smol);
-//! this adapter stays because applications still run it.
+//! **Deprecated**: async-std is discontinued upstream
+//! ([RUSTSEC-2025-0052](https://rustsec.org/advisories/RUSTSEC-2025-0052.html);
+//! its README points to smol, and so do we: use the `smol` feature for new
+//! code). This adapter stays working, and in the conformance suite, for
+//! applications that still run async-std.
 //!
 //! async-std has one global runtime that never shuts down, so there is no
 //! "fresh runtime" to build. [`AsyncStd::current`] wraps it as it is; for

@@ -221,9 +221,12 @@
 //! - `smol` — [`rt::Smol`]: wraps smol's global executor or any
 //!   `async_executor::Executor`, or builds one with its own threads; timers
 //!   from `async-io`.
-//! - `async-std` — [`rt::AsyncStd`]: async-std's global runtime. async-std
-//!   is no longer developed upstream (its authors point to smol); it stays
-//!   supported here because users still run it.
+//! - `async-std` — [`rt::AsyncStd`]: async-std's global runtime.
+//!   **Deprecated**: async-std is discontinued upstream
+//!   ([RUSTSEC-2025-0052](https://rustsec.org/advisories/RUSTSEC-2025-0052.html);
+//!   its README points to smol). Use `smol` for new code; the feature stays
+//!   working, and in the conformance suite, for applications that still run
+//!   async-std.
 //! - `tokio-util` — `CancelToken::to_tokio_util` and
 //!   `CancelToken::follow_tokio_util`: interop with
 //!   `tokio_util::sync::CancellationToken`, both ways.
