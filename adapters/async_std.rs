@@ -192,6 +192,18 @@ impl AsyncStd {
     }
 }
 
+impl crate::blocking::SpawnBlocking for AsyncStd {
+    /// `async_std::task::spawn_blocking` (the `blocking` crate's pool); the
+    /// closure always runs.
+    fn spawn_blocking_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        // Dropping async-std's JoinHandle detaches.
+        drop(async_std::task::spawn_blocking(f));
+    }
+}
+
 impl Spawner for AsyncStd {
     fn spawn_detached<F>(&self, fut: F)
     where

@@ -432,6 +432,18 @@ impl Smol {
     }
 }
 
+impl crate::blocking::SpawnBlocking for Smol {
+    /// The `blocking` crate's pool (`smol::unblock`), shared by every smol
+    /// executor; the closure always runs.
+    fn spawn_blocking_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        // `.detach()`: dropping the `Task` of `unblock` would cancel it.
+        smol::unblock(f).detach();
+    }
+}
+
 impl Spawner for Smol {
     fn spawn_detached<F>(&self, fut: F)
     where

@@ -314,6 +314,17 @@ impl Spawner for Tokio {
     }
 }
 
+impl crate::blocking::SpawnBlocking for Tokio {
+    /// `Handle::spawn_blocking`; tokio drops `f` unrun if the runtime is
+    /// shutting down.
+    fn spawn_blocking_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        drop(self.inner.handle.spawn_blocking(f));
+    }
+}
+
 impl Timer for Tokio {
     type Sleep = Sleep;
 

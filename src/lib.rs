@@ -210,9 +210,11 @@
 //! | <a id="S3"></a>S3 | Async [cleanup](scope::cleanup) registered for a task or token runs exactly once when it is cancelled — never on normal completion — receives the cause, runs shielded with its own deadline, and is waited for like S1; cleanup registered after the cancel runs at once. |
 //! | <a id="S4"></a>S4 | Inside a cancelkit task, [`current()`](scope::current) is a token cancelled when the task is; [`checkpoint().await`](scope::checkpoint) yields once and returns `Err(Cancelled)` if the current scope is cancelled, `Ok(())` otherwise. |
 //! | <a id="S5"></a>S5 | [`move_on_after`](scope::move_on_after) / [`fail_after`](scope::fail_after) open a nested scope whose deadline is the earlier of theirs and the enclosing one; its expiry drops the future and leaves the enclosing scope untouched; the enclosing scope's cancellation reaches inside. |
+//! | <a id="L3"></a>L3 | [Blocking work](blocking) sees its token through a synchronous view ([`BlockingToken`](blocking::BlockingToken): `is_cancelled`, a blocking `wait_timeout`, the cause); its handle resolves when the closure returns: its value, `Panicked`, or `Cancelled` if it was cancelled before it started. *Checked by `tests/blocking.rs` on tokio (both flavours), smol and async-std; not yet a conformance case, and the sim runtime has no blocking pool yet.* |
 //!
-//! The design also specifies local and blocking work (L) and deadlines
-//! across the wire (W); they are not implemented yet.
+//! The design also specifies local tasks and groups (L1, L2), blocking work
+//! in groups (L4) and deadlines across the wire (W); they are not
+//! implemented yet.
 //!
 //! # Features
 //!
@@ -260,6 +262,7 @@ mod loom_scope_tests;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod blocking;
 pub mod group;
 pub mod guide;
 pub mod rt;

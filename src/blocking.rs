@@ -1,0 +1,444 @@
+//! Blocking work that can be asked to stop: file systems, compression,
+//! CPU-bound steps, run on the runtime's blocking thread pool with a
+//! synchronous view of a cancel token.
+//!
+//! No runtime can cancel a closure that is running on a thread (tokio
+//! documents it as impossible, tokio-rs/tokio#4853): a thread cannot be
+//! stopped from outside, only asked. So cancelkit asks, the same way on
+//! every runtime:
+//!
+//! - [`SpawnBlocking`] is one method, `spawn_blocking_detached`: run a
+//!   closure on the runtime's pool for blocking work (tokio's
+//!   `spawn_blocking`, smol's [`unblock`](https://docs.rs/blocking), async-std's
+//!   `spawn_blocking`). An adapter implements it; everything else is built
+//!   on it, once.
+//! - [`SpawnBlockingExt::spawn_blocking`] gives the closure a
+//!   [`BlockingToken`] — [`is_cancelled`](BlockingToken::is_cancelled),
+//!   the cause, and a blocking [`wait_timeout`](BlockingToken::wait_timeout)
+//!   that returns early on cancel — and returns a [`BlockingTask`]: await
+//!   it for the closure's value; **drop it and the token is cancelled** (the
+//!   closure is asked to stop, as a dropped [`Task`](crate::Task) is);
+//!   [`detach`](BlockingTask::detach) it to let the closure run on.
+//! - A closure that panics gives [`JoinError::Panicked`]; one whose token
+//!   was cancelled before a pool thread picked it up is never started, and
+//!   gives [`JoinError::Cancelled`] — as does one the runtime drops without
+//!   running (it shut down first). A closure that ignores its token runs
+//!   to its end: the handle resolves when it returns, never before — there
+//!   is nothing else honest to report ([L3](crate#L3)).
+//!
+//! # Examples
+//!
+//! ```
+//! # #[cfg(feature = "smol")] {
+//! use std::time::Duration;
+//! use cancelkit::blocking::SpawnBlockingExt;
+//! use cancelkit::{Runtime, rt::Smol};
+//!
+//! let rt = Smol::new().unwrap();
+//! let (started, has_started) = std::sync::mpsc::channel();
+//! // Work in steps, checking the token between them.
+//! let job = rt.spawn_blocking(move |token| {
+//!     started.send(()).unwrap();
+//!     let mut steps = 0;
+//!     while !token.wait_timeout(Duration::from_millis(1)) {
+//!         steps += 1;
+//!     }
+//!     steps
+//! });
+//! has_started.recv().unwrap();
+//! job.abort(); // ask it to stop; it returns what it did so far
+//! let steps = rt.block_on(job).unwrap();
+//! assert!(steps < 1_000_000);
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::CancelToken;
+use crate::task::{JoinError, drop_quietly};
+use crate::token::{CancelKind, Cancelled};
+
+/// A runtime that can run blocking closures on threads kept for them.
+///
+/// Implemented by every adapter in [`rt`](crate::rt) (and by the sim
+/// runtime); implement it for a runtime of your own, then use
+/// [`SpawnBlockingExt::spawn_blocking`].
+///
+/// # Contract
+///
+/// `spawn_blocking_detached` returns at once; `f` runs once, on a thread
+/// where blocking is allowed (never on a thread that polls async tasks),
+/// or — if the runtime is shutting down or gone — is dropped without
+/// running. Its result is not observed: cancelkit catches panics itself.
+///
+/// # Examples
+///
+/// ```
+/// use cancelkit::blocking::SpawnBlocking;
+///
+/// /// A runtime whose blocking pool is "a new thread each time".
+/// struct Threads;
+///
+/// impl SpawnBlocking for Threads {
+///     fn spawn_blocking_detached<F>(&self, f: F)
+///     where
+///         F: FnOnce() + Send + 'static,
+///     {
+///         std::thread::spawn(f);
+///     }
+/// }
+///
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// Threads.spawn_blocking_detached(move || tx.send(7).unwrap());
+/// assert_eq!(rx.recv().unwrap(), 7);
+/// ```
+pub trait SpawnBlocking {
+    /// Runs `f` on a thread for blocking work; see the trait's contract.
+    fn spawn_blocking_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static;
+}
+
+/// [`spawn_blocking`](SpawnBlockingExt::spawn_blocking) for every
+/// [`SpawnBlocking`] runtime (a blanket implementation: nothing to write).
+pub trait SpawnBlockingExt: SpawnBlocking {
+    /// Runs `f` on the runtime's blocking pool with a [`BlockingToken`],
+    /// and returns its handle.
+    ///
+    /// The handle resolves to `f`'s value once `f` returns; dropping it
+    /// cancels the token ([`CancelKind::TaskCancelled`], at the line that
+    /// dropped or aborted it) so that `f` can stop early. See the
+    /// [module](self) for the whole contract.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// use cancelkit::blocking::SpawnBlockingExt;
+    /// use cancelkit::{Runtime, rt::Tokio};
+    ///
+    /// let rt = Tokio::new().unwrap();
+    /// let sum = rt.block_on(rt.spawn_blocking(|_token| (1..=10).sum::<u32>()));
+    /// assert_eq!(sum.unwrap(), 55);
+    /// # }
+    /// ```
+    fn spawn_blocking<F, T>(&self, f: F) -> BlockingTask<T>
+    where
+        F: FnOnce(&BlockingToken) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_with_token(self, CancelToken::new(), f)
+    }
+}
+
+impl<S: SpawnBlocking + ?Sized> SpawnBlockingExt for S {}
+
+/// [`SpawnBlockingExt::spawn_blocking`] with the token given (a group hands
+/// its blocking work a child of its own).
+pub(crate) fn spawn_with_token<S, F, T>(rt: &S, token: CancelToken, f: F) -> BlockingTask<T>
+where
+    S: SpawnBlocking + ?Sized,
+    F: FnOnce(&BlockingToken) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let shared = Arc::new(Shared {
+        slot: Mutex::new(Slot {
+            outcome: None,
+            joiner: None,
+        }),
+    });
+    let job = Job {
+        f: Some(f),
+        token: BlockingToken {
+            token: token.clone(),
+        },
+        shared: shared.clone(),
+    };
+    rt.spawn_blocking_detached(move || job.run());
+    BlockingTask {
+        shared,
+        token,
+        detached: false,
+    }
+}
+
+// ===== the closure's side =====
+
+/// The synchronous view of a cancel token that blocking work gets.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use cancelkit::blocking::BlockingToken;
+/// use cancelkit::CancelToken;
+///
+/// let token = CancelToken::new();
+/// let view = BlockingToken::new(token.clone());
+/// let t0 = Instant::now();
+/// assert!(!view.wait_timeout(Duration::from_millis(5)));
+/// assert!(t0.elapsed() >= Duration::from_millis(5));
+/// token.cancel();
+/// assert!(view.wait_timeout(Duration::from_secs(3600))); // at once
+/// assert!(view.is_cancelled());
+/// ```
+#[derive(Clone)]
+pub struct BlockingToken {
+    token: CancelToken,
+}
+
+impl BlockingToken {
+    /// A view of `token`, for blocking code handed one by other means.
+    pub fn new(token: CancelToken) -> Self {
+        BlockingToken { token }
+    }
+
+    /// Whether the work was asked to stop: one atomic load.
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Why the work was asked to stop, if it was.
+    pub fn reason(&self) -> Option<Cancelled> {
+        self.token.reason()
+    }
+
+    /// Blocks this thread until the token is cancelled or `timeout`
+    /// passed; returns whether it is cancelled. `Duration::MAX` waits for
+    /// the cancel alone (or forever, if it never comes).
+    ///
+    /// For a thread that sleeps between steps of its work: a sleep that a
+    /// cancel cuts short. Never call it from async code (it blocks).
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        if self.token.is_cancelled() {
+            return true;
+        }
+        let signal = Arc::new((Mutex::new(false), Condvar::new()));
+        let _registered = self.token.on_cancel({
+            let signal = signal.clone();
+            move |_| {
+                *signal.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                signal.1.notify_all();
+            }
+        });
+        let deadline = Instant::now().checked_add(timeout);
+        let mut fired = signal.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*fired {
+            let wait = match deadline {
+                None => Duration::from_secs(3600),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => break,
+                },
+            };
+            fired = signal
+                .1
+                .wait_timeout(fired, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        drop(fired);
+        self.token.is_cancelled()
+    }
+
+    /// The token itself, to hand to async code or to make children of.
+    pub fn token(&self) -> &CancelToken {
+        &self.token
+    }
+}
+
+impl fmt::Debug for BlockingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingToken")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// What the pool runs: the closure, and the report of its outcome. If the
+/// runtime drops it unrun, its destructor reports `Cancelled`.
+struct Job<F, T> {
+    f: Option<F>,
+    token: BlockingToken,
+    shared: Arc<Shared<T>>,
+}
+
+impl<F, T> Job<F, T>
+where
+    F: FnOnce(&BlockingToken) -> T,
+{
+    fn run(mut self) {
+        let f = self.f.take().expect("a job runs once");
+        if self.token.is_cancelled() {
+            // Asked to stop before it started (L3): it never starts.
+            drop_quietly(f);
+            self.shared.complete(Err(JoinError::Cancelled));
+            return;
+        }
+        let token = &self.token;
+        let outcome = match catch_unwind(AssertUnwindSafe(|| f(token))) {
+            Ok(value) => Ok(value),
+            Err(payload) => Err(JoinError::Panicked(payload)),
+        };
+        self.shared.complete(outcome);
+    }
+}
+
+impl<F, T> Drop for Job<F, T> {
+    fn drop(&mut self) {
+        if let Some(f) = self.f.take() {
+            // Never run: the runtime refused or dropped it.
+            drop_quietly(f);
+            self.shared.complete(Err(JoinError::Cancelled));
+        }
+    }
+}
+
+// ===== the handle's side =====
+
+struct Shared<T> {
+    slot: Mutex<Slot<T>>,
+}
+
+struct Slot<T> {
+    /// Set once, when the closure returned, panicked, or was dropped unrun.
+    outcome: Option<Option<Result<T, JoinError>>>,
+    joiner: Option<Waker>,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot<T>> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn complete(&self, outcome: Result<T, JoinError>) {
+        let joiner = {
+            let mut slot = self.lock();
+            slot.outcome = Some(Some(outcome));
+            slot.joiner.take()
+        };
+        if let Some(joiner) = joiner {
+            joiner.wake();
+        }
+    }
+}
+
+/// A handle to blocking work: **dropping it asks the work to stop** (its
+/// token is cancelled); awaiting it gives the closure's value.
+///
+/// Made by [`SpawnBlockingExt::spawn_blocking`].
+///
+/// # Contract
+///
+/// - `.await` resolves once the closure returned (`Ok(value)`), panicked
+///   (`Err(JoinError::Panicked)`), or never started
+///   (`Err(JoinError::Cancelled)`: its token was cancelled before a pool
+///   thread picked it up, or its runtime dropped it). It never resolves
+///   before the closure ended: a closure cannot be stopped from outside
+///   ([L3](crate#L3)).
+/// - Dropping the handle before the closure ended, or
+///   [`abort`](Self::abort), cancels the closure's token (kind
+///   [`CancelKind::TaskCancelled`], at `abort`'s caller's line; a drop
+///   cannot say where it happened); [`detach`](Self::detach) lets the
+///   closure run on with its token untouched.
+/// - Awaiting `&mut handle` is cancel safe: the value stays in the handle.
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// use std::time::Duration;
+/// use cancelkit::blocking::SpawnBlockingExt;
+/// use cancelkit::token::CancelKind;
+/// use cancelkit::{Runtime, rt::Tokio};
+///
+/// let rt = Tokio::new().unwrap();
+/// let (started, has_started) = std::sync::mpsc::channel();
+/// let job = rt.spawn_blocking(move |token| {
+///     started.send(()).unwrap();
+///     token.wait_timeout(Duration::MAX); // until asked to stop
+///     token.reason().unwrap().kind()
+/// });
+/// has_started.recv().unwrap();
+/// job.abort();
+/// assert_eq!(rt.block_on(job).unwrap(), CancelKind::TaskCancelled);
+/// # }
+/// ```
+#[must_use = "blocking work is asked to stop when its handle is dropped; use `.detach()` to let it run"]
+pub struct BlockingTask<T> {
+    shared: Arc<Shared<T>>,
+    token: CancelToken,
+    detached: bool,
+}
+
+impl<T> BlockingTask<T> {
+    /// Asks the closure to stop (cancels its token) and returns at once;
+    /// await the handle to wait for the closure to end.
+    #[track_caller]
+    pub fn abort(&self) {
+        self.token
+            .cancel_at(CancelKind::TaskCancelled, None, Location::caller());
+    }
+
+    /// Lets the closure run to its end without a handle; its token is not
+    /// cancelled, and its value is dropped.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+
+    /// The closure's token (cancel it, make children of it, or watch it).
+    pub fn token(&self) -> &CancelToken {
+        &self.token
+    }
+
+    /// Whether the closure has ended (returned, panicked, or was dropped
+    /// unrun): awaiting the handle would resolve at once.
+    pub fn is_finished(&self) -> bool {
+        self.shared.lock().outcome.is_some()
+    }
+}
+
+impl<T> Future for BlockingTask<T> {
+    type Output = Result<T, JoinError>;
+
+    /// # Panics
+    ///
+    /// If polled again after it returned `Ready`.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let old = {
+            let mut slot = self.shared.lock();
+            if let Some(outcome) = &mut slot.outcome {
+                let outcome = outcome
+                    .take()
+                    .expect("`BlockingTask` polled after it returned `Poll::Ready`");
+                return Poll::Ready(outcome);
+            }
+            match &slot.joiner {
+                Some(joiner) if joiner.will_wake(cx.waker()) => None,
+                _ => slot.joiner.replace(cx.waker().clone()),
+            }
+        };
+        drop(old);
+        Poll::Pending
+    }
+}
+
+impl<T> Unpin for BlockingTask<T> {}
+
+impl<T> Drop for BlockingTask<T> {
+    fn drop(&mut self) {
+        // A finished closure's token is left alone (nothing to stop).
+        if !self.detached && !self.is_finished() {
+            self.abort();
+        }
+    }
+}
+
+impl<T> fmt::Debug for BlockingTask<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingTask")
+            .field("cancelled", &self.token.is_cancelled())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
