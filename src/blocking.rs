@@ -166,6 +166,20 @@ where
     }
 }
 
+/// A handle whose closure never runs (a closed group's): `Cancelled`.
+pub(crate) fn never_run<T: Send + 'static>() -> BlockingTask<T> {
+    struct Refuse;
+    impl SpawnBlocking for Refuse {
+        fn spawn_blocking_detached<F>(&self, f: F)
+        where
+            F: FnOnce() + Send + 'static,
+        {
+            drop(f);
+        }
+    }
+    spawn_with_token(&Refuse, CancelToken::new(), |_| unreachable!("never run"))
+}
+
 // ===== the closure's side =====
 
 /// The synchronous view of a cancel token that blocking work gets.

@@ -44,6 +44,7 @@ use async_lock::{Semaphore, SemaphoreGuardArc};
 use event_listener::{Event, listener};
 use slab::Slab;
 
+use crate::blocking::{BlockingTask, BlockingToken, SpawnBlocking};
 use crate::runtime::{RuntimeHandle, saturating_deadline};
 use crate::scope::{self, Overrun};
 use crate::signal::Signal;
@@ -199,7 +200,9 @@ pub struct ShutdownReport {
     /// lists.
     pub failures_not_kept: usize,
     /// Tasks of a [limited](TaskGroupBuilder::limit) group still queued for
-    /// a slot when the group shut down: dropped without ever being polled.
+    /// a slot when the group shut down: dropped without ever being polled;
+    /// and blocking work no thread had picked up yet when the shutdown
+    /// cancelled it, which therefore never ran ([L3](crate#L3)).
     pub not_started: usize,
     /// Shields and cleanups ([`scope`]) of the group's tasks
     /// that were still running when their own grace ended, and were dropped
@@ -209,6 +212,12 @@ pub struct ShutdownReport {
     /// How many more overran than [`overruns`](ShutdownReport::overruns)
     /// lists.
     pub overruns_not_kept: usize,
+    /// Blocking work ([`TaskGroup::spawn_blocking`]) still running when the
+    /// grace ended. A thread cannot be stopped from outside: it was asked
+    /// to (its token is cancelled), is not waited for, and may still be
+    /// running when the report is read ([L4](crate#L4)). Never counted as
+    /// finished or forced.
+    pub abandoned: Vec<TaskInfo>,
 }
 
 /// A shield or cleanup of a group's task that overran its grace: which
@@ -255,8 +264,14 @@ impl fmt::Display for ShutdownReport {
         if self.not_started > 0 {
             write!(f, ", {} never started", self.not_started)?;
         }
+        if !self.abandoned.is_empty() {
+            write!(f, ", {} abandoned", self.abandoned.len())?;
+        }
         for t in &self.forced {
             write!(f, "\n  forced: {t}")?;
+        }
+        for t in &self.abandoned {
+            write!(f, "\n  abandoned (blocking, still running): {t}")?;
         }
         for t in &self.failures {
             write!(f, "\n  {t}")?;
@@ -293,6 +308,9 @@ struct Live {
     started: bool,
     /// Dropped before it started (queued at shutdown): it must not start.
     doomed: bool,
+    /// Blocking work ([`TaskGroup::spawn_blocking`]): it cannot be forced;
+    /// past the grace it is reported abandoned and no longer waited for.
+    blocking: bool,
 }
 
 impl Live {
@@ -327,6 +345,8 @@ struct State {
     /// The first `Inner::keep_failures` overruns, and how many more.
     overruns: Vec<TaskOverrun>,
     overruns_not_kept: usize,
+    /// Blocking work still running when the grace ended ([L4](crate#L4)).
+    abandoned: Vec<TaskInfo>,
 }
 
 struct Inner {
@@ -366,18 +386,23 @@ impl Inner {
 
     /// Drops every live task (at its next scheduling). Returns who they
     /// were — those that had started; queued ones are counted in
-    /// `not_started` instead.
+    /// `not_started` instead. Blocking work cannot be dropped: it leaves the
+    /// group, recorded as abandoned ([L4](crate#L4)), and nobody waits for
+    /// it.
     fn force_all(&self) -> Vec<TaskInfo> {
         let mut infos = Vec::new();
         let mut aborts: Vec<Arc<dyn Abort>> = Vec::new();
-        {
+        let now_empty = {
             let mut state = self.lock();
             state.forced = true;
             state.closed = true;
             self.closed.store(true, Ordering::Release);
             let mut not_started = 0;
-            for (_, live) in &mut state.live {
-                if live.started {
+            let mut abandoned = Vec::new();
+            for (key, live) in &mut state.live {
+                if live.blocking {
+                    abandoned.push(key);
+                } else if live.started {
                     infos.push(live.info());
                 } else if !live.doomed {
                     live.doomed = true;
@@ -386,6 +411,14 @@ impl Inner {
                 aborts.extend(live.abort.clone());
             }
             state.not_started += not_started;
+            for key in abandoned {
+                let live = state.live.remove(key);
+                state.abandoned.push(live.info());
+            }
+            state.live.is_empty()
+        };
+        if now_empty {
+            self.changed.notify(usize::MAX);
         }
         // Outside the lock: aborting wakes tasks.
         aborts.iter().for_each(|a| a.abort());
@@ -967,6 +1000,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
                 abort: None,
                 started,
                 doomed: false,
+                blocking: false,
             })
         };
         let (permit, queued) = match slot {
@@ -1165,6 +1199,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
             not_started: state.not_started,
             overruns: state.overruns.clone(),
             overruns_not_kept: state.overruns_not_kept,
+            abandoned: state.abandoned.clone(),
         }
     }
 
@@ -1217,6 +1252,152 @@ enum Slot {
 }
 
 /// The handle of a task that never runs: it reports `Cancelled`.
+impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
+    /// Runs blocking work in the group: like
+    /// [`SpawnBlockingExt::spawn_blocking`](crate::blocking::SpawnBlockingExt::spawn_blocking),
+    /// with a child of the group's token, a name for the report, and the
+    /// group's bookkeeping ([L4](crate#L4)).
+    ///
+    /// The group waits for it like for its tasks ([`wait`](Self::wait), a
+    /// shutdown's grace), counts it finished when it returns within the
+    /// grace, and records its panic as a failure (fatal to the siblings in a
+    /// fail-fast group). Past a shutdown's grace it cannot be forced: the
+    /// report lists it as [`abandoned`](ShutdownReport::abandoned), and the
+    /// shutdown returns without waiting for it. Blocking work does not take
+    /// one of a [limited](TaskGroupBuilder::limit) group's slots. Spawned
+    /// into a closed group, it never runs (its handle gives
+    /// `Err(JoinError::Cancelled)`).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, TaskGroup, rt::Tokio};
+    ///
+    /// let rt = Tokio::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// let (started, has_started) = std::sync::mpsc::channel();
+    /// let (release, hold) = std::sync::mpsc::channel::<()>();
+    /// group
+    ///     .spawn_blocking_named("polite", {
+    ///         let started = started.clone();
+    ///         move |token| {
+    ///             started.send(()).unwrap();
+    ///             token.wait_timeout(Duration::MAX); // returns when asked to stop
+    ///         }
+    ///     })
+    ///     .detach();
+    /// group
+    ///     .spawn_blocking_named("stubborn", move |_token| {
+    ///         started.send(()).unwrap();
+    ///         let _ = hold.recv(); // ignores its token
+    ///     })
+    ///     .detach();
+    /// // (Work that no thread has picked up when the shutdown cancels it
+    /// // never starts, and counts as `not_started`.)
+    /// has_started.recv().unwrap();
+    /// has_started.recv().unwrap();
+    /// let report = rt.block_on(group.shutdown(Duration::from_millis(200)));
+    /// assert_eq!(report.finished, 1);
+    /// assert!(report.forced.is_empty());
+    /// assert_eq!(report.abandoned[0].name, "stubborn");
+    /// drop(release); // let it end
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking_named<F, T>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        f: F,
+    ) -> BlockingTask<T>
+    where
+        F: FnOnce(&BlockingToken) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.start_blocking(Some(name.into()), Location::caller(), f)
+    }
+
+    /// [`spawn_blocking_named`](Self::spawn_blocking_named) without a name
+    /// (reports call it `task #N`).
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// let sum = group.spawn_blocking(|_| (1..=4).product::<u32>());
+    /// assert_eq!(rt.block_on(sum).unwrap(), 24);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking<F, T>(&self, f: F) -> BlockingTask<T>
+    where
+        F: FnOnce(&BlockingToken) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.start_blocking(None, Location::caller(), f)
+    }
+
+    fn start_blocking<F, T>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> BlockingTask<T>
+    where
+        F: FnOnce(&BlockingToken) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = self.inner().clone();
+        if inner.closed.load(Ordering::Acquire) {
+            return crate::blocking::never_run();
+        }
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let token = inner.token.child();
+        let key = {
+            let mut state = inner.lock();
+            if state.closed {
+                return crate::blocking::never_run();
+            }
+            state.live.insert(Live {
+                id,
+                name,
+                location,
+                abort: Some(Arc::new(token.clone())),
+                started: true,
+                doomed: false,
+                blocking: true,
+            })
+        };
+        let done = Done {
+            inner,
+            key,
+            id,
+            token: token.clone(),
+            outcome: Outcome::Dropped,
+            overruns: Vec::new(),
+            handed_over: false,
+            _permit: None,
+        };
+        // `done` reports when the closure ends — or is dropped unrun.
+        let tracked = move |blocking: &BlockingToken| {
+            let mut done = done;
+            match catch_unwind(AssertUnwindSafe(|| f(blocking))) {
+                Ok(value) => {
+                    done.outcome = Outcome::Finished;
+                    value
+                }
+                Err(payload) => {
+                    done.outcome = Outcome::Failed(FailureKind::Panicked, panic_text(&*payload));
+                    drop(done);
+                    resume_unwind(payload)
+                }
+            }
+        };
+        crate::blocking::spawn_with_token(&self.rt, token, tracked)
+    }
+}
+
 fn never_run<T>() -> Task<T> {
     let (task, harness) = crate::task::new(std::future::pending::<T>());
     drop(harness); // reports `JoinError::Cancelled`
@@ -1307,10 +1488,16 @@ impl Drop for Done {
         let now_empty;
         {
             let mut state = self.inner.lock();
-            let Some(live) = state.live.try_remove(self.key) else {
+            // Gone already, or the slot reused: blocking work abandoned at
+            // shutdown leaves the group before it ends.
+            if state
+                .live
+                .get(self.key)
+                .is_none_or(|live| live.id != self.id)
+            {
                 return;
-            };
-            debug_assert_eq!(live.id, self.id);
+            }
+            let live = state.live.remove(self.key);
             let forced = state.forced;
             match std::mem::replace(&mut self.outcome, Outcome::Dropped) {
                 Outcome::Finished => {
@@ -1335,6 +1522,11 @@ impl Drop for Done {
                     } else {
                         state.failures_not_kept += 1;
                     }
+                }
+                // Blocking work ends as `Finished` or `Failed` once it ran:
+                // dropped, it never started.
+                Outcome::Dropped if live.blocking && state.shutting_down => {
+                    state.not_started += 1;
                 }
                 Outcome::Dropped => {}
             }

@@ -211,10 +211,10 @@
 //! | <a id="S4"></a>S4 | Inside a cancelkit task, [`current()`](scope::current) is a token cancelled when the task is; [`checkpoint().await`](scope::checkpoint) yields once and returns `Err(Cancelled)` if the current scope is cancelled, `Ok(())` otherwise. |
 //! | <a id="S5"></a>S5 | [`move_on_after`](scope::move_on_after) / [`fail_after`](scope::fail_after) open a nested scope whose deadline is the earlier of theirs and the enclosing one; its expiry drops the future and leaves the enclosing scope untouched; the enclosing scope's cancellation reaches inside. |
 //! | <a id="L3"></a>L3 | [Blocking work](blocking) sees its token through a synchronous view ([`BlockingToken`](blocking::BlockingToken): `is_cancelled`, a blocking `wait_timeout`, the cause); its handle resolves when the closure returns: its value, `Panicked`, or `Cancelled` if it was cancelled before it started. *Checked by `tests/blocking.rs` on tokio (both flavours), smol and async-std; not yet a conformance case, and the sim runtime has no blocking pool yet.* |
+//! | <a id="L4"></a>L4 | A group's [shutdown](TaskGroup::shutdown) reports [blocking work](TaskGroup::spawn_blocking) still running after the grace as [abandoned](group::ShutdownReport::abandoned) — never as finished or forced — and returns without waiting for it. *Checked as L3 is.* |
 //!
-//! The design also specifies local tasks and groups (L1, L2), blocking work
-//! in groups (L4) and deadlines across the wire (W); they are not
-//! implemented yet.
+//! The design also specifies local tasks and groups (L1, L2) and deadlines
+//! across the wire (W); they are not implemented yet.
 //!
 //! # Features
 //!

@@ -10,7 +10,7 @@ use std::time::Duration;
 use cancelkit::blocking::{BlockingTask, BlockingToken, SpawnBlocking, SpawnBlockingExt};
 use cancelkit::rt::{AsyncStd, Smol, Tokio};
 use cancelkit::token::CancelKind;
-use cancelkit::{CancelToken, JoinError, Runtime};
+use cancelkit::{CancelToken, JoinError, Runtime, TaskGroup};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -236,4 +236,180 @@ fn work_cancelled_before_it_starts_never_starts() {
     let task = gate.spawn_blocking(|_| 5);
     gate.run_all();
     assert_eq!(futures_lite::future::block_on(task).ok(), Some(5));
+}
+
+// ===== blocking work in a group (L4) =====
+
+fn shutdown_reports_stubborn_work_abandoned_on<R>(rt: &R, name: &str)
+where
+    R: Runtime + cancelkit::RuntimeHandle + SpawnBlocking,
+{
+    let group = TaskGroup::new(rt);
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release, hold) = mpsc::channel::<()>();
+    let (ended_tx, ended_rx) = mpsc::channel();
+    let polite = group.spawn_blocking_named("polite", {
+        let started_tx = started_tx.clone();
+        move |token| {
+            started_tx.send(()).unwrap();
+            token.wait_timeout(LIMIT)
+        }
+    });
+    let stubborn = group.spawn_blocking_named("stubborn", move |_token| {
+        started_tx.send(()).unwrap();
+        let _ = hold.recv_timeout(LIMIT);
+        ended_tx.send(()).unwrap();
+    });
+    for _ in 0..2 {
+        started_rx.recv_timeout(LIMIT).expect("both started");
+    }
+    // The polite one ends at once when asked; the grace is there for slow
+    // machines, and the stubborn one makes the shutdown use all of it.
+    let report = rt.block_on(group.shutdown(Duration::from_millis(500)));
+    assert_eq!(report.finished, 1, "{name}: {report}");
+    assert!(report.forced.is_empty(), "{name}: {report}");
+    let abandoned: Vec<_> = report.abandoned.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(abandoned, ["stubborn"], "{name}");
+    assert!(
+        report.to_string().contains("1 abandoned"),
+        "{name}: {report}"
+    );
+    // The shutdown returned while the stubborn work still runs.
+    assert!(
+        ended_rx.try_recv().is_err(),
+        "{name}: waited for abandoned work"
+    );
+    assert_eq!(rt.block_on(polite).ok(), Some(true), "{name}");
+    drop(release);
+    ended_rx
+        .recv_timeout(LIMIT)
+        .expect("the stubborn work ended");
+    assert!(rt.block_on(stubborn).is_ok(), "{name}");
+}
+
+fn a_panic_in_group_blocking_work_is_a_failure_on<R>(rt: &R, name: &str)
+where
+    R: Runtime + cancelkit::RuntimeHandle + SpawnBlocking,
+{
+    let group = TaskGroup::new(rt);
+    let job = group.spawn_blocking_named("breaks", |_| panic!("disk on fire"));
+    assert!(
+        matches!(rt.block_on(job), Err(JoinError::Panicked(_))),
+        "{name}"
+    );
+    rt.block_on(group.wait());
+    let report = rt.block_on(group.shutdown(Duration::ZERO));
+    assert_eq!(report.failures.len(), 1, "{name}: {report}");
+    assert_eq!(report.failures[0].task.name, "breaks", "{name}");
+    assert!(
+        report.failures[0].message.contains("disk on fire"),
+        "{name}"
+    );
+    assert!(report.abandoned.is_empty(), "{name}");
+}
+
+fn a_closed_group_does_not_run_blocking_work_on<R>(rt: &R, name: &str)
+where
+    R: Runtime + cancelkit::RuntimeHandle + SpawnBlocking,
+{
+    let group = TaskGroup::new(rt);
+    group.close();
+    let job = group.spawn_blocking(|_| panic!("must not run"));
+    assert!(
+        matches!(rt.block_on(job), Err(JoinError::Cancelled)),
+        "{name}"
+    );
+}
+
+macro_rules! on_every_runtime {
+    ($check:ident) => {
+        $check(&Tokio::current_thread().unwrap(), "tokio current-thread");
+        $check(&Tokio::new().unwrap(), "tokio multi-thread");
+        $check(&Smol::with_threads(1).unwrap(), "smol");
+        $check(&AsyncStd::current().unwrap(), "async-std");
+    };
+}
+
+#[test]
+fn shutdown_reports_stubborn_blocking_work_abandoned_and_does_not_wait() {
+    on_every_runtime!(shutdown_reports_stubborn_work_abandoned_on);
+}
+
+#[test]
+fn a_panic_in_group_blocking_work_is_a_failure() {
+    on_every_runtime!(a_panic_in_group_blocking_work_is_a_failure_on);
+}
+
+#[test]
+fn a_closed_group_does_not_run_blocking_work() {
+    on_every_runtime!(a_closed_group_does_not_run_blocking_work_on);
+}
+
+/// Tokio, with a blocking pool that holds closures until told to run them.
+#[derive(Clone)]
+struct GatedTokio {
+    rt: Tokio,
+    gate: Gate,
+}
+
+impl cancelkit::Spawner for GatedTokio {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn_detached(fut)
+    }
+}
+
+impl cancelkit::Timer for GatedTokio {
+    type Sleep = <Tokio as cancelkit::Timer>::Sleep;
+    fn now(&self) -> std::time::Instant {
+        self.rt.now()
+    }
+    fn sleep_until(&self, deadline: std::time::Instant) -> Self::Sleep {
+        self.rt.sleep_until(deadline)
+    }
+}
+
+impl SpawnBlocking for GatedTokio {
+    fn spawn_blocking_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.gate.spawn_blocking_detached(f)
+    }
+}
+
+#[test]
+fn blocking_work_no_thread_picked_up_before_the_shutdown_never_runs_and_counts_not_started() {
+    let rt = Tokio::current_thread().unwrap();
+    let gated = GatedTokio {
+        rt: rt.clone(),
+        gate: Gate::default(),
+    };
+    let group = TaskGroup::new(&gated);
+    let (tx, rx) = mpsc::channel();
+    group
+        .spawn_blocking_named("queued", move |_| tx.send("ran").unwrap())
+        .detach();
+    // The shutdown cancels it while it waits for a thread; the group waits
+    // for it (it is live) until a thread picks it up and finds it cancelled.
+    // `or` polls the shutdown first: its first poll cancels the group's
+    // token; the second future lets the queue run only on its second poll.
+    let gate = gated.gate.clone();
+    let report = rt.block_on(futures_lite::future::or(
+        group.shutdown(Duration::from_secs(10)),
+        async move {
+            futures_lite::future::yield_now().await;
+            gate.run_all();
+            std::future::pending().await
+        },
+    ));
+    assert_eq!(report.not_started, 1, "{report}");
+    assert_eq!(
+        (report.finished, report.abandoned.len()),
+        (0, 0),
+        "{report}"
+    );
+    assert!(rx.try_recv().is_err(), "the closure ran");
 }

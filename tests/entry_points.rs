@@ -174,7 +174,7 @@ fn the_tour_fits_in_100_columns_and_finds_every_runtime_identical() {
 }
 
 /// Every example, and an argument it must refuse.
-const EXAMPLES: [(&str, &[&str]); 14] = [
+const EXAMPLES: [(&str, &[&str]); 15] = [
     ("start_tokio", &["--verbose"]),
     ("start_smol", &["extra"]),
     ("start_async_std", &["-x"]),
@@ -189,7 +189,31 @@ const EXAMPLES: [(&str, &[&str]); 14] = [
     ("shutdown_broadcast", &["--runtime", "smol", "again"]),
     ("shutdown_broadcast", &["-"]),
     ("commit_or_rollback", &["--runtime", "sim"]),
+    ("blocking_shutdown", &["--runtime", "tokio-multi"]),
 ];
+
+#[test]
+fn blocking_shutdown_reports_the_same_abandoned_work_on_every_runtime() {
+    let outputs: Vec<(&str, String)> = ["tokio", "tokio-current-thread", "smol", "async-std"]
+        .into_iter()
+        .map(|rt| {
+            let out = run("blocking_shutdown", &["--runtime", rt]);
+            assert_eq!(out.status.code(), Some(0), "{rt}: {}", out.stderr);
+            let body = out.stdout.split_once('\n').map_or("", |(_, body)| body);
+            (rt, body.to_string())
+        })
+        .collect();
+    let first = &outputs[0].1;
+    assert!(first.contains(", 1 abandoned\n"), "{first}");
+    assert!(
+        first.contains("abandoned (blocking, still running): fsync"),
+        "{first}"
+    );
+    assert!(first.contains("fsync still running: true"), "{first}");
+    for (rt, body) in &outputs[1..] {
+        assert_eq!(body, first, "{rt} differs from tokio");
+    }
+}
 
 #[test]
 fn every_example_answers_help_on_stdout_with_exit_0() {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cancelkit::blocking::SpawnBlocking;
 use cancelkit::{CancelToken, Runtime, SpawnerExt, TaskGroup, timeout, token::CancelFutureExt};
 
 /// Where a pattern writes its lines: printed as they come, and kept.
@@ -55,7 +56,7 @@ impl Out {
 /// A pattern: something to run on any runtime.
 pub(crate) trait Pattern {
     const NAME: &'static str;
-    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out);
+    fn run<R: Runtime + SpawnBlocking + Clone + Send + Sync + 'static>(rt: &R, out: &Out);
 }
 
 /// Drop the handle: the task stops, on every runtime.
@@ -64,7 +65,7 @@ pub(crate) struct DropHandle;
 impl Pattern for DropHandle {
     const NAME: &'static str = "drop_handle";
 
-    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+    fn run<R: Runtime + SpawnBlocking + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
         let ticks = Arc::new(AtomicUsize::new(0));
         let two = CancelToken::new();
         let task = rt.spawn({
@@ -100,7 +101,7 @@ pub(crate) struct SharedFlag;
 impl Pattern for SharedFlag {
     const NAME: &'static str = "shared_flag";
 
-    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+    fn run<R: Runtime + SpawnBlocking + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
         let token = CancelToken::new();
         let three = CancelToken::new();
         let task = rt.spawn({
@@ -141,7 +142,7 @@ pub(crate) struct Timeout;
 impl Pattern for Timeout {
     const NAME: &'static str = "timeout";
 
-    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+    fn run<R: Runtime + SpawnBlocking + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
         // Ticks at 0, 200 and 400 ms; the limit at 500 ms; the next tick
         // would be at 600 ms. Every timer is 100 ms from the next, and the
         // ticks are absolute deadlines, so late wake-ups do not add up.
@@ -174,7 +175,7 @@ pub(crate) struct ShutdownBroadcast;
 impl Pattern for ShutdownBroadcast {
     const NAME: &'static str = "shutdown_broadcast";
 
-    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+    fn run<R: Runtime + SpawnBlocking + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
         const WORKERS: usize = 3;
         let group = TaskGroup::new(rt);
         let signal = CancelToken::new(); // stands for ctrl_c() here
@@ -435,7 +436,7 @@ pub(crate) struct CommitOrRollback;
 impl Pattern for CommitOrRollback {
     const NAME: &'static str = "commit_or_rollback";
 
-    fn run<R: Runtime + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+    fn run<R: Runtime + SpawnBlocking + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
         let db = Db {
             balances: Arc::new(Mutex::new((100, 0))),
         };
@@ -480,5 +481,53 @@ impl Pattern for CommitOrRollback {
             task.cancel().await // returns once the commit and the cleanup ended
         });
         out.line(format!("  cancel() gave {out_of:?}; {}", balances(&db)));
+    }
+}
+
+/// Blocking work in a group: a shutdown asks it to stop, waits the grace,
+/// and reports what is still running as abandoned — on every runtime.
+pub(crate) struct BlockingShutdown;
+
+impl Pattern for BlockingShutdown {
+    const NAME: &'static str = "blocking_shutdown";
+
+    fn run<R: Runtime + SpawnBlocking + Clone + Send + Sync + 'static>(rt: &R, out: &Out) {
+        let group = TaskGroup::new(rt);
+        let (started, has_started) = std::sync::mpsc::channel();
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (ended, has_ended) = std::sync::mpsc::channel();
+        group
+            .spawn_blocking_named("compress", {
+                let started = started.clone();
+                move |token| {
+                    started.send(()).unwrap();
+                    // One chunk per turn; stop when asked.
+                    while !token.wait_timeout(Duration::from_millis(10)) {}
+                }
+            })
+            .detach();
+        group
+            .spawn_blocking_named("fsync", move |_token| {
+                started.send(()).unwrap();
+                // Stands for a call that cannot be interrupted.
+                let _ = hold.recv();
+                ended.send(()).unwrap();
+            })
+            .detach();
+        for _ in 0..2 {
+            has_started.recv().unwrap();
+        }
+        out.line("compress and fsync running; shutdown with a 200 ms grace");
+        let report = rt.block_on(group.shutdown(Duration::from_millis(200)));
+        for line in report.to_string().lines() {
+            out.line(line);
+        }
+        out.line(format!(
+            "shutdown returned; fsync still running: {}",
+            has_ended.try_recv().is_err()
+        ));
+        drop(release);
+        has_ended.recv().unwrap();
+        out.line("fsync ended on its own, after the shutdown");
     }
 }
