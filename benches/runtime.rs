@@ -102,6 +102,49 @@ fn spawn_join(c: &mut Criterion) {
     );
 }
 
+fn spawn_blocking_join(c: &mut Criterion) {
+    use cancelkit::blocking::SpawnBlockingExt;
+
+    let rt = Tokio::new().unwrap();
+    pair(
+        c,
+        "spawn_blocking_join/tokio",
+        &rt,
+        || async {
+            black_box(rt.spawn_blocking(|_| 1).await.unwrap());
+        },
+        || async {
+            black_box(tokio::task::spawn_blocking(|| 1).await.unwrap());
+        },
+    );
+
+    let rt = Smol::with_threads(1).unwrap();
+    pair(
+        c,
+        "spawn_blocking_join/smol",
+        &rt,
+        || async {
+            black_box(rt.spawn_blocking(|_| 1).await.unwrap());
+        },
+        || async {
+            black_box(smol::unblock(|| 1).await);
+        },
+    );
+
+    let rt = AsyncStd::current().unwrap();
+    pair(
+        c,
+        "spawn_blocking_join/async-std",
+        &rt,
+        || async {
+            black_box(rt.spawn_blocking(|_| 1).await.unwrap());
+        },
+        || async {
+            black_box(async_std::task::spawn_blocking(|| 1).await);
+        },
+    );
+}
+
 fn cancel_pending(c: &mut Criterion) {
     let rt = Tokio::new().unwrap();
     pair(
@@ -320,6 +363,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = spawn_join, cancel_pending, timeouts, sleeps, scopes
+    targets = spawn_join, spawn_blocking_join, cancel_pending, timeouts, sleeps, scopes
 }
 criterion_main!(benches);
