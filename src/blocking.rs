@@ -66,7 +66,7 @@ use crate::token::{CancelKind, Cancelled};
 
 /// A runtime that can run blocking closures on threads kept for them.
 ///
-/// Implemented by every adapter in [`rt`](crate::rt) (and by the sim
+/// Implemented by every adapter in [`rt`](crate::rt) (not yet by the sim
 /// runtime); implement it for a runtime of your own, then use
 /// [`SpawnBlockingExt::spawn_blocking`].
 ///
@@ -131,7 +131,7 @@ pub trait SpawnBlockingExt: SpawnBlocking {
         F: FnOnce(&BlockingToken) -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_with_token(self, CancelToken::new(), f)
+        spawn_with_token(self, CancelToken::new(), None, f)
     }
 }
 
@@ -139,7 +139,16 @@ impl<S: SpawnBlocking + ?Sized> SpawnBlockingExt for S {}
 
 /// [`SpawnBlockingExt::spawn_blocking`] with the token given (a group hands
 /// its blocking work a child of its own).
-pub(crate) fn spawn_with_token<S, F, T>(rt: &S, token: CancelToken, f: F) -> BlockingTask<T>
+///
+/// `may_start`, if given, is asked once, on the pool thread, right before
+/// `f` would start: `false` and `f` never starts (a group that already
+/// reported the work as not started).
+pub(crate) fn spawn_with_token<S, F, T>(
+    rt: &S,
+    token: CancelToken,
+    may_start: Option<StartHook>,
+    f: F,
+) -> BlockingTask<T>
 where
     S: SpawnBlocking + ?Sized,
     F: FnOnce(&BlockingToken) -> T + Send + 'static,
@@ -149,10 +158,12 @@ where
         slot: Mutex::new(Slot {
             outcome: None,
             joiner: None,
+            handle_gone: false,
         }),
     });
     let job = Job {
         f: Some(f),
+        may_start,
         token: BlockingToken {
             token: token.clone(),
         },
@@ -177,7 +188,9 @@ pub(crate) fn never_run<T: Send + 'static>() -> BlockingTask<T> {
             drop(f);
         }
     }
-    spawn_with_token(&Refuse, CancelToken::new(), |_| unreachable!("never run"))
+    spawn_with_token(&Refuse, CancelToken::new(), None, |_| {
+        unreachable!("never run")
+    })
 }
 
 // ===== the closure's side =====
@@ -271,10 +284,14 @@ impl fmt::Debug for BlockingToken {
     }
 }
 
+/// Asked right before a blocking closure starts; `false`: it never does.
+pub(crate) type StartHook = Box<dyn FnOnce() -> bool + Send>;
+
 /// What the pool runs: the closure, and the report of its outcome. If the
 /// runtime drops it unrun, its destructor reports `Cancelled`.
 struct Job<F, T> {
     f: Option<F>,
+    may_start: Option<StartHook>,
     token: BlockingToken,
     shared: Arc<Shared<T>>,
 }
@@ -285,7 +302,9 @@ where
 {
     fn run(mut self) {
         let f = self.f.take().expect("a job runs once");
-        if self.token.is_cancelled() {
+        // Cancelled first: the hook marks the work as started.
+        let may_start = self.may_start.take();
+        if self.token.is_cancelled() || may_start.is_some_and(|may_start| !may_start()) {
             // Asked to stop before it started (L3): it never starts.
             drop_quietly(f);
             self.shared.complete(Err(JoinError::Cancelled));
@@ -320,6 +339,8 @@ struct Slot<T> {
     /// Set once, when the closure returned, panicked, or was dropped unrun.
     outcome: Option<Option<Result<T, JoinError>>>,
     joiner: Option<Waker>,
+    /// The handle is gone: an outcome is dropped (quietly) at once.
+    handle_gone: bool,
 }
 
 impl<T> Shared<T> {
@@ -328,11 +349,19 @@ impl<T> Shared<T> {
     }
 
     fn complete(&self, outcome: Result<T, JoinError>) {
-        let joiner = {
+        let (unwanted, joiner) = {
             let mut slot = self.lock();
-            slot.outcome = Some(Some(outcome));
-            slot.joiner.take()
+            if slot.handle_gone {
+                slot.outcome = Some(None);
+                (Some(outcome), None)
+            } else {
+                slot.outcome = Some(Some(outcome));
+                (None, slot.joiner.take())
+            }
         };
+        // Outside the lock; a value or payload whose destructor panics must
+        // not unwind into the pool's thread.
+        drop_quietly(unwanted);
         if let Some(joiner) = joiner {
             joiner.wake();
         }
@@ -441,8 +470,19 @@ impl<T> Unpin for BlockingTask<T> {}
 
 impl<T> Drop for BlockingTask<T> {
     fn drop(&mut self) {
+        let (finished, unread) = {
+            let mut slot = self.shared.lock();
+            slot.handle_gone = true;
+            (
+                slot.outcome.is_some(),
+                slot.outcome.as_mut().and_then(Option::take),
+            )
+        };
+        // An output nobody will read: dropped here, catching a panic from
+        // its destructor, as `Task` does.
+        drop_quietly(unread);
         // A finished closure's token is left alone (nothing to stop).
-        if !self.detached && !self.is_finished() {
+        if !self.detached && !finished {
             self.abort();
         }
     }

@@ -216,8 +216,12 @@ pub struct ShutdownReport {
     /// grace ended. A thread cannot be stopped from outside: it was asked
     /// to (its token is cancelled), is not waited for, and may still be
     /// running when the report is read ([L4](crate#L4)). Never counted as
-    /// finished or forced.
+    /// finished or forced. At most
+    /// [`keep_failures`](TaskGroupBuilder::keep_failures) are listed.
     pub abandoned: Vec<TaskInfo>,
+    /// How many more were abandoned than
+    /// [`abandoned`](ShutdownReport::abandoned) lists.
+    pub abandoned_not_kept: usize,
 }
 
 /// A shield or cleanup of a group's task that overran its grace: which
@@ -264,14 +268,18 @@ impl fmt::Display for ShutdownReport {
         if self.not_started > 0 {
             write!(f, ", {} never started", self.not_started)?;
         }
-        if !self.abandoned.is_empty() {
-            write!(f, ", {} abandoned", self.abandoned.len())?;
+        let abandoned = self.abandoned.len() + self.abandoned_not_kept;
+        if abandoned > 0 {
+            write!(f, ", {abandoned} abandoned")?;
         }
         for t in &self.forced {
             write!(f, "\n  forced: {t}")?;
         }
         for t in &self.abandoned {
             write!(f, "\n  abandoned (blocking, still running): {t}")?;
+        }
+        if self.abandoned_not_kept > 0 {
+            write!(f, "\n  ... and {} more abandoned", self.abandoned_not_kept)?;
         }
         for t in &self.failures {
             write!(f, "\n  {t}")?;
@@ -345,8 +353,10 @@ struct State {
     /// The first `Inner::keep_failures` overruns, and how many more.
     overruns: Vec<TaskOverrun>,
     overruns_not_kept: usize,
-    /// Blocking work still running when the grace ended ([L4](crate#L4)).
+    /// Blocking work still running when the grace ended ([L4](crate#L4)),
+    /// the first `Inner::keep_failures` of it, and how much more.
     abandoned: Vec<TaskInfo>,
+    abandoned_not_kept: usize,
 }
 
 struct Inner {
@@ -401,6 +411,11 @@ impl Inner {
             let mut abandoned = Vec::new();
             for (key, live) in &mut state.live {
                 if live.blocking {
+                    // Running: abandoned. Still waiting for a pool thread:
+                    // it will never start (`may_start` finds it gone).
+                    if !live.started {
+                        not_started += 1;
+                    }
                     abandoned.push(key);
                 } else if live.started {
                     infos.push(live.info());
@@ -413,7 +428,14 @@ impl Inner {
             state.not_started += not_started;
             for key in abandoned {
                 let live = state.live.remove(key);
-                state.abandoned.push(live.info());
+                if !live.started {
+                    continue;
+                }
+                if state.abandoned.len() < self.keep_failures {
+                    state.abandoned.push(live.info());
+                } else {
+                    state.abandoned_not_kept += 1;
+                }
             }
             state.live.is_empty()
         };
@@ -432,7 +454,9 @@ impl Inner {
             let mut state = self.lock();
             let mut not_started = 0;
             for (_, live) in &mut state.live {
-                if !live.started && !live.doomed {
+                // (Blocking work waiting for a pool thread is not queued for
+                // a slot: it gets the grace, see `force_all`.)
+                if !live.started && !live.doomed && !live.blocking {
                     live.doomed = true;
                     not_started += 1;
                     aborts.extend(live.abort.clone());
@@ -1019,6 +1043,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
                 outcome: Outcome::Dropped,
                 overruns: Vec::new(),
                 handed_over: false,
+                blocking: false,
                 _permit: permit,
             },
             classify,
@@ -1200,6 +1225,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
             overruns: state.overruns.clone(),
             overruns_not_kept: state.overruns_not_kept,
             abandoned: state.abandoned.clone(),
+            abandoned_not_kept: state.abandoned_not_kept,
         }
     }
 
@@ -1251,7 +1277,6 @@ enum Slot {
     Queued(Pin<Box<SemaphoreAcquireArc>>),
 }
 
-/// The handle of a task that never runs: it reports `Cancelled`.
 impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
     /// Runs blocking work in the group: like
     /// [`SpawnBlockingExt::spawn_blocking`](crate::blocking::SpawnBlockingExt::spawn_blocking),
@@ -1296,7 +1321,7 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
     /// // never starts, and counts as `not_started`.)
     /// has_started.recv().unwrap();
     /// has_started.recv().unwrap();
-    /// let report = rt.block_on(group.shutdown(Duration::from_millis(200)));
+    /// let report = rt.block_on(group.shutdown(Duration::from_secs(1)));
     /// assert_eq!(report.finished, 1);
     /// assert!(report.forced.is_empty());
     /// assert_eq!(report.abandoned[0].name, "stubborn");
@@ -1364,11 +1389,28 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
                 name,
                 location,
                 abort: Some(Arc::new(token.clone())),
-                started: true,
+                // Until a pool thread picks it up (see `may_start`).
+                started: false,
                 doomed: false,
                 blocking: true,
             })
         };
+        // On the pool thread, right before the closure starts: it starts
+        // only if its entry is still there (a forced group reported it as
+        // not started and removed it).
+        let may_start: crate::blocking::StartHook = Box::new({
+            let inner = inner.clone();
+            move || {
+                let mut state = inner.lock();
+                match state.live.get_mut(key) {
+                    Some(live) if live.id == id => {
+                        live.started = true;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        });
         let done = Done {
             inner,
             key,
@@ -1377,6 +1419,7 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
             outcome: Outcome::Dropped,
             overruns: Vec::new(),
             handed_over: false,
+            blocking: true,
             _permit: None,
         };
         // `done` reports when the closure ends — or is dropped unrun.
@@ -1394,10 +1437,11 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
                 }
             }
         };
-        crate::blocking::spawn_with_token(&self.rt, token, tracked)
+        crate::blocking::spawn_with_token(&self.rt, token, Some(may_start), tracked)
     }
 }
 
+/// The handle of a task that never runs: it reports `Cancelled`.
 fn never_run<T>() -> Task<T> {
     let (task, harness) = crate::task::new(std::future::pending::<T>());
     drop(harness); // reports `JoinError::Cancelled`
@@ -1434,6 +1478,9 @@ struct Done {
     overruns: Vec<Overrun>,
     /// Its report moved into a deferred one: this one says nothing.
     handed_over: bool,
+    /// Blocking work's: it runs on a pool thread, or is dropped wherever
+    /// its runtime drops it, never as part of a task — so it has no scope.
+    blocking: bool,
     _permit: Option<SemaphoreGuardArc>,
 }
 
@@ -1454,7 +1501,7 @@ impl Drop for Done {
         if self.handed_over {
             return;
         }
-        if scope::current_task_is_hosting() {
+        if !self.blocking && scope::current_task_is_hosting() {
             // The task is not finished while what it hosts runs (S1): its
             // report — and its slot, and the group's "empty" — wait.
             self.handed_over = true;
@@ -1466,6 +1513,7 @@ impl Drop for Done {
                 outcome: std::mem::replace(&mut self.outcome, Outcome::Dropped),
                 overruns: Vec::new(),
                 handed_over: false,
+                blocking: false,
                 _permit: self._permit.take(),
             };
             // Dropping `later` at the end reports.
@@ -1481,9 +1529,11 @@ impl Drop for Done {
             return;
         }
         // What sections hosted while the task ran left behind.
-        let (overruns, panic) = scope::recorded_in_current_task();
-        self.overruns.extend(overruns);
-        self.hosted_panic(panic);
+        if !self.blocking {
+            let (overruns, panic) = scope::recorded_in_current_task();
+            self.overruns.extend(overruns);
+            self.hosted_panic(panic);
+        }
         let mut cancel_siblings = None;
         let now_empty;
         {

@@ -265,7 +265,7 @@ where
     }
     // The polite one ends at once when asked; the grace is there for slow
     // machines, and the stubborn one makes the shutdown use all of it.
-    let report = rt.block_on(group.shutdown(Duration::from_millis(500)));
+    let report = rt.block_on(group.shutdown(Duration::from_secs(1)));
     assert_eq!(report.finished, 1, "{name}: {report}");
     assert!(report.forced.is_empty(), "{name}: {report}");
     let abandoned: Vec<_> = report.abandoned.iter().map(|t| t.name.as_ref()).collect();
@@ -412,4 +412,48 @@ fn blocking_work_no_thread_picked_up_before_the_shutdown_never_runs_and_counts_n
         "{report}"
     );
     assert!(rx.try_recv().is_err(), "the closure ran");
+}
+
+#[test]
+fn blocking_work_still_queued_when_the_grace_ends_is_not_started_not_abandoned() {
+    // The pool has no free thread for it until after the shutdown returned:
+    // it is reported not started, and when a thread finally picks it up it
+    // does not start.
+    let rt = Tokio::current_thread().unwrap();
+    let gated = GatedTokio {
+        rt: rt.clone(),
+        gate: Gate::default(),
+    };
+    let group = TaskGroup::new(&gated);
+    let (tx, rx) = mpsc::channel();
+    let job = group.spawn_blocking_named("queued", move |_| tx.send("ran").unwrap());
+    let report = rt.block_on(group.shutdown(Duration::from_millis(1)));
+    assert_eq!(report.not_started, 1, "{report}");
+    assert!(report.abandoned.is_empty(), "{report}");
+    gated.gate.run_all();
+    assert!(rx.try_recv().is_err(), "the closure ran");
+    assert!(matches!(rt.block_on(job), Err(JoinError::Cancelled)));
+}
+
+/// A value whose destructor panics.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("bomb");
+    }
+}
+
+#[test]
+fn a_value_nobody_reads_is_dropped_without_its_panic_escaping() {
+    // Handle gone first: the pool thread drops the value (`run_all` joins
+    // that thread and fails if it panicked).
+    let gate = Gate::default();
+    gate.spawn_blocking(|_| Bomb).detach();
+    gate.run_all();
+    // Value there first: the handle's drop drops it.
+    let task = gate.spawn_blocking(|_| Bomb);
+    gate.run_all();
+    assert!(task.is_finished());
+    drop(task);
 }

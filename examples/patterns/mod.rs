@@ -517,8 +517,8 @@ impl Pattern for BlockingShutdown {
         for _ in 0..2 {
             has_started.recv().unwrap();
         }
-        out.line("compress and fsync running; shutdown with a 200 ms grace");
-        let report = rt.block_on(group.shutdown(Duration::from_millis(200)));
+        out.line("compress and fsync running; shutdown with a 1 s grace");
+        let report = rt.block_on(group.shutdown(Duration::from_secs(1)));
         for line in report.to_string().lines() {
             out.line(line);
         }
