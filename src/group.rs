@@ -1035,17 +1035,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
             fut: Some(fut),
             queued,
             doomed: false,
-            done: Done {
-                inner: inner.clone(),
-                key,
-                id,
-                token: token.clone(),
-                outcome: Outcome::Dropped,
-                overruns: Vec::new(),
-                handed_over: false,
-                blocking: false,
-                _permit: permit,
-            },
+            done: Done::new(inner.clone(), key, id, token.clone(), false, permit),
             classify,
         };
         // The task's scope token (`scope::current()`) is the one `make` got.
@@ -1411,17 +1401,7 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
                 }
             }
         });
-        let done = Done {
-            inner,
-            key,
-            id,
-            token: token.clone(),
-            outcome: Outcome::Dropped,
-            overruns: Vec::new(),
-            handed_over: false,
-            blocking: true,
-            _permit: None,
-        };
+        let done = Done::new(inner, key, id, token.clone(), true, None);
         // `done` reports when the closure ends — or is dropped unrun.
         let tracked = move |blocking: &BlockingToken| {
             let mut done = done;
@@ -1485,6 +1465,29 @@ struct Done {
 }
 
 impl Done {
+    /// The report of the work in slot `key` (with `id`) of `inner`'s live
+    /// set, to be dropped when it ends.
+    fn new(
+        inner: Arc<Inner>,
+        key: usize,
+        id: u64,
+        token: CancelToken,
+        blocking: bool,
+        permit: Option<SemaphoreGuardArc>,
+    ) -> Self {
+        Done {
+            inner,
+            key,
+            id,
+            token,
+            outcome: Outcome::Dropped,
+            overruns: Vec::new(),
+            handed_over: false,
+            blocking,
+            _permit: permit,
+        }
+    }
+
     /// A hosted section of the task panicked: that panic is the task's (its
     /// handle reports it), and so the group's failure.
     fn hosted_panic(&mut self, text: Option<String>) {

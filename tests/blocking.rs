@@ -380,13 +380,19 @@ impl SpawnBlocking for GatedTokio {
     }
 }
 
-#[test]
-fn blocking_work_no_thread_picked_up_before_the_shutdown_never_runs_and_counts_not_started() {
+/// A current-thread tokio runtime, and the same with a gated blocking pool.
+fn gated_tokio() -> (Tokio, GatedTokio) {
     let rt = Tokio::current_thread().unwrap();
     let gated = GatedTokio {
         rt: rt.clone(),
         gate: Gate::default(),
     };
+    (rt, gated)
+}
+
+#[test]
+fn blocking_work_no_thread_picked_up_before_the_shutdown_never_runs_and_counts_not_started() {
+    let (rt, gated) = gated_tokio();
     let group = TaskGroup::new(&gated);
     let (tx, rx) = mpsc::channel();
     group
@@ -419,11 +425,7 @@ fn blocking_work_still_queued_when_the_grace_ends_is_not_started_not_abandoned()
     // The pool has no free thread for it until after the shutdown returned:
     // it is reported not started, and when a thread finally picks it up it
     // does not start.
-    let rt = Tokio::current_thread().unwrap();
-    let gated = GatedTokio {
-        rt: rt.clone(),
-        gate: Gate::default(),
-    };
+    let (rt, gated) = gated_tokio();
     let group = TaskGroup::new(&gated);
     let (tx, rx) = mpsc::channel();
     let job = group.spawn_blocking_named("queued", move |_| tx.send("ran").unwrap());
