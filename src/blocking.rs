@@ -61,7 +61,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::CancelToken;
-use crate::task::{JoinError, drop_quietly};
+use crate::task::{JoinError, drop_quietly, replace_waker};
 use crate::token::{CancelKind, Cancelled};
 
 /// A runtime that can run blocking closures on threads kept for them.
@@ -456,10 +456,7 @@ impl<T> Future for BlockingTask<T> {
                     .expect("`BlockingTask` polled after it returned `Poll::Ready`");
                 return Poll::Ready(outcome);
             }
-            match &slot.joiner {
-                Some(joiner) if joiner.will_wake(cx.waker()) => None,
-                _ => slot.joiner.replace(cx.waker().clone()),
-            }
+            replace_waker(&mut slot.joiner, cx.waker())
         };
         drop(old);
         Poll::Pending

@@ -184,9 +184,10 @@ fn sabotaged(n: u8) -> bool {
 /// scope of the same type, with its token set and no task bits; only a
 /// task's scope hosts anything.
 ///
-/// Kept small: it lives in every task's shared allocation, and a task that
-/// never uses scopes, hosts nothing and is never cancelled pays only its
-/// first three words.
+/// Kept small: it lives in every task's shared allocation. A task that
+/// never uses scopes, hosts nothing and is never cancelled pays its words
+/// and nothing else: the state byte, the token's cell (empty), the cancel
+/// site (null) and the pointer to `Rare` (null).
 pub(crate) struct TaskScope {
     pub(crate) state: AtomicU8,
     token: OnceLock<CancelToken>,

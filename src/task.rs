@@ -93,7 +93,7 @@ struct Slot<T> {
 /// Stores `waker` in `slot` unless the one there wakes the same task;
 /// returns the one replaced, to be dropped outside the lock (a waker's
 /// destructor is foreign code).
-fn replace_waker(slot: &mut Option<Waker>, waker: &Waker) -> Option<Waker> {
+pub(crate) fn replace_waker(slot: &mut Option<Waker>, waker: &Waker) -> Option<Waker> {
     match slot {
         Some(old) if old.will_wake(waker) => None,
         _ => slot.replace(waker.clone()),
