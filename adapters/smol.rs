@@ -22,10 +22,11 @@ use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use async_executor::Executor;
+use async_executor::{Executor, LocalExecutor};
 use event_listener::Event;
 use slab::Slab;
 
+use crate::local::{LocalSpawner, ThreadBound};
 use crate::signal::OsSignal;
 use crate::{CancelToken, Runtime, Spawner, Timer};
 
@@ -156,24 +157,45 @@ impl Tracker {
     /// Closes the gate, wakes every waiting task, and runs `executor` on
     /// this thread until every tracked task has returned.
     fn drain(&self, executor: &Executor<'static>) {
+        self.close();
+        async_io::block_on(executor.run(self.until_empty()));
+    }
+
+    /// Closes the gate and wakes every waiting task: each returns, dropping
+    /// its future, at its next poll.
+    fn close(&self) {
         let wakers = {
             let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
             self.closing.store(true, Ordering::SeqCst);
             std::mem::take(&mut *waiting)
         };
         wakers.into_iter().for_each(|(_, w)| w.wake());
-        async_io::block_on(executor.run(async {
-            loop {
-                if self.live.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                event_listener::listener!(self.emptied => emptied);
-                if self.live.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                emptied.await;
+    }
+
+    /// Completes once every tracked task has returned.
+    async fn until_empty(&self) {
+        loop {
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return;
             }
-        }));
+            event_listener::listener!(self.emptied => emptied);
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            emptied.await;
+        }
+    }
+
+    /// Wraps `fut` so that it counts as live until its future is dropped.
+    fn track<F>(self: &Arc<Self>, fut: F) -> Tracked<F> {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        Tracked {
+            fut,
+            entry: Entry {
+                tracker: self.clone(),
+                waiting: None,
+            },
+        }
     }
 }
 
@@ -452,14 +474,7 @@ impl Spawner for Smol {
         // `.detach()` is essential: dropping an async-executor `Task`
         // cancels it.
         match (&self.inner.executor, &self.inner.owned) {
-            (Some(executor), Some(owned)) => {
-                owned.tracker.live.fetch_add(1, Ordering::SeqCst);
-                let entry = Entry {
-                    tracker: owned.tracker.clone(),
-                    waiting: None,
-                };
-                executor.spawn(Tracked { fut, entry }).detach();
-            }
+            (Some(executor), Some(owned)) => executor.spawn(owned.tracker.track(fut)).detach(),
             (Some(executor), None) => executor.spawn(fut).detach(),
             (None, _) => smol::spawn(fut).detach(),
         }
@@ -507,5 +522,206 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+}
+
+// ===== impl SmolLocal =====
+
+/// An [`async_executor::LocalExecutor`] for local (`!Send`) tasks, beside
+/// an executor for `Send` ones, both run by the thread that made it:
+/// local tasks through
+/// [`LocalSpawnerExt::spawn_local`](crate::local::LocalSpawnerExt::spawn_local),
+/// and everything [`Smol`] does.
+///
+/// The handle is `Send + Sync` and cheap to clone, so it is a
+/// [`RuntimeHandle`](crate::RuntimeHandle): `Send` futures may be spawned
+/// from any thread, and [`TaskGroup`](crate::TaskGroup), timeouts and the
+/// conformance suite work as on any runtime. Local tasks can be spawned
+/// only on the thread that made it ([`ThreadBound`]); both kinds make
+/// progress while that thread is inside [`block_on`](Runtime::block_on).
+/// Timers come from `async-io`, as for [`Smol`].
+///
+/// When the last clone is dropped on its thread, every pending task —
+/// local or not — is dropped before the drop returns (their handles
+/// report [`JoinError::Cancelled`](crate::JoinError::Cancelled)); dropped
+/// on another thread, the `Send` tasks are, and the local executor waits
+/// for its own thread to end. A task holding a clone keeps the executors
+/// alive, as with [`Smol`].
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use cancelkit::local::LocalSpawnerExt;
+/// use cancelkit::{Runtime, rt::SmolLocal};
+///
+/// let rt = SmolLocal::new()?;
+/// let seen = Rc::new(RefCell::new(String::new()));
+/// let task = rt.spawn_local({
+///     let seen = seen.clone();
+///     async move { seen.borrow_mut().push_str("local") }
+/// });
+/// rt.block_on(task).unwrap();
+/// assert_eq!(*seen.borrow(), "local");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SmolLocal {
+    inner: Arc<LocalInner>,
+}
+
+struct LocalInner {
+    local: ThreadBound<LocalExecutor<'static>>,
+    /// The local tasks (see [`Owned`] for why they are tracked).
+    tracker: Arc<Tracker>,
+    /// The executor for `Send` tasks, with no threads of its own; declared
+    /// last, so it drains (in its own drop) after the local tasks are gone.
+    smol: Smol,
+}
+
+impl Drop for LocalInner {
+    fn drop(&mut self) {
+        // Only the executor's own thread can run its tasks to drop them;
+        // elsewhere they stay with it until that thread ends.
+        if let Ok(local) = self.local.try_get() {
+            self.tracker.close();
+            async_io::block_on(local.run(self.tracker.until_empty()));
+        }
+    }
+}
+
+impl fmt::Debug for SmolLocal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmolLocal")
+            .field("local", &self.inner.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmolLocal {
+    /// A fresh local executor bound to the calling thread, and an executor
+    /// for `Send` tasks, both owned by the returned handle and its clones
+    /// and run while the thread is inside [`block_on`](Runtime::block_on).
+    ///
+    /// # Errors
+    ///
+    /// None today (it starts no thread); a `Result` like every adapter's
+    /// `new()`.
+    ///
+    /// ```
+    /// use cancelkit::{Runtime, local::LocalSpawnerExt, rt::SmolLocal};
+    ///
+    /// let rt = SmolLocal::new()?;
+    /// assert_eq!(rt.block_on(rt.spawn_local(async { 1 })).unwrap(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> std::io::Result<Self> {
+        Ok(SmolLocal {
+            inner: Arc::new(LocalInner {
+                local: ThreadBound::new("a SmolLocal's LocalExecutor", LocalExecutor::new()),
+                tracker: Arc::default(),
+                smol: Smol::with_threads(0)?,
+            }),
+        })
+    }
+
+    /// [`Smol::ctrl_c`], listened for on this runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`Smol::ctrl_c`].
+    ///
+    /// ```
+    /// use cancelkit::Signal;
+    /// let rt = cancelkit::rt::SmolLocal::new().unwrap();
+    /// assert!(!rt.ctrl_c().unwrap().is_raised());
+    /// ```
+    pub fn ctrl_c(&self) -> std::io::Result<OsSignal> {
+        self.inner.smol.ctrl_c()
+    }
+
+    /// [`Smol::terminate`], listened for on this runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`Smol::terminate`].
+    ///
+    /// ```
+    /// use cancelkit::Signal;
+    /// let rt = cancelkit::rt::SmolLocal::new().unwrap();
+    /// # #[cfg(unix)]
+    /// assert!(!rt.terminate().unwrap().is_raised());
+    /// ```
+    pub fn terminate(&self) -> std::io::Result<OsSignal> {
+        self.inner.smol.terminate()
+    }
+
+    /// The executor for `Send` tasks.
+    fn executor(&self) -> &Arc<Executor<'static>> {
+        match &self.inner.smol.inner.executor {
+            Some(executor) => executor,
+            None => unreachable!("SmolLocal owns its executor"),
+        }
+    }
+}
+
+impl LocalSpawner for SmolLocal {
+    /// `LocalExecutor::spawn`, detached.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line, off the thread that made this `SmolLocal`.
+    #[track_caller]
+    fn spawn_local_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        let local = self.inner.local.get();
+        local.spawn(self.inner.tracker.track(fut)).detach();
+    }
+}
+
+impl Spawner for SmolLocal {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.smol.spawn_detached(fut);
+    }
+}
+
+impl crate::blocking::SpawnBlocking for SmolLocal {
+    /// As [`Smol`]'s: the `blocking` crate's pool.
+    fn spawn_blocking_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.inner.smol.spawn_blocking_detached(f);
+    }
+}
+
+impl Timer for SmolLocal {
+    type Sleep = Sleep;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        self.inner.smol.sleep_until(deadline)
+    }
+}
+
+impl Runtime for SmolLocal {
+    /// Runs `fut` to completion on this thread, running the local executor
+    /// and the `Send` one while it waits.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line, off the thread that made this `SmolLocal`.
+    #[track_caller]
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let local = self.inner.local.get();
+        async_io::block_on(local.run(self.executor().run(fut)))
     }
 }

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use tokio::runtime::{Builder, Handle, Runtime as TokioRuntime, RuntimeFlavor};
 
+use crate::local::{LocalSpawner, ThreadBound};
 use crate::signal::OsSignal;
 use crate::{Runtime, Spawner, Timer};
 
@@ -444,5 +445,199 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         self.project().inner.poll(cx)
+    }
+}
+
+// ===== impl TokioLocal =====
+
+/// A tokio [`LocalSet`](tokio::task::LocalSet) on a current-thread runtime
+/// of its own: local (`!Send`) tasks through
+/// [`LocalSpawnerExt::spawn_local`](crate::local::LocalSpawnerExt::spawn_local),
+/// and everything [`Tokio`] does.
+///
+/// The handle is `Send + Sync` and cheap to clone, so it is a
+/// [`RuntimeHandle`](crate::RuntimeHandle): `Send` futures may be spawned
+/// on it from any thread (they go to the runtime, which runs on the same
+/// thread as the `LocalSet`), and [`TaskGroup`](crate::TaskGroup),
+/// timeouts and the conformance suite work as on any runtime. Local tasks
+/// can be spawned only on the thread that made it ([`ThreadBound`]);
+/// both kinds make progress while that thread is inside
+/// [`block_on`](Runtime::block_on).
+///
+/// When the last clone is dropped on its thread, the `LocalSet` is dropped
+/// first (its pending tasks report
+/// [`JoinError::Cancelled`](crate::JoinError::Cancelled)), then the
+/// runtime; dropped on another thread, the `LocalSet` waits for its own
+/// thread to end. A task holding a clone keeps both alive, as with
+/// [`Tokio`].
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use cancelkit::local::LocalSpawnerExt;
+/// use cancelkit::{Runtime, SpawnerExt, rt::TokioLocal};
+///
+/// let rt = TokioLocal::new()?;
+/// let hits = Rc::new(Cell::new(0));
+/// let local = rt.spawn_local({
+///     let hits = hits.clone();
+///     async move { hits.set(hits.get() + 1) }
+/// });
+/// let sent = rt.spawn(async { 2 }); // Send futures too
+/// rt.block_on(async { local.await.unwrap(); sent.await.unwrap() });
+/// assert_eq!(hits.get(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct TokioLocal {
+    inner: Arc<LocalInner>,
+}
+
+struct LocalInner {
+    // Declared before `tokio`, so dropped before it: local tasks go while
+    // the runtime they may use is still there.
+    local: ThreadBound<tokio::task::LocalSet>,
+    tokio: Tokio,
+}
+
+impl fmt::Debug for TokioLocal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokioLocal")
+            .field("local", &self.inner.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokioLocal {
+    /// A fresh `LocalSet` on a fresh current-thread runtime (time and I/O
+    /// drivers enabled), bound to the calling thread and owned by the
+    /// returned handle and its clones.
+    ///
+    /// # Errors
+    ///
+    /// Fails if tokio cannot create its driver.
+    ///
+    /// ```
+    /// use cancelkit::{Runtime, local::LocalSpawnerExt, rt::TokioLocal};
+    ///
+    /// let rt = TokioLocal::new()?;
+    /// assert_eq!(rt.block_on(rt.spawn_local(async { 1 })).unwrap(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> std::io::Result<Self> {
+        Ok(TokioLocal {
+            inner: Arc::new(LocalInner {
+                local: ThreadBound::new("a TokioLocal's LocalSet", tokio::task::LocalSet::new()),
+                tokio: Tokio::current_thread()?,
+            }),
+        })
+    }
+
+    /// The [`Tokio`] handle of the runtime under the `LocalSet`: what to
+    /// give code that only spawns `Send` futures.
+    ///
+    /// ```
+    /// let rt = cancelkit::rt::TokioLocal::new().unwrap();
+    /// let _guard = rt.tokio().handle().enter();
+    /// ```
+    pub fn tokio(&self) -> &Tokio {
+        &self.inner.tokio
+    }
+
+    /// [`Tokio::ctrl_c`] on the runtime under the `LocalSet`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tokio::ctrl_c`].
+    ///
+    /// ```
+    /// use cancelkit::Signal;
+    /// let rt = cancelkit::rt::TokioLocal::new().unwrap();
+    /// assert!(!rt.ctrl_c().unwrap().is_raised());
+    /// ```
+    pub fn ctrl_c(&self) -> std::io::Result<OsSignal> {
+        self.inner.tokio.ctrl_c()
+    }
+
+    /// [`Tokio::terminate`] on the runtime under the `LocalSet`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tokio::terminate`].
+    ///
+    /// ```
+    /// use cancelkit::Signal;
+    /// let rt = cancelkit::rt::TokioLocal::new().unwrap();
+    /// # #[cfg(unix)]
+    /// assert!(!rt.terminate().unwrap().is_raised());
+    /// ```
+    pub fn terminate(&self) -> std::io::Result<OsSignal> {
+        self.inner.tokio.terminate()
+    }
+}
+
+impl LocalSpawner for TokioLocal {
+    /// `LocalSet::spawn_local`, with tokio's `JoinHandle` dropped (detached).
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line, off the thread that made this `TokioLocal`.
+    #[track_caller]
+    fn spawn_local_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        drop(self.inner.local.get().spawn_local(fut));
+    }
+}
+
+impl Spawner for TokioLocal {
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.tokio.spawn_detached(fut);
+    }
+}
+
+impl crate::blocking::SpawnBlocking for TokioLocal {
+    /// The runtime's `spawn_blocking`, as [`Tokio`]'s.
+    fn spawn_blocking_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.inner.tokio.spawn_blocking_detached(f);
+    }
+}
+
+impl Timer for TokioLocal {
+    type Sleep = Sleep;
+
+    fn now(&self) -> Instant {
+        self.inner.tokio.now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        self.inner.tokio.sleep_until(deadline)
+    }
+}
+
+impl Runtime for TokioLocal {
+    /// Runs `fut` to completion inside the `LocalSet` on its runtime
+    /// (`LocalSet::block_on`), driving local and `Send` tasks alike.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line: off the thread that made this `TokioLocal`,
+    /// and — as [`Tokio::block_on`](Runtime::block_on) — from async code a
+    /// tokio runtime is driving.
+    #[track_caller]
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let local = self.inner.local.get();
+        let Some(rt) = self.inner.tokio.inner.owned.as_ref().and_then(|o| o.0.as_ref()) else {
+            unreachable!("a TokioLocal always owns its runtime")
+        };
+        refuse_inside_a_runtime(|| local.block_on(rt, fut))
     }
 }

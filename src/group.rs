@@ -44,7 +44,9 @@ use async_lock::{Semaphore, SemaphoreGuardArc};
 use event_listener::{Event, listener};
 use slab::Slab;
 
+use crate::Spawner;
 use crate::blocking::{BlockingTask, BlockingToken, SpawnBlocking};
+use crate::local::LocalSpawner;
 use crate::runtime::{RuntimeHandle, saturating_deadline};
 use crate::scope::{self, Overrun};
 use crate::signal::Signal;
@@ -976,6 +978,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         )
     }
 
+    #[track_caller]
     fn start<F, Fut>(
         &self,
         name: Option<Cow<'static, str>>,
@@ -987,6 +990,29 @@ impl<R: RuntimeHandle> TaskGroup<R> {
     where
         F: FnOnce(CancelToken) -> Fut,
         Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.start_with::<Sent, F, Fut>(name, location, gate, make, classify)
+    }
+
+    /// [`start`](Self::start), handing the harness to the runtime through
+    /// `L`: the runtime's `Send` spawner, or its local one. If `L` panics
+    /// (a local spawn off the executor's thread), the harness it dropped
+    /// takes the task's bookkeeping with it (`Done`), and the panic
+    /// reaches the caller's line.
+    #[track_caller]
+    fn start_with<L, F, Fut>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        gate: Gate,
+        make: F,
+        classify: fn(&Fut::Output) -> Option<String>,
+    ) -> Result<Task<Fut::Output>, Full<F>>
+    where
+        L: Launch<R, crate::task::Harness<Tracked<Fut>>>,
+        F: FnOnce(CancelToken) -> Fut,
+        Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
         let inner = self.inner().clone();
@@ -1041,7 +1067,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         // The task's scope token (`scope::current()`) is the one `make` got.
         let (task, harness) = crate::task::new_in_scope(tracked, Some(token));
         // Spawn without holding the lock: a spawner may poll inline.
-        self.rt.spawn_detached(harness);
+        L::launch(&self.rt, harness);
         let abort = task.abort_handle();
         let mut state = inner.lock();
         let mut stop = state.forced;
@@ -1253,6 +1279,31 @@ impl<R: RuntimeHandle> TaskGroup<R> {
     }
 }
 
+/// How a group hands a task's harness to its runtime.
+trait Launch<R, H> {
+    #[track_caller]
+    fn launch(rt: &R, harness: H);
+}
+
+/// Through [`Spawner`](crate::Spawner): `Send` futures.
+enum Sent {}
+
+impl<R: Spawner, H: Future<Output = ()> + Send + 'static> Launch<R, H> for Sent {
+    fn launch(rt: &R, harness: H) {
+        rt.spawn_detached(harness);
+    }
+}
+
+/// Through [`LocalSpawner`]: futures bound to the executor's thread.
+enum Local {}
+
+impl<R: LocalSpawner, H: Future<Output = ()> + 'static> Launch<R, H> for Local {
+    #[track_caller]
+    fn launch(rt: &R, harness: H) {
+        rt.spawn_local_detached(harness);
+    }
+}
+
 /// Whether a spawn may wait for a slot.
 enum Gate {
     Wait,
@@ -1265,6 +1316,103 @@ enum Slot {
     Held(Option<SemaphoreGuardArc>),
     /// Waits for one.
     Queued(Pin<Box<SemaphoreAcquireArc>>),
+}
+
+/// Local (`!Send`) tasks in a group ([L2](crate#L2)), on a runtime with a
+/// [`LocalSpawner`] ([`rt::TokioLocal`](crate::rt::TokioLocal),
+/// [`rt::SmolLocal`](crate::rt::SmolLocal)).
+///
+/// A local task is a member like any other: it gets a child of the
+/// group's token, counts toward the [limit](TaskGroupBuilder::limit), and
+/// is waited for, forced, named and reported by
+/// [`shutdown`](TaskGroup::shutdown) exactly as [B1](crate#B1)–[B4](crate#B4)
+/// say. Only its future may be `!Send`: its output must be `Send` (the
+/// group keeps a thread-safe way to abort it).
+impl<R: RuntimeHandle + LocalSpawner> TaskGroup<R> {
+    /// [`spawn`](TaskGroup::spawn) for a future that is not `Send`, on the
+    /// runtime's local executor. The task is named `task #N`.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line, when called off the local executor's thread
+    /// (see [`LocalSpawner`]); the group is left as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")] {
+    /// use std::{rc::Rc, time::Duration};
+    /// use cancelkit::{Runtime, TaskGroup, rt::TokioLocal};
+    ///
+    /// let rt = TokioLocal::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// let state = Rc::new(()); // not Send
+    /// group.spawn_local(|stop| async move {
+    ///     let _state = state;
+    ///     stop.cancelled().await;
+    /// }).detach();
+    /// let report = rt.block_on(group.shutdown(Duration::from_secs(1)));
+    /// assert_eq!((report.finished, report.forced.len()), (1, 0));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_local<F, Fut>(&self, make: F) -> Task<Fut::Output>
+    where
+        F: FnOnce(CancelToken) -> Fut,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.start_with::<Local, _, _>(None, Location::caller(), Gate::Wait, make, no_failure)
+            .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
+    }
+
+    /// [`spawn_local`](TaskGroup::spawn_local) with a name, which the
+    /// [`ShutdownReport`] uses.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn_local`](TaskGroup::spawn_local).
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::{cell::Cell, rc::Rc, time::Duration};
+    /// use cancelkit::{Runtime, TaskGroup, rt::SmolLocal};
+    ///
+    /// let rt = SmolLocal::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// let ticks = Rc::new(Cell::new(0));
+    /// group.spawn_local_named("stubborn", {
+    ///     let ticks = ticks.clone();
+    ///     |_stop| async move {
+    ///         ticks.set(1);
+    ///         std::future::pending::<()>().await
+    ///     }
+    /// }).detach();
+    /// let report = rt.block_on(group.shutdown(Duration::from_millis(10)));
+    /// assert_eq!(report.forced[0].name, "stubborn");
+    /// assert_eq!(ticks.get(), 1);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_local_named<F, Fut>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        make: F,
+    ) -> Task<Fut::Output>
+    where
+        F: FnOnce(CancelToken) -> Fut,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.start_with::<Local, _, _>(
+            Some(name.into()),
+            Location::caller(),
+            Gate::Wait,
+            make,
+            no_failure,
+        )
+        .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
+    }
 }
 
 impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {

@@ -265,6 +265,7 @@ pub struct ReadmeDoctests;
 pub mod blocking;
 pub mod group;
 pub mod guide;
+pub mod local;
 pub mod rt;
 mod runtime;
 pub mod scope;

@@ -31,13 +31,13 @@ pub use crate::runtime::{BoxedFuture, DynSpawner, DynTimer};
 cfg_tokio! {
     #[path = "../adapters/tokio.rs"]
     pub mod tokio;
-    pub use self::tokio::Tokio;
+    pub use self::tokio::{Tokio, TokioLocal};
 }
 
 cfg_smol! {
     #[path = "../adapters/smol.rs"]
     pub mod smol;
-    pub use self::smol::Smol;
+    pub use self::smol::{Smol, SmolLocal};
 }
 
 cfg_async_std! {

@@ -13,8 +13,9 @@
 
 use std::collections::BTreeMap;
 
+use cancelkit::conformance::Local;
 use cancelkit::conformance::{self, Config};
-use cancelkit::{Runtime, conformance_tests};
+use cancelkit::{Runtime, conformance_tests, local_conformance_tests};
 
 #[cfg(feature = "tokio")]
 conformance_tests!(tokio_current_thread, || {
@@ -29,6 +30,12 @@ conformance_tests!(smol, || cancelkit::rt::Smol::new().unwrap());
 #[cfg(feature = "smol")]
 conformance_tests!(smol_no_threads, || cancelkit::rt::Smol::with_threads(0)
     .unwrap());
+// Local executors: the whole suite with every spawn going through the
+// local spawner, and the local cases (L1, L2).
+#[cfg(feature = "tokio")]
+local_conformance_tests!(tokio_local, || cancelkit::rt::TokioLocal::new().unwrap());
+#[cfg(feature = "smol")]
+local_conformance_tests!(smol_local, || cancelkit::rt::SmolLocal::new().unwrap());
 #[cfg(feature = "async-std")]
 conformance_tests!(async_std, || cancelkit::rt::AsyncStd::new().unwrap());
 #[cfg(feature = "sim")]
@@ -63,6 +70,10 @@ fn traces_are_identical_on_every_runtime() {
             "tokio_multi_thread",
             traces(|| cancelkit::rt::Tokio::new().unwrap()),
         ));
+        runs.push((
+            "tokio_local",
+            traces(|| Local(cancelkit::rt::TokioLocal::new().unwrap())),
+        ));
     }
     #[cfg(feature = "smol")]
     runs.push(("smol", traces(|| cancelkit::rt::Smol::new().unwrap())));
@@ -70,6 +81,11 @@ fn traces_are_identical_on_every_runtime() {
     runs.push((
         "smol_no_threads",
         traces(|| cancelkit::rt::Smol::with_threads(0).unwrap()),
+    ));
+    #[cfg(feature = "smol")]
+    runs.push((
+        "smol_local",
+        traces(|| Local(cancelkit::rt::SmolLocal::new().unwrap())),
     ));
     #[cfg(feature = "async-std")]
     runs.push((
@@ -92,5 +108,35 @@ fn traces_are_identical_on_every_runtime() {
                 "case {case}: {name} traced differently from {first_name}"
             );
         }
+    }
+}
+
+/// The local cases' traces are the same on every local runtime.
+#[cfg(all(feature = "tokio", feature = "smol"))]
+#[test]
+fn local_traces_are_identical_on_every_local_runtime() {
+    fn local_traces<R, F>(new_runtime: F) -> BTreeMap<&'static str, Vec<String>>
+    where
+        R: Runtime + cancelkit::local::LocalSpawner + Clone + Send + Sync + 'static,
+        F: Fn() -> R + Clone + Send + 'static,
+    {
+        conformance::local_cases::<R>()
+            .iter()
+            .map(|case| {
+                let trace = conformance::run(new_runtime.clone(), case, &Config::default())
+                    .unwrap_or_else(|f| panic!("{f}"));
+                (case.name(), trace)
+            })
+            .collect()
+    }
+    let tokio = local_traces(|| cancelkit::rt::TokioLocal::new().unwrap());
+    let smol = local_traces(|| cancelkit::rt::SmolLocal::new().unwrap());
+    assert_eq!(tokio.len(), 5);
+    for (case, trace) in &tokio {
+        assert!(!trace.is_empty(), "{case} recorded no events");
+        assert_eq!(
+            trace, &smol[case],
+            "case {case}: smol_local traced differently from tokio_local"
+        );
     }
 }

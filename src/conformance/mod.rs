@@ -54,7 +54,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::{CancelToken, Runtime};
+use crate::blocking::SpawnBlocking;
+use crate::local::LocalSpawner;
+use crate::{CancelToken, Runtime, Spawner, Timer};
 
 mod cases;
 
@@ -407,6 +409,195 @@ where
             case.id, case.claim
         );
     }
+}
+
+/// Every case for local runtimes ([L1](crate#L1), [L2](crate#L2)): what
+/// only a [`LocalSpawner`] can show — futures and outputs that are not
+/// `Send`, spawning off the executor's thread, a local runtime's
+/// shutdown, groups of local tasks. [`local_conformance_tests!`](crate::local_conformance_tests) runs them
+/// with every case of [`cases`] on [`Local`].
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{conformance, rt::SmolLocal};
+///
+/// let ids: Vec<_> = conformance::local_cases::<SmolLocal>().iter().map(|c| c.id()).collect();
+/// assert!(ids.contains(&"L1") && ids.contains(&"L2"));
+/// # }
+/// ```
+pub fn local_cases<R>() -> Vec<Case<R>>
+where
+    R: Runtime + LocalSpawner + Clone + Send + Sync + 'static,
+{
+    crate::__local_conformance_cases!(list())
+}
+
+/// Runs the local case called `name`, for [`local_conformance_tests!`]
+/// (not meant to be called directly; hidden from the docs).
+///
+/// ```
+/// # #[cfg(feature = "smol")]
+/// cancelkit::conformance::__run_local_test(
+///     || cancelkit::rt::SmolLocal::new().unwrap(),
+///     "l2_dropping_a_local_group_drops_its_tasks",
+/// );
+/// ```
+///
+/// # Panics
+///
+/// Panics with the failure's message if the case fails, or if there is no
+/// local case of that name.
+#[doc(hidden)]
+pub fn __run_local_test<R, F>(new_runtime: F, name: &str)
+where
+    R: Runtime + LocalSpawner + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Send + 'static,
+{
+    let case = local_cases::<R>()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no local conformance case named {name}"));
+    if let Err(failure) = run(new_runtime, &case, &Config::default()) {
+        panic!(
+            "conformance case {} ({}) failed: {failure}",
+            case.id, case.claim
+        );
+    }
+}
+
+/// A local runtime seen through its [`LocalSpawner`]: every spawn —
+/// the cases' own, a [`TaskGroup`](crate::TaskGroup)'s, a signal
+/// listener's — goes through
+/// [`spawn_local_detached`](LocalSpawner::spawn_local_detached), so that
+/// [`cases`] run on `Local(rt)` prove [L1](crate#L1) and [L2](crate#L2):
+/// local tasks and groups behave as D1–D6 and B1–B4 say.
+///
+/// For the suite: its [`Spawner`] panics off the executor's thread (which
+/// the cases never do), where a real runtime handle would not.
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::conformance::{self, Config, Local};
+/// use cancelkit::rt::SmolLocal;
+///
+/// let new_runtime = || Local(SmolLocal::new().unwrap());
+/// let d1 = &conformance::cases()[0];
+/// assert!(conformance::run(new_runtime, d1, &Config::default()).is_ok());
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Local<R>(pub R);
+
+impl<R: LocalSpawner> Spawner for Local<R> {
+    #[track_caller]
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.0.spawn_local_detached(fut);
+    }
+}
+
+impl<R: LocalSpawner> LocalSpawner for Local<R> {
+    #[track_caller]
+    fn spawn_local_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        self.0.spawn_local_detached(fut);
+    }
+}
+
+impl<R: Timer> Timer for Local<R> {
+    type Sleep = R::Sleep;
+
+    fn now(&self) -> std::time::Instant {
+        self.0.now()
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> R::Sleep {
+        self.0.sleep_until(deadline)
+    }
+}
+
+impl<R: Runtime + LocalSpawner> Runtime for Local<R> {
+    #[track_caller]
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.0.block_on(fut)
+    }
+}
+
+impl<R: SpawnBlocking> SpawnBlocking for Local<R> {
+    fn spawn_blocking_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.0.spawn_blocking_detached(f);
+    }
+}
+
+/// [`conformance_tests!`](crate::conformance_tests) for a local runtime (one with a
+/// [`LocalSpawner`]): one `#[test]` per case of [`cases`], run on
+/// [`Local`] — every spawn through the local spawner — and one per case of
+/// [`local_cases`], in a module named `$name`.
+///
+/// ```
+/// # #[cfg(feature = "smol")]
+/// cancelkit::local_conformance_tests!(smol_local, || cancelkit::rt::SmolLocal::new().unwrap());
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! local_conformance_tests {
+    ($name:ident, $new_runtime:expr $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__conformance_cases!(tests({
+                let new_runtime = $new_runtime;
+                move || $crate::conformance::Local(new_runtime())
+            }));
+            $crate::__local_conformance_cases!(tests($new_runtime));
+        }
+    };
+}
+
+/// The list of local cases, as [`__conformance_cases!`] for the rest.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __local_conformance_cases {
+    (@expand tests ($new_runtime:expr); $($name:ident => $id:literal, $claim:literal;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                let new_runtime = $new_runtime;
+                $crate::conformance::__run_local_test(new_runtime, stringify!($name));
+            }
+        )*
+    };
+    (@expand list (); $($name:ident => $id:literal, $claim:literal;)*) => {
+        vec![$(
+            $crate::conformance::Case {
+                name: stringify!($name),
+                id: $id,
+                claim: $claim,
+                run: $crate::conformance::cases::$name::<R>,
+            },
+        )*]
+    };
+    ($mode:ident $args:tt) => {
+        $crate::__local_conformance_cases! { @expand $mode $args;
+            l1_a_local_task_holds_and_returns_values_that_are_not_send => "L1",
+                "a local task holds and returns values that are not Send; abort drops them, a panic is Panicked";
+            l1_a_local_runtime_shut_down_cancels_its_pending_local_tasks => "L1",
+                "when a local runtime shuts down, its pending local tasks give Cancelled and their futures are dropped";
+            l1_a_local_spawn_off_the_executors_thread_panics => "L1",
+                "spawn_local off the executor's thread panics (a task's or a group's), runs nothing and leaves the group as it was";
+            l2_a_local_group_shuts_down_like_any_group => "L2",
+                "a group's shutdown waits for its local tasks, forces and names the rest, and drops their state";
+            l2_dropping_a_local_group_drops_its_tasks => "L2",
+                "dropping a group of local tasks cancels its token and drops their futures";
+        }
+    };
 }
 
 /// Expands to one `#[test]` per conformance case, in a module named `$name`,

@@ -2,8 +2,9 @@
 //! one file per contract family: [`d`] (task handles, [D1](crate#D1)–[D6](crate#D6)),
 //! [`f`] (tokens, [F1](crate#F1)–[F6](crate#F6)), [`t`] (time,
 //! [T1](crate#T1)–[T3](crate#T3)), [`b`] (task groups,
-//! [B1](crate#B1)–[B4](crate#B4)) and [`s`] (cancel scopes,
-//! [S1](crate#S1)–[S5](crate#S5)). This module holds what they share and
+//! [B1](crate#B1)–[B4](crate#B4)), [`s`] (cancel scopes,
+//! [S1](crate#S1)–[S5](crate#S5)) and [`l`] (local tasks and groups,
+//! [L1](crate#L1), [L2](crate#L2)). This module holds what they share and
 //! re-exports every case, for the list in `__conformance_cases!`.
 //!
 //! Rules every case follows:
@@ -40,18 +41,24 @@ macro_rules! ensure {
 mod b;
 mod d;
 mod f;
+mod l;
 mod s;
 mod t;
 
 pub(crate) use b::*;
 pub(crate) use d::*;
 pub(crate) use f::*;
+pub(crate) use l::*;
 pub(crate) use s::*;
 pub(crate) use t::*;
 
 /// Bounds every case's runtime type.
 pub(crate) trait CaseRuntime: Runtime + Clone + Send + Sync + 'static {}
 impl<R: Runtime + Clone + Send + Sync + 'static> CaseRuntime for R {}
+
+/// Bounds the local cases' runtime type.
+pub(crate) trait LocalCaseRuntime: CaseRuntime + crate::local::LocalSpawner {}
+impl<R: CaseRuntime + crate::local::LocalSpawner> LocalCaseRuntime for R {}
 
 type Result = std::result::Result<(), Failure>;
 

@@ -1,0 +1,117 @@
+//! The local adapters (`TokioLocal`, `SmolLocal`) beyond the conformance
+//! suite: where a refused local spawn panics and what it says, and a local
+//! runtime whose last handle is dropped on another thread.
+
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cancelkit::local::{LocalSpawner, LocalSpawnerExt};
+use cancelkit::rt::{SmolLocal, TokioLocal};
+use cancelkit::{JoinError, Runtime, Task, TaskGroup};
+
+#[path = "support/panic_site.rs"]
+mod panic_site;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Off the executor's thread, `spawn_local` and `TaskGroup::spawn_local`
+/// panic at the caller's line, naming the executor and both threads.
+fn refused_at_the_callers_line<R>(rt: &R, executor: &str)
+where
+    R: Runtime + LocalSpawner + cancelkit::RuntimeHandle,
+{
+    let home = std::thread::current().id();
+    let group = TaskGroup::new(rt);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut line = 0;
+            let (message, at) = panic_site::panic_of("tests/local.rs", || {
+                line = std::panic::Location::caller().line() + 1;
+                rt.spawn_local(async {}).detach();
+            });
+            assert_eq!(at, line, "{message}");
+            assert!(message.contains(executor), "{message}");
+            assert!(message.contains(&format!("{home:?}")), "{message}");
+
+            let (message, at) = panic_site::panic_of("tests/local.rs", || {
+                line = std::panic::Location::caller().line() + 1;
+                group.spawn_local(|_| async {}).detach();
+            });
+            assert_eq!(at, line, "{message}");
+            assert!(message.contains(executor), "{message}");
+        });
+    });
+    assert!(group.is_empty());
+}
+
+#[test]
+fn tokio_local_refuses_off_thread_spawns_at_the_callers_line() {
+    refused_at_the_callers_line(&TokioLocal::new().unwrap(), "TokioLocal's LocalSet");
+}
+
+#[test]
+fn smol_local_refuses_off_thread_spawns_at_the_callers_line() {
+    refused_at_the_callers_line(&SmolLocal::new().unwrap(), "SmolLocal's LocalExecutor");
+}
+
+/// The last handle dropped on another thread: that drop returns, and the
+/// local tasks are dropped when the executor's own thread ends (their
+/// handles then give `Cancelled`).
+fn dropped_elsewhere<R, F>(new_runtime: F)
+where
+    R: Runtime + LocalSpawner + Send + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    let (out, handed) = mpsc::channel::<(R, Task<()>)>();
+    let (end, ended) = mpsc::channel::<()>();
+    let home = std::thread::spawn(move || {
+        let rt = new_runtime();
+        let state = Rc::new(());
+        let task = rt.spawn_local(async move {
+            let _state = state;
+            std::future::pending::<()>().await
+        });
+        // Let it start.
+        rt.block_on(futures_lite::future::yield_now());
+        out.send((rt, task)).unwrap();
+        // Stay alive until the handle was dropped elsewhere.
+        let _ = ended.recv_timeout(LIMIT);
+    });
+    let (rt, task) = handed.recv_timeout(LIMIT).unwrap();
+    let (dropped, has_dropped) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        dropped.send(()).unwrap();
+    });
+    has_dropped
+        .recv_timeout(LIMIT)
+        .expect("dropping the last handle off its thread hung");
+    assert!(
+        !task.is_finished(),
+        "the local task was dropped off its thread"
+    );
+    end.send(()).unwrap();
+    home.join().unwrap();
+    let out = futures_lite::future::block_on(futures_lite::future::or(
+        async { Some(task.await) },
+        async {
+            async_io::Timer::after(LIMIT).await;
+            None
+        },
+    ));
+    assert!(
+        matches!(out, Some(Err(JoinError::Cancelled))),
+        "after its thread ended, the local task gave {out:?}"
+    );
+}
+
+#[test]
+fn tokio_local_dropped_on_another_thread() {
+    dropped_elsewhere(|| TokioLocal::new().unwrap());
+}
+
+#[test]
+fn smol_local_dropped_on_another_thread() {
+    dropped_elsewhere(|| SmolLocal::new().unwrap());
+}
