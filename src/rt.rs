@@ -10,10 +10,19 @@
 //! |---|---|---|
 //! | [`Tokio`] (`tokio`) | [`Tokio::current()`] — the runtime of `#[tokio::main]`; [`Tokio::from_handle`] | [`Tokio::new()`] (multi-thread), [`Tokio::current_thread()`] |
 //! | [`Smol`] (`smol`) | [`Smol::current()`] — smol's global executor (`smol::spawn`); [`Smol::from_executor`] | [`Smol::new()`], [`Smol::with_threads`] |
+//! | [`TokioLocal`] (`tokio`), local tasks | — | [`TokioLocal::new()`] (a `LocalSet` on a current-thread runtime) |
+//! | [`SmolLocal`] (`smol`), local tasks | — | [`SmolLocal::new()`] (a `LocalExecutor`) |
 //! | [`AsyncStd`] (`async-std`) | [`AsyncStd::current()`] — async-std's global runtime | [`AsyncStd::new()`] (its tasks are cancelled when it is dropped) |
 //!
 //! `current()` returns `Result<_, NoRuntime>` (an error, never a panic, when
 //! there is nothing to wrap); `new()` returns `std::io::Result<_>`.
+//!
+//! The local adapters run `!Send` futures
+//! ([`LocalSpawner`](crate::local::LocalSpawner)) on the thread that made
+//! them, and are full runtimes besides: their handles are `Send + Sync`
+//! and spawn `Send` futures from anywhere. They have no `current()`: a
+//! `LocalSet` or `LocalExecutor` the program already runs cannot be
+//! reached from outside it.
 //!
 //! The adapters are written using only cancelkit's public API, exactly as a
 //! third-party adapter would be (the sources live in `adapters/` in the
