@@ -656,6 +656,28 @@ impl SmolLocal {
         self.inner.smol.terminate()
     }
 
+    /// The local executor, for smol's own API (its `spawn` returns smol's
+    /// `Task`, which cancels on drop as cancelkit's does, but has no
+    /// `abort` or `JoinError`).
+    ///
+    /// # Errors
+    ///
+    /// [`WrongThread`](crate::local::WrongThread) off the thread that made
+    /// this `SmolLocal`.
+    ///
+    /// ```
+    /// use cancelkit::{Runtime, rt::SmolLocal};
+    ///
+    /// let rt = SmolLocal::new().unwrap();
+    /// let ex = rt.local_executor().unwrap();
+    /// assert_eq!(rt.block_on(ex.spawn(async { 3 })), 3);
+    /// ```
+    pub fn local_executor(
+        &self,
+    ) -> Result<std::rc::Rc<LocalExecutor<'static>>, crate::local::WrongThread> {
+        self.inner.local.try_get()
+    }
+
     /// The executor for `Send` tasks.
     fn executor(&self) -> &Arc<Executor<'static>> {
         match &self.inner.smol.inner.executor {

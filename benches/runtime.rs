@@ -9,7 +9,7 @@ use std::future::{Future, pending, ready};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cancelkit::rt::{AsyncStd, Smol, Tokio};
+use cancelkit::rt::{AsyncStd, Smol, SmolLocal, Tokio, TokioLocal};
 use cancelkit::{Runtime, SpawnerExt, Timer, timeout};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_lite::future::yield_now;
@@ -98,6 +98,44 @@ fn spawn_join(c: &mut Criterion) {
         },
         || async {
             black_box(async_std::task::spawn(async { 1 }).await);
+        },
+    );
+}
+
+/// Local (`!Send`) tasks: `spawn_local` + join against each local
+/// executor's own.
+fn spawn_join_local(c: &mut Criterion) {
+    use cancelkit::local::LocalSpawnerExt;
+    use std::rc::Rc;
+
+    let rt = TokioLocal::new().unwrap();
+    pair(
+        c,
+        "spawn_join_local/tokio-localset",
+        &rt,
+        || async {
+            let one = Rc::new(1);
+            black_box(rt.spawn_local(async move { *one }).await.unwrap());
+        },
+        || async {
+            let one = Rc::new(1);
+            black_box(tokio::task::spawn_local(async move { *one }).await.unwrap());
+        },
+    );
+
+    let rt = SmolLocal::new().unwrap();
+    let ex = rt.local_executor().unwrap();
+    pair(
+        c,
+        "spawn_join_local/smol-localexecutor",
+        &rt,
+        || async {
+            let one = Rc::new(1);
+            black_box(rt.spawn_local(async move { *one }).await.unwrap());
+        },
+        || async {
+            let one = Rc::new(1);
+            black_box(ex.spawn(async move { *one }).await);
         },
     );
 }
@@ -363,6 +401,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = spawn_join, spawn_blocking_join, cancel_pending, timeouts, sleeps, scopes
+    targets = spawn_join, spawn_join_local, spawn_blocking_join, cancel_pending, timeouts, sleeps, scopes
 }
 criterion_main!(benches);
