@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use cancelkit::conformance::Local;
 use cancelkit::conformance::{self, Config};
-use cancelkit::{Runtime, conformance_tests, local_conformance_tests};
+use cancelkit::{Runtime, blocking_conformance_tests, conformance_tests, local_conformance_tests};
 
 #[cfg(feature = "tokio")]
 conformance_tests!(tokio_current_thread, || {
@@ -40,6 +40,26 @@ local_conformance_tests!(smol_local, || cancelkit::rt::SmolLocal::new().unwrap()
 conformance_tests!(async_std, || cancelkit::rt::AsyncStd::new().unwrap());
 #[cfg(feature = "sim")]
 conformance_tests!(sim, cancelkit::sim::Sim::new);
+
+// Blocking work (L3, L4), on every runtime with a blocking pool.
+#[cfg(feature = "tokio")]
+blocking_conformance_tests!(tokio_current_thread_blocking, || {
+    cancelkit::rt::Tokio::current_thread().unwrap()
+});
+#[cfg(feature = "tokio")]
+blocking_conformance_tests!(tokio_multi_thread_blocking, || cancelkit::rt::Tokio::new()
+    .unwrap());
+#[cfg(feature = "tokio")]
+blocking_conformance_tests!(tokio_local_blocking, || cancelkit::rt::TokioLocal::new()
+    .unwrap());
+#[cfg(feature = "smol")]
+blocking_conformance_tests!(smol_blocking, || cancelkit::rt::Smol::new().unwrap());
+#[cfg(feature = "smol")]
+blocking_conformance_tests!(smol_local_blocking, || cancelkit::rt::SmolLocal::new()
+    .unwrap());
+#[cfg(feature = "async-std")]
+blocking_conformance_tests!(async_std_blocking, || cancelkit::rt::AsyncStd::new()
+    .unwrap());
 
 /// Every case's trace on one runtime, by case name.
 fn traces<R, F>(new_runtime: F) -> BTreeMap<&'static str, Vec<String>>
@@ -138,5 +158,58 @@ fn local_traces_are_identical_on_every_local_runtime() {
             trace, &smol[case],
             "case {case}: smol_local traced differently from tokio_local"
         );
+    }
+}
+
+/// The blocking cases' traces are the same on every runtime with a pool.
+#[cfg(all(feature = "tokio", feature = "smol", feature = "async-std"))]
+#[test]
+fn blocking_traces_are_identical_on_every_runtime() {
+    fn blocking_traces<R, F>(new_runtime: F) -> BTreeMap<&'static str, Vec<String>>
+    where
+        R: Runtime + cancelkit::blocking::SpawnBlocking + Clone + Send + Sync + 'static,
+        F: Fn() -> R + Clone + Send + 'static,
+    {
+        conformance::blocking_cases::<R>()
+            .iter()
+            .map(|case| {
+                let trace = conformance::run(new_runtime.clone(), case, &Config::default())
+                    .unwrap_or_else(|f| panic!("{f}"));
+                (case.name(), trace)
+            })
+            .collect()
+    }
+    let first = blocking_traces(|| cancelkit::rt::Tokio::new().unwrap());
+    let rest = [
+        (
+            "tokio_current_thread",
+            blocking_traces(|| cancelkit::rt::Tokio::current_thread().unwrap()),
+        ),
+        (
+            "tokio_local",
+            blocking_traces(|| cancelkit::rt::TokioLocal::new().unwrap()),
+        ),
+        (
+            "smol",
+            blocking_traces(|| cancelkit::rt::Smol::new().unwrap()),
+        ),
+        (
+            "smol_local",
+            blocking_traces(|| cancelkit::rt::SmolLocal::new().unwrap()),
+        ),
+        (
+            "async_std",
+            blocking_traces(|| cancelkit::rt::AsyncStd::new().unwrap()),
+        ),
+    ];
+    assert_eq!(first.len(), 2);
+    for (name, traces) in &rest {
+        for (case, trace) in traces {
+            assert!(!trace.is_empty(), "{case} recorded no events");
+            assert_eq!(
+                trace, &first[case],
+                "case {case}: {name} traced differently from tokio_multi_thread"
+            );
+        }
     }
 }

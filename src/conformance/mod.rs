@@ -453,16 +453,127 @@ where
     R: Runtime + LocalSpawner + Clone + Send + Sync + 'static,
     F: Fn() -> R + Send + 'static,
 {
-    let case = local_cases::<R>()
+    run_named(local_cases::<R>(), new_runtime, name);
+}
+
+/// Runs the case called `name` of `list`, panicking with its failure.
+fn run_named<R, F>(list: Vec<Case<R>>, new_runtime: F, name: &str)
+where
+    R: Runtime + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Send + 'static,
+{
+    let case = list
         .into_iter()
         .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no local conformance case named {name}"));
+        .unwrap_or_else(|| panic!("no conformance case named {name}"));
     if let Err(failure) = run(new_runtime, &case, &Config::default()) {
         panic!(
             "conformance case {} ({}) failed: {failure}",
             case.id, case.claim
         );
     }
+}
+
+/// Every case for runtimes with a blocking pool ([L3](crate#L3),
+/// [L4](crate#L4)): a closure's synchronous view of its token, its
+/// handle, and a group's shutdown reporting stubborn work as abandoned.
+/// Separate from [`cases`] because a runtime need not have a
+/// [`SpawnBlocking`] pool; [`blocking_conformance_tests!`](crate::blocking_conformance_tests)
+/// runs them.
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use cancelkit::{conformance, rt::Smol};
+///
+/// let ids: Vec<_> = conformance::blocking_cases::<Smol>().iter().map(|c| c.id()).collect();
+/// assert_eq!(ids, ["L3", "L4"]);
+/// # }
+/// ```
+pub fn blocking_cases<R>() -> Vec<Case<R>>
+where
+    R: Runtime + SpawnBlocking + Clone + Send + Sync + 'static,
+{
+    crate::__blocking_conformance_cases!(list())
+}
+
+/// Runs the blocking case called `name`, for
+/// [`blocking_conformance_tests!`](crate::blocking_conformance_tests) (not
+/// meant to be called directly; hidden from the docs).
+///
+/// ```
+/// # #[cfg(feature = "smol")]
+/// cancelkit::conformance::__run_blocking_test(
+///     || cancelkit::rt::Smol::new().unwrap(),
+///     "l4_shutdown_reports_blocking_work_that_ignores_it_as_abandoned",
+/// );
+/// ```
+///
+/// # Panics
+///
+/// Panics with the failure's message if the case fails, or if there is no
+/// blocking case of that name.
+#[doc(hidden)]
+pub fn __run_blocking_test<R, F>(new_runtime: F, name: &str)
+where
+    R: Runtime + SpawnBlocking + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Send + 'static,
+{
+    run_named(blocking_cases::<R>(), new_runtime, name);
+}
+
+/// One `#[test]` per case of [`blocking_cases`] ([L3](crate#L3),
+/// [L4](crate#L4)), in a module named `$name`, for a runtime with a
+/// [`SpawnBlocking`] pool; use it beside
+/// [`conformance_tests!`](crate::conformance_tests) (with another module
+/// name).
+///
+/// ```
+/// # #[cfg(feature = "smol")]
+/// cancelkit::blocking_conformance_tests!(smol_blocking, || cancelkit::rt::Smol::new().unwrap());
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! blocking_conformance_tests {
+    ($name:ident, $new_runtime:expr $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__blocking_conformance_cases!(tests($new_runtime));
+        }
+    };
+}
+
+/// The list of blocking cases, as [`__conformance_cases!`] for the rest.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __blocking_conformance_cases {
+    (@expand tests ($new_runtime:expr); $($name:ident => $id:literal, $claim:literal;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                let new_runtime = $new_runtime;
+                $crate::conformance::__run_blocking_test(new_runtime, stringify!($name));
+            }
+        )*
+    };
+    (@expand list (); $($name:ident => $id:literal, $claim:literal;)*) => {
+        vec![$(
+            $crate::conformance::Case {
+                name: stringify!($name),
+                id: $id,
+                claim: $claim,
+                run: $crate::conformance::cases::$name::<R>,
+            },
+        )*]
+    };
+    ($mode:ident $args:tt) => {
+        $crate::__blocking_conformance_cases! { @expand $mode $args;
+            l3_blocking_work_sees_its_token_and_its_handle_resolves_when_it_returns => "L3",
+                "blocking work gives its value; abort or dropping the handle cancels its token, which it sees synchronously (wait_timeout returns early, with the cause); a panic is Panicked";
+            l4_shutdown_reports_blocking_work_that_ignores_it_as_abandoned => "L4",
+                "a group's shutdown reports blocking work still running after the grace as abandoned, never finished or forced, and returns without waiting for it";
+        }
+    };
 }
 
 /// A local runtime seen through its [`LocalSpawner`]: every spawn —

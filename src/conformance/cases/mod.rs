@@ -3,8 +3,9 @@
 //! [`f`] (tokens, [F1](crate#F1)–[F6](crate#F6)), [`t`] (time,
 //! [T1](crate#T1)–[T3](crate#T3)), [`b`] (task groups,
 //! [B1](crate#B1)–[B4](crate#B4)), [`s`] (cancel scopes,
-//! [S1](crate#S1)–[S5](crate#S5)) and [`l`] (local tasks and groups,
-//! [L1](crate#L1), [L2](crate#L2)). This module holds what they share and
+//! [S1](crate#S1)–[S5](crate#S5)), [`l`] (local tasks and groups,
+//! [L1](crate#L1), [L2](crate#L2)) and [`blocking`] (blocking work,
+//! [L3](crate#L3), [L4](crate#L4)). This module holds what they share and
 //! re-exports every case, for the list in `__conformance_cases!`.
 //!
 //! Rules every case follows:
@@ -39,6 +40,7 @@ macro_rules! ensure {
 }
 
 mod b;
+mod blocking;
 mod d;
 mod f;
 mod l;
@@ -46,6 +48,7 @@ mod s;
 mod t;
 
 pub(crate) use b::*;
+pub(crate) use blocking::*;
 pub(crate) use d::*;
 pub(crate) use f::*;
 pub(crate) use l::*;
@@ -59,6 +62,10 @@ impl<R: Runtime + Clone + Send + Sync + 'static> CaseRuntime for R {}
 /// Bounds the local cases' runtime type.
 pub(crate) trait LocalCaseRuntime: CaseRuntime + crate::local::LocalSpawner {}
 impl<R: CaseRuntime + crate::local::LocalSpawner> LocalCaseRuntime for R {}
+
+/// Bounds the blocking cases' runtime type.
+pub(crate) trait BlockingCaseRuntime: CaseRuntime + crate::blocking::SpawnBlocking {}
+impl<R: CaseRuntime + crate::blocking::SpawnBlocking> BlockingCaseRuntime for R {}
 
 type Result = std::result::Result<(), Failure>;
 
