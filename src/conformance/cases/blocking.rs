@@ -34,8 +34,9 @@ pub(crate) fn l3_blocking_work_sees_its_token_and_its_handle_resolves_when_it_re
     let job = rt.spawn_blocking({
         let started = started.clone();
         move |token| {
-            started.cancel();
+            // Read before `started`: the case aborts only after it.
             let before = token.is_cancelled();
+            started.cancel();
             let woke = token.wait_timeout(patience * 3);
             let kind = token.reason().map(|r| r.kind());
             (before, woke, kind)
