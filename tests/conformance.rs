@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use cancelkit::conformance::Local;
-use cancelkit::conformance::{self, Config};
+use cancelkit::conformance::{self, Case, Config};
 use cancelkit::{Runtime, blocking_conformance_tests, conformance_tests, local_conformance_tests};
 
 #[cfg(feature = "tokio")]
@@ -61,13 +61,16 @@ blocking_conformance_tests!(smol_local_blocking, || cancelkit::rt::SmolLocal::ne
 blocking_conformance_tests!(async_std_blocking, || cancelkit::rt::AsyncStd::new()
     .unwrap());
 
-/// Every case's trace on one runtime, by case name.
-fn traces<R, F>(new_runtime: F) -> BTreeMap<&'static str, Vec<String>>
+/// Each case's trace on one runtime, by case name.
+type Traces = BTreeMap<&'static str, Vec<String>>;
+
+/// The trace of every case of `cases` on runtimes from `new_runtime`.
+fn traces_of<R, F>(cases: Vec<Case<R>>, new_runtime: F) -> Traces
 where
     R: Runtime + Clone + Send + Sync + 'static,
     F: Fn() -> R + Clone + Send + 'static,
 {
-    conformance::cases::<R>()
+    cases
         .iter()
         .map(|case| {
             let trace = conformance::run(new_runtime.clone(), case, &Config::default())
@@ -77,9 +80,37 @@ where
         .collect()
 }
 
+/// Every case's trace on one runtime.
+fn traces<R, F>(new_runtime: F) -> Traces
+where
+    R: Runtime + Clone + Send + Sync + 'static,
+    F: Fn() -> R + Clone + Send + 'static,
+{
+    traces_of(conformance::cases(), new_runtime)
+}
+
+/// Asserts that every case traced something, and the same on every run.
+fn assert_identical(runs: &[(&str, Traces)]) {
+    let Some(((first_name, first), rest)) = runs.split_first() else {
+        return;
+    };
+    for (case, trace) in first {
+        assert!(!trace.is_empty(), "{case} recorded no events");
+    }
+    for (name, traces) in rest {
+        assert_eq!(traces.len(), first.len(), "{name} ran other cases");
+        for (case, trace) in traces {
+            assert_eq!(
+                trace, &first[case],
+                "case {case}: {name} traced differently from {first_name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn traces_are_identical_on_every_runtime() {
-    let mut runs: Vec<(&str, BTreeMap<&str, Vec<String>>)> = Vec::new();
+    let mut runs: Vec<(&str, Traces)> = Vec::new();
     #[cfg(feature = "tokio")]
     {
         runs.push((
@@ -114,102 +145,49 @@ fn traces_are_identical_on_every_runtime() {
     ));
     #[cfg(feature = "sim")]
     runs.push(("sim", traces(cancelkit::sim::Sim::new)));
-
-    let Some(((first_name, first), rest)) = runs.split_first() else {
-        return;
-    };
-    for case in first.keys() {
-        assert!(!first[case].is_empty(), "{case} recorded no events");
-    }
-    for (name, traces) in rest {
-        for (case, trace) in traces {
-            assert_eq!(
-                trace, &first[case],
-                "case {case}: {name} traced differently from {first_name}"
-            );
-        }
-    }
+    assert_identical(&runs);
 }
 
 /// The local cases' traces are the same on every local runtime.
 #[cfg(all(feature = "tokio", feature = "smol"))]
 #[test]
 fn local_traces_are_identical_on_every_local_runtime() {
-    fn local_traces<R, F>(new_runtime: F) -> BTreeMap<&'static str, Vec<String>>
-    where
-        R: Runtime + cancelkit::local::LocalSpawner + Clone + Send + Sync + 'static,
-        F: Fn() -> R + Clone + Send + 'static,
-    {
-        conformance::local_cases::<R>()
-            .iter()
-            .map(|case| {
-                let trace = conformance::run(new_runtime.clone(), case, &Config::default())
-                    .unwrap_or_else(|f| panic!("{f}"));
-                (case.name(), trace)
-            })
-            .collect()
-    }
-    let tokio = local_traces(|| cancelkit::rt::TokioLocal::new().unwrap());
-    let smol = local_traces(|| cancelkit::rt::SmolLocal::new().unwrap());
+    use cancelkit::rt::{SmolLocal, TokioLocal};
+    let tokio = traces_of(conformance::local_cases(), || TokioLocal::new().unwrap());
     assert_eq!(tokio.len(), 5);
-    for (case, trace) in &tokio {
-        assert!(!trace.is_empty(), "{case} recorded no events");
-        assert_eq!(
-            trace, &smol[case],
-            "case {case}: smol_local traced differently from tokio_local"
-        );
-    }
+    let smol = traces_of(conformance::local_cases(), || SmolLocal::new().unwrap());
+    assert_identical(&[("tokio_local", tokio), ("smol_local", smol)]);
 }
 
 /// The blocking cases' traces are the same on every runtime with a pool.
 #[cfg(all(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[test]
 fn blocking_traces_are_identical_on_every_runtime() {
-    fn blocking_traces<R, F>(new_runtime: F) -> BTreeMap<&'static str, Vec<String>>
-    where
-        R: Runtime + cancelkit::blocking::SpawnBlocking + Clone + Send + Sync + 'static,
-        F: Fn() -> R + Clone + Send + 'static,
-    {
-        conformance::blocking_cases::<R>()
-            .iter()
-            .map(|case| {
-                let trace = conformance::run(new_runtime.clone(), case, &Config::default())
-                    .unwrap_or_else(|f| panic!("{f}"));
-                (case.name(), trace)
-            })
-            .collect()
-    }
-    let first = blocking_traces(|| cancelkit::rt::Tokio::new().unwrap());
-    let rest = [
+    use cancelkit::conformance::blocking_cases;
+    use cancelkit::rt::{AsyncStd, Smol, SmolLocal, Tokio, TokioLocal};
+    let runs = [
+        (
+            "tokio_multi_thread",
+            traces_of(blocking_cases(), || Tokio::new().unwrap()),
+        ),
         (
             "tokio_current_thread",
-            blocking_traces(|| cancelkit::rt::Tokio::current_thread().unwrap()),
+            traces_of(blocking_cases(), || Tokio::current_thread().unwrap()),
         ),
         (
             "tokio_local",
-            blocking_traces(|| cancelkit::rt::TokioLocal::new().unwrap()),
+            traces_of(blocking_cases(), || TokioLocal::new().unwrap()),
         ),
-        (
-            "smol",
-            blocking_traces(|| cancelkit::rt::Smol::new().unwrap()),
-        ),
+        ("smol", traces_of(blocking_cases(), || Smol::new().unwrap())),
         (
             "smol_local",
-            blocking_traces(|| cancelkit::rt::SmolLocal::new().unwrap()),
+            traces_of(blocking_cases(), || SmolLocal::new().unwrap()),
         ),
         (
             "async_std",
-            blocking_traces(|| cancelkit::rt::AsyncStd::new().unwrap()),
+            traces_of(blocking_cases(), || AsyncStd::new().unwrap()),
         ),
     ];
-    assert_eq!(first.len(), 2);
-    for (name, traces) in &rest {
-        for (case, trace) in traces {
-            assert!(!trace.is_empty(), "{case} recorded no events");
-            assert_eq!(
-                trace, &first[case],
-                "case {case}: {name} traced differently from tokio_multi_thread"
-            );
-        }
-    }
+    assert_eq!(runs[0].1.len(), 2);
+    assert_identical(&runs);
 }

@@ -399,16 +399,7 @@ where
     R: Runtime + Clone + Send + Sync + 'static,
     F: Fn() -> R + Send + 'static,
 {
-    let case = cases::<R>()
-        .into_iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no conformance case named {name}"));
-    if let Err(failure) = run(new_runtime, &case, &Config::default()) {
-        panic!(
-            "conformance case {} ({}) failed: {failure}",
-            case.id, case.claim
-        );
-    }
+    run_named(cases::<R>(), new_runtime, name);
 }
 
 /// Every case for local runtimes ([L1](crate#L1), [L2](crate#L2)): what
@@ -543,20 +534,22 @@ macro_rules! blocking_conformance_tests {
     };
 }
 
-/// The list of blocking cases, as [`__conformance_cases!`] for the rest.
+/// Expands a list of cases `name => "ID", "claim";` in mode `list` (a
+/// `Vec<Case<R>>`, inside this crate) or `tests` (one `#[test]` per case,
+/// run by `$runner`): shared by the three lists below.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __blocking_conformance_cases {
-    (@expand tests ($new_runtime:expr); $($name:ident => $id:literal, $claim:literal;)*) => {
+macro_rules! __conformance_expand {
+    (tests ($new_runtime:expr) $runner:ident; $($name:ident => $id:literal, $claim:literal;)*) => {
         $(
             #[test]
             fn $name() {
                 let new_runtime = $new_runtime;
-                $crate::conformance::__run_blocking_test(new_runtime, stringify!($name));
+                $crate::conformance::$runner(new_runtime, stringify!($name));
             }
         )*
     };
-    (@expand list (); $($name:ident => $id:literal, $claim:literal;)*) => {
+    (list () $runner:ident; $($name:ident => $id:literal, $claim:literal;)*) => {
         vec![$(
             $crate::conformance::Case {
                 name: stringify!($name),
@@ -566,8 +559,14 @@ macro_rules! __blocking_conformance_cases {
             },
         )*]
     };
+}
+
+/// The list of blocking cases, as [`__conformance_cases!`] for the rest.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __blocking_conformance_cases {
     ($mode:ident $args:tt) => {
-        $crate::__blocking_conformance_cases! { @expand $mode $args;
+        $crate::__conformance_expand! { $mode $args __run_blocking_test;
             l3_blocking_work_sees_its_token_and_its_handle_resolves_when_it_returns => "L3",
                 "blocking work gives its value; abort or dropping the handle cancels its token, which it sees synchronously (wait_timeout returns early, with the cause); a panic is Panicked";
             l4_shutdown_reports_blocking_work_that_ignores_it_as_abandoned => "L4",
@@ -676,27 +675,8 @@ macro_rules! local_conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __local_conformance_cases {
-    (@expand tests ($new_runtime:expr); $($name:ident => $id:literal, $claim:literal;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                let new_runtime = $new_runtime;
-                $crate::conformance::__run_local_test(new_runtime, stringify!($name));
-            }
-        )*
-    };
-    (@expand list (); $($name:ident => $id:literal, $claim:literal;)*) => {
-        vec![$(
-            $crate::conformance::Case {
-                name: stringify!($name),
-                id: $id,
-                claim: $claim,
-                run: $crate::conformance::cases::$name::<R>,
-            },
-        )*]
-    };
     ($mode:ident $args:tt) => {
-        $crate::__local_conformance_cases! { @expand $mode $args;
+        $crate::__conformance_expand! { $mode $args __run_local_test;
             l1_a_local_task_holds_and_returns_values_that_are_not_send => "L1",
                 "a local task holds and returns values that are not Send; abort drops them, a panic is Panicked";
             l1_a_local_runtime_shut_down_cancels_its_pending_local_tasks => "L1",
@@ -745,27 +725,8 @@ macro_rules! conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    (@expand tests ($new_runtime:expr); $($name:ident => $id:literal, $claim:literal;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                let new_runtime = $new_runtime;
-                $crate::conformance::__run_test(new_runtime, stringify!($name));
-            }
-        )*
-    };
-    (@expand list (); $($name:ident => $id:literal, $claim:literal;)*) => {
-        vec![$(
-            $crate::conformance::Case {
-                name: stringify!($name),
-                id: $id,
-                claim: $claim,
-                run: $crate::conformance::cases::$name::<R>,
-            },
-        )*]
-    };
     ($mode:ident $args:tt) => {
-        $crate::__conformance_cases! { @expand $mode $args;
+        $crate::__conformance_expand! { $mode $args __run_test;
             d1_dropping_task_cancels_it => "D1",
                 "dropping a Task drops its future promptly, without waiting for the task's timers, and never polls it again";
             d2_detached_task_runs_to_completion => "D2",
