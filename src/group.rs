@@ -1526,7 +1526,9 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
                 id,
                 name,
                 location,
-                abort: Some(Arc::new(token.clone())),
+                // Nothing to abort: its token is a child of the group's,
+                // which every stop cancels (with the group's own cause).
+                abort: None,
                 // Until a pool thread picks it up (see `may_start`).
                 started: false,
                 doomed: false,
@@ -1696,6 +1698,9 @@ impl Drop for Done {
                 .get(self.key)
                 .is_none_or(|live| live.id != self.id)
             {
+                // Only blocking work leaves early; a task's entry stays
+                // until its `Done` is dropped.
+                debug_assert!(self.blocking, "a task's entry left the group early");
                 return;
             }
             let live = state.live.remove(self.key);

@@ -39,7 +39,6 @@ use std::task::{Context, Poll, Waker};
 
 use crate::CancelToken;
 use crate::scope::TaskScope;
-use crate::token::CancelKind;
 
 // ===== state bits =====
 
@@ -630,13 +629,6 @@ impl<T> Task<T> {
 /// not hold the handle of (task groups).
 pub(crate) trait Abort: Send + Sync {
     fn abort(&self);
-}
-
-/// Blocking work in a group: "aborting" it can only ask (cancel its token).
-impl Abort for CancelToken {
-    fn abort(&self) {
-        self.cancel_at(CancelKind::TaskCancelled, None, Location::caller());
-    }
 }
 
 impl<T: Send> Abort for Shared<T> {

@@ -321,6 +321,30 @@ where
     );
 }
 
+fn a_dropped_groups_blocking_work_sees_the_groups_cause_on<R>(rt: &R, name: &str)
+where
+    R: Runtime + cancelkit::RuntimeHandle + SpawnBlocking,
+{
+    let group = TaskGroup::new(rt);
+    let (started_tx, started_rx) = mpsc::channel();
+    let job = group.spawn_blocking(move |token| {
+        started_tx.send(()).unwrap();
+        token.wait_timeout(LIMIT);
+        token
+            .reason()
+            .map(|r| (r.kind(), r.cause().map(|e| e.to_string())))
+    });
+    started_rx.recv_timeout(LIMIT).expect("it started");
+    drop(group);
+    let (kind, cause) = rt.block_on(job).unwrap().expect("its token was cancelled");
+    assert_eq!(kind, CancelKind::Shutdown, "{name}: {cause:?}");
+    assert_eq!(
+        cause.as_deref(),
+        Some("the task group was dropped"),
+        "{name}"
+    );
+}
+
 macro_rules! on_every_runtime {
     ($check:ident) => {
         $check(&Tokio::current_thread().unwrap(), "tokio current-thread");
@@ -338,6 +362,11 @@ fn shutdown_reports_stubborn_blocking_work_abandoned_and_does_not_wait() {
 #[test]
 fn a_panic_in_group_blocking_work_is_a_failure() {
     on_every_runtime!(a_panic_in_group_blocking_work_is_a_failure_on);
+}
+
+#[test]
+fn a_dropped_groups_blocking_work_sees_the_groups_cause() {
+    on_every_runtime!(a_dropped_groups_blocking_work_sees_the_groups_cause_on);
 }
 
 #[test]
