@@ -108,6 +108,13 @@ struct Owned {
 
 impl Drop for Owned {
     fn drop(&mut self) {
+        if self.tracker.no_blocking.load(Ordering::SeqCst) {
+            // A thread that is ending cannot run an executor: wake the
+            // tasks and leave them to the executor's own drop.
+            self.stop.cancel();
+            self.tracker.close();
+            return;
+        }
         self.stop.cancel();
         let me = std::thread::current().id();
         let mut on_own_thread = false;
@@ -151,6 +158,9 @@ struct Tracker {
     waiting: Mutex<Slab<Waker>>,
     /// Notified when `live` drops to zero while closing.
     emptied: Event,
+    /// Set when the runtime is dropped by a thread that is ending (see
+    /// [`SmolLocal`]): the drop must not run the executor there.
+    no_blocking: AtomicBool,
 }
 
 impl Tracker {
@@ -545,8 +555,11 @@ impl Future for Sleep {
 /// local or not — is dropped before the drop returns (their handles
 /// report [`JoinError::Cancelled`](crate::JoinError::Cancelled)); dropped
 /// on another thread, the `Send` tasks are, and the local executor waits
-/// for its own thread to end. A task holding a clone keeps the executors
-/// alive, as with [`Smol`].
+/// for its own thread to end; there it is dropped by its own destructor,
+/// which drains its queue once (the narrow window of smol-rs/async-executor#163
+/// applies, as for [`Smol::from_executor`]). A task holding a clone keeps
+/// the executors alive, as with [`Smol`]; if its thread ends with it still
+/// pending, it is dropped with the thread's storage, without a panic.
 ///
 /// # Examples
 ///
@@ -582,10 +595,22 @@ struct LocalInner {
 impl Drop for LocalInner {
     fn drop(&mut self) {
         // Only the executor's own thread can run its tasks to drop them;
-        // elsewhere they stay with it until that thread ends.
-        if let Ok(local) = self.local.try_get() {
-            self.tracker.close();
-            async_io::block_on(local.run(self.tracker.until_empty()));
+        // elsewhere they stay with it until that thread ends. A thread that
+        // is ending (a task holding the last clone, dropped with the
+        // thread's storage) runs no executor at all: that would touch
+        // thread-locals being torn down.
+        match self.local.try_get() {
+            Ok(local) => {
+                self.tracker.close();
+                async_io::block_on(local.run(self.tracker.until_empty()));
+            }
+            Err(e) if e.thread_is_ending() => {
+                self.tracker.close();
+                if let Some(owned) = &self.smol.inner.owned {
+                    owned.tracker.no_blocking.store(true, Ordering::SeqCst);
+                }
+            }
+            Err(_) => {}
         }
     }
 }
@@ -664,6 +689,10 @@ impl SmolLocal {
     ///
     /// [`WrongThread`](crate::local::WrongThread) off the thread that made
     /// this `SmolLocal`.
+    ///
+    /// Run it through [`block_on`](Runtime::block_on) only: an executor run
+    /// by hand (`ex.run(..)`) inside which the last `SmolLocal` clone is
+    /// dropped would wait for its own task to end.
     ///
     /// ```
     /// use cancelkit::{Runtime, rt::SmolLocal};

@@ -51,9 +51,13 @@
 //! # }
 //! ```
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::ThreadId;
 
 use crate::task::Task;
@@ -179,13 +183,30 @@ impl<S: LocalSpawner + ?Sized> LocalSpawner for &S {
     }
 }
 
+thread_local! {
+    /// The values bound to this thread, by key: few (one per local
+    /// executor), so a scan beats a hash.
+    static BOUND: RefCell<Vec<(u64, Rc<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keys of [`ThreadBound`]s, unique across threads: a key is found only in
+/// its own thread's [`BOUND`].
+static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+
 /// A `!Send` value — a local executor — held in a `Send + Sync` handle,
 /// reachable only on the thread that made it.
 ///
-/// The value stays in its thread's storage (it is never moved to another
-/// thread): dropping the `ThreadBound` on that thread drops it at once;
-/// dropping it on another thread leaves it to be dropped when its own
-/// thread ends (built on [`fragile::Sticky`](https://docs.rs/fragile)).
+/// The value stays in its thread's storage; the `ThreadBound` is only a
+/// key to it. Dropping the `ThreadBound` on that thread drops the value
+/// there and then (once the `Rc`s that [`get`](ThreadBound::get) handed out
+/// are gone too); dropping it on another thread leaves the value to be
+/// dropped with its thread's storage, when that thread ends (the main
+/// thread's never is: the process exits first). Code that runs while that
+/// storage is torn down — a task dropped with its executor, holding a
+/// clone of the executor's handle — finds the value gone
+/// ([`WrongThread`]), and never panics there (a panic in a thread-local
+/// destructor would abort the process).
+///
 /// The adapters in [`rt`](crate::rt) keep their local executors this way; a
 /// local adapter of your own can too.
 ///
@@ -206,27 +227,51 @@ impl<S: LocalSpawner + ?Sized> LocalSpawner for &S {
 /// });
 /// ```
 pub struct ThreadBound<T: 'static> {
-    value: fragile::Sticky<Rc<T>>,
+    key: u64,
     home: ThreadId,
     executor: &'static str,
+    // `fn() -> T`: the handle owns no `T` here, so it is `Send + Sync`.
+    _value: PhantomData<fn() -> T>,
 }
 
 impl<T: 'static> ThreadBound<T> {
     /// Binds `value` to the calling thread; `executor` names it in errors.
+    ///
+    /// # Panics
+    ///
+    /// If called while the thread's storage is being torn down (from a
+    /// thread-local destructor).
     ///
     /// ```
     /// let bound = cancelkit::local::ThreadBound::new("pool", 5);
     /// assert!(bound.is_home());
     /// ```
     pub fn new(executor: &'static str, value: T) -> Self {
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        BOUND.with(|bound| bound.borrow_mut().push((key, Rc::new(value))));
         ThreadBound {
-            value: fragile::Sticky::new(Rc::new(value)),
+            key,
             home: std::thread::current().id(),
             executor,
+            _value: PhantomData,
         }
     }
 
-    /// Whether the calling thread is the value's own.
+    /// The value, if the calling thread is its own and still has it.
+    fn lookup(&self) -> Option<Rc<T>> {
+        let found = BOUND
+            .try_with(|bound| {
+                let bound = bound.try_borrow().ok()?;
+                let (_, value) = bound.iter().find(|(key, _)| *key == self.key)?;
+                Some(value.clone())
+            })
+            .ok()
+            .flatten()?;
+        found.downcast::<T>().ok()
+    }
+
+    /// Whether the calling thread is the value's own (and the value is
+    /// still there).
     ///
     /// ```
     /// let bound = cancelkit::local::ThreadBound::new("pool", 5);
@@ -234,37 +279,34 @@ impl<T: 'static> ThreadBound<T> {
     /// assert!(!std::thread::scope(|s| s.spawn(|| bound.is_home()).join().unwrap()));
     /// ```
     pub fn is_home(&self) -> bool {
-        self.value.is_valid()
+        self.lookup().is_some()
     }
 
     /// The value, on its own thread.
     ///
     /// # Errors
     ///
-    /// [`WrongThread`] on any other thread.
+    /// [`WrongThread`] on any other thread, or on its own while the
+    /// thread's storage is being torn down.
     ///
     /// ```
     /// let bound = cancelkit::local::ThreadBound::new("pool", 5);
     /// assert_eq!(*bound.try_get().unwrap(), 5);
     /// ```
     pub fn try_get(&self) -> Result<Rc<T>, WrongThread> {
-        fragile::stack_token!(here);
-        self.value
-            .try_get(here)
-            .map(Rc::clone)
-            .map_err(|_| WrongThread {
-                executor: self.executor,
-                home: self.home,
-                here: std::thread::current().id(),
-            })
+        self.lookup().ok_or_else(|| WrongThread {
+            executor: self.executor,
+            home: self.home,
+            ending: BOUND.try_with(|_| ()).is_err(),
+        })
     }
 
     /// The value, on its own thread.
     ///
     /// # Panics
     ///
-    /// At the caller's line, on any other thread, with [`WrongThread`]'s
-    /// message.
+    /// At the caller's line, where [`try_get`](ThreadBound::try_get)
+    /// fails, with [`WrongThread`]'s message.
     ///
     /// ```should_panic
     /// let bound = cancelkit::local::ThreadBound::new("pool", 5);
@@ -281,6 +323,24 @@ impl<T: 'static> ThreadBound<T> {
     }
 }
 
+impl<T: 'static> Drop for ThreadBound<T> {
+    fn drop(&mut self) {
+        // Off the home thread there is nothing here to remove; while the
+        // home thread's storage is torn down, it is being dropped already.
+        let value = BOUND
+            .try_with(|bound| {
+                let mut bound = bound.try_borrow_mut().ok()?;
+                let at = bound.iter().position(|(key, _)| *key == self.key)?;
+                Some(bound.swap_remove(at))
+            })
+            .ok()
+            .flatten();
+        // Outside the borrow: dropping an executor drops its tasks, which
+        // may drop other thread-bound values.
+        drop(value);
+    }
+}
+
 impl<T: 'static> fmt::Debug for ThreadBound<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadBound")
@@ -290,7 +350,8 @@ impl<T: 'static> fmt::Debug for ThreadBound<T> {
     }
 }
 
-/// A local executor was reached from a thread other than its own.
+/// A local executor was reached from a thread other than its own (or from
+/// its own, while the thread's storage is being torn down).
 ///
 /// ```
 /// let bound = cancelkit::local::ThreadBound::new("my-executor", ());
@@ -302,7 +363,7 @@ impl<T: 'static> fmt::Debug for ThreadBound<T> {
 pub struct WrongThread {
     executor: &'static str,
     home: ThreadId,
-    here: ThreadId,
+    ending: bool,
 }
 
 impl WrongThread {
@@ -327,16 +388,30 @@ impl WrongThread {
     pub fn home(&self) -> ThreadId {
         self.home
     }
+
+    /// Whether the calling thread is ending: its thread-local storage is
+    /// being torn down (the error came from a destructor run by it). Code
+    /// there must not block on an executor — most use thread-locals, and a
+    /// panic there aborts the process.
+    ///
+    /// ```
+    /// let bound = cancelkit::local::ThreadBound::new("pool", ());
+    /// let err = std::thread::scope(|s| s.spawn(|| bound.try_get().unwrap_err()).join().unwrap());
+    /// assert!(!err.thread_is_ending());
+    /// ```
+    pub fn thread_is_ending(&self) -> bool {
+        self.ending
+    }
 }
 
 impl fmt::Display for WrongThread {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "cancelkit: {} runs on thread {:?}, and this is thread {:?}: spawn local tasks from \
-             the executor's own thread (one of its tasks, or inside its block_on), or spawn a \
-             Send future with spawn()",
-            self.executor, self.home, self.here
+            "cancelkit: {} runs on thread {:?}, not this one: its local tasks are spawned, and \
+             it is run (block_on), only on that thread — from one of its tasks or inside its \
+             block_on; from elsewhere, spawn a Send future with spawn()",
+            self.executor, self.home
         )
     }
 }

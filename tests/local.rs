@@ -67,13 +67,16 @@ where
     let (end, ended) = mpsc::channel::<()>();
     let home = std::thread::spawn(move || {
         let rt = new_runtime();
-        let state = Rc::new(());
-        let task = rt.spawn_local(async move {
-            let _state = state;
-            std::future::pending::<()>().await
+        let (state, started) = (Rc::new(()), cancelkit::CancelToken::new());
+        let task = rt.spawn_local({
+            let started = started.clone();
+            async move {
+                let _state = state;
+                started.cancel();
+                std::future::pending::<()>().await
+            }
         });
-        // Let it start.
-        rt.block_on(futures_lite::future::yield_now());
+        rt.block_on(started.cancelled());
         out.send((rt, task)).unwrap();
         // Stay alive until the handle was dropped elsewhere.
         let _ = ended.recv_timeout(LIMIT);
@@ -114,4 +117,56 @@ fn tokio_local_dropped_on_another_thread() {
 #[test]
 fn smol_local_dropped_on_another_thread() {
     dropped_elsewhere(|| SmolLocal::new().unwrap());
+}
+
+/// A pending local task that holds a clone of its own runtime, on a thread
+/// that ends: the executor is dropped with the thread's storage, the task
+/// with it, and the clone's drop finds that storage going away — which
+/// must not panic (a panic in a thread-local destructor aborts the
+/// process).
+fn a_task_holding_its_runtime_when_the_thread_ends<R, F>(new_runtime: F)
+where
+    R: Runtime + LocalSpawner + Clone + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    let (out, handed) = mpsc::channel::<Task<()>>();
+    let home = std::thread::spawn(move || {
+        let rt = new_runtime();
+        let started = cancelkit::CancelToken::new();
+        let task = rt.spawn_local({
+            let (rt, started) = (rt.clone(), started.clone());
+            async move {
+                let _rt = rt;
+                started.cancel();
+                std::future::pending::<()>().await
+            }
+        });
+        rt.block_on(started.cancelled());
+        out.send(task).unwrap();
+        // `rt` goes here; the task's clone keeps the executor until the
+        // thread's storage is torn down.
+    });
+    let task = handed.recv_timeout(LIMIT).unwrap();
+    home.join().expect("the thread ended without a panic");
+    let out = futures_lite::future::block_on(futures_lite::future::or(
+        async { Some(task.await) },
+        async {
+            async_io::Timer::after(LIMIT).await;
+            None
+        },
+    ));
+    assert!(
+        matches!(out, Some(Err(JoinError::Cancelled))),
+        "the task of an ended thread gave {out:?}"
+    );
+}
+
+#[test]
+fn tokio_local_task_holding_its_runtime_when_the_thread_ends() {
+    a_task_holding_its_runtime_when_the_thread_ends(|| TokioLocal::new().unwrap());
+}
+
+#[test]
+fn smol_local_task_holding_its_runtime_when_the_thread_ends() {
+    a_task_holding_its_runtime_when_the_thread_ends(|| SmolLocal::new().unwrap());
 }
