@@ -174,7 +174,8 @@ impl std::error::Error for TaskFailure {}
 /// let report = rt.block_on(async {
 ///     group.spawn_named("polite", |stop| async move { stop.cancelled().await }).detach();
 ///     group.spawn_named("stubborn", |_| std::future::pending::<()>()).detach();
-///     group.shutdown(Duration::from_millis(20)).await
+///     // (polite ends at once; the grace is for a slow machine)
+///     group.shutdown(Duration::from_millis(500)).await
 /// });
 /// assert_eq!(report.finished, 1);
 /// assert_eq!(report.forced.len(), 1);
@@ -1388,6 +1389,11 @@ impl<R: RuntimeHandle + LocalSpawner> TaskGroup<R> {
     ///         std::future::pending::<()>().await
     ///     }
     /// }).detach();
+    /// rt.block_on(async {
+    ///     while ticks.get() == 0 {
+    ///         futures_lite::future::yield_now().await; // until it has run
+    ///     }
+    /// });
     /// let report = rt.block_on(group.shutdown(Duration::from_millis(10)));
     /// assert_eq!(report.forced[0].name, "stubborn");
     /// assert_eq!(ticks.get(), 1);

@@ -12,7 +12,6 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
-use std::time::Duration;
 
 use futures_lite::future::yield_now;
 
@@ -198,7 +197,10 @@ pub(crate) fn l2_a_local_group_shuts_down_like_any_group<R: LocalCaseRuntime>(
     let (rt, trace) = (&cx.rt, &cx.trace);
     let group = TaskGroup::new(rt);
     let state = Rc::new(());
-    let grace = Duration::from_millis(20);
+    // The polite task ends as soon as it is polled after the cancel; the
+    // grace only has to outlast a loaded machine's delays (the stubborn
+    // one makes the shutdown use all of it).
+    let grace = cx.config.patience / 10;
     let report = cx.block_on("shutting a group of local tasks down", async {
         group
             .spawn_local_named("polite", {
