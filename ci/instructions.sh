@@ -47,6 +47,9 @@ TOML
     echo "$work/target-$1/release/instructions"
 }
 
+# The allocator's share is what callgrind attributes to glibc's malloc.c,
+# which needs glibc's debug symbols (Debian: libc6-dbg); without them the
+# bracketed column reads 0, and only the totals mean anything.
 count() { # $1: binary, $2: mode, $3: N -> "instructions malloc-instructions"
     local out="$work/cg.out"
     valgrind --tool=callgrind --callgrind-out-file="$out" "$1" "$2" "$3" >/dev/null 2>&1
@@ -57,7 +60,7 @@ count() { # $1: binary, $2: mode, $3: N -> "instructions malloc-instructions"
 }
 
 per_op() { # $1: binary, $2: mode -> "total (allocator)" per operation
-    local n=20000 a b
+    local n=20000 a_total a_alloc b_total b_alloc
     read -r a_total a_alloc <<<"$(count "$1" "$2" $n)"
     read -r b_total b_alloc <<<"$(count "$1" "$2" $((2 * n)))"
     echo "$(((b_total - a_total) / n)) ($(((b_alloc - a_alloc) / n)))"

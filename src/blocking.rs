@@ -100,6 +100,16 @@ use crate::token::{CancelKind, Cancelled};
 /// ```
 pub trait SpawnBlocking {
     /// Runs `f` on a thread for blocking work; see the trait's contract.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use cancelkit::blocking::SpawnBlocking;
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// cancelkit::rt::Smol::new().unwrap().spawn_blocking_detached(move || tx.send(1).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), 1);
+    /// # }
+    /// ```
     fn spawn_blocking_detached<F>(&self, f: F)
     where
         F: FnOnce() + Send + 'static;
@@ -218,16 +228,39 @@ pub struct BlockingToken {
 
 impl BlockingToken {
     /// A view of `token`, for blocking code handed one by other means.
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// let view = cancelkit::blocking::BlockingToken::new(token.clone());
+    /// token.cancel();
+    /// assert!(view.is_cancelled());
+    /// ```
     pub fn new(token: CancelToken) -> Self {
         BlockingToken { token }
     }
 
     /// Whether the work was asked to stop: one atomic load.
+    ///
+    /// ```
+    /// let view = cancelkit::blocking::BlockingToken::new(cancelkit::CancelToken::new());
+    /// assert!(!view.is_cancelled());
+    /// view.token().cancel();
+    /// assert!(view.is_cancelled());
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.token.is_cancelled()
     }
 
     /// Why the work was asked to stop, if it was.
+    ///
+    /// ```
+    /// use cancelkit::token::CancelKind;
+    ///
+    /// let view = cancelkit::blocking::BlockingToken::new(cancelkit::CancelToken::new());
+    /// assert!(view.reason().is_none());
+    /// view.token().cancel();
+    /// assert_eq!(view.reason().unwrap().kind(), CancelKind::Explicit);
+    /// ```
     pub fn reason(&self) -> Option<Cancelled> {
         self.token.reason()
     }
@@ -238,6 +271,22 @@ impl BlockingToken {
     ///
     /// For a thread that sleeps between steps of its work: a sleep that a
     /// cancel cuts short. Never call it from async code (it blocks).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let token = cancelkit::CancelToken::new();
+    /// let view = cancelkit::blocking::BlockingToken::new(token.clone());
+    /// let worker = std::thread::spawn(move || {
+    ///     let mut steps = 0;
+    ///     while !view.wait_timeout(Duration::from_millis(1)) {
+    ///         steps += 1; // one step of work per turn
+    ///     }
+    ///     steps
+    /// });
+    /// token.cancel();
+    /// let _steps_done = worker.join().unwrap(); // it stopped when asked
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         if self.token.is_cancelled() {
             return true;
@@ -271,6 +320,13 @@ impl BlockingToken {
     }
 
     /// The token itself, to hand to async code or to make children of.
+    ///
+    /// ```
+    /// let view = cancelkit::blocking::BlockingToken::new(cancelkit::CancelToken::new());
+    /// let child = view.token().child();
+    /// view.token().cancel();
+    /// assert!(child.is_cancelled());
+    /// ```
     pub fn token(&self) -> &CancelToken {
         &self.token
     }
@@ -417,6 +473,26 @@ pub struct BlockingTask<T> {
 impl<T> BlockingTask<T> {
     /// Asks the closure to stop (cancels its token) and returns at once;
     /// await the handle to wait for the closure to end.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancelkit::blocking::SpawnBlockingExt;
+    /// # struct Threads;
+    /// # impl cancelkit::blocking::SpawnBlocking for Threads {
+    /// #     fn spawn_blocking_detached<F: FnOnce() + Send + 'static>(&self, f: F) {
+    /// #         std::thread::spawn(f);
+    /// #     }
+    /// # }
+    ///
+    /// // `Threads`: a pool of one new thread per closure (hidden above).
+    /// let job = Threads.spawn_blocking(|token| token.wait_timeout(Duration::from_secs(3600)));
+    /// job.abort();
+    /// job.abort(); // idempotent
+    /// // Asked before or while it ran: Ok(true) if it saw the cancel,
+    /// // Err(Cancelled) if it never started.
+    /// let out = futures_lite::future::block_on(job);
+    /// assert!(matches!(out, Ok(true)) || out.unwrap_err().is_cancelled());
+    /// ```
     #[track_caller]
     pub fn abort(&self) {
         self.token
@@ -425,17 +501,65 @@ impl<T> BlockingTask<T> {
 
     /// Lets the closure run to its end without a handle; its token is not
     /// cancelled, and its value is dropped.
+    ///
+    /// ```
+    /// use cancelkit::blocking::SpawnBlockingExt;
+    /// # struct Threads;
+    /// # impl cancelkit::blocking::SpawnBlocking for Threads {
+    /// #     fn spawn_blocking_detached<F: FnOnce() + Send + 'static>(&self, f: F) {
+    /// #         std::thread::spawn(f);
+    /// #     }
+    /// # }
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// Threads
+    ///     .spawn_blocking(move |token| tx.send(token.is_cancelled()).unwrap())
+    ///     .detach();
+    /// assert_eq!(rx.recv().unwrap(), false); // it ran, its token untouched
+    /// ```
     pub fn detach(mut self) {
         self.detached = true;
     }
 
     /// The closure's token (cancel it, make children of it, or watch it).
+    ///
+    /// ```
+    /// use cancelkit::blocking::SpawnBlockingExt;
+    /// # struct Threads;
+    /// # impl cancelkit::blocking::SpawnBlocking for Threads {
+    /// #     fn spawn_blocking_detached<F: FnOnce() + Send + 'static>(&self, f: F) {
+    /// #         std::thread::spawn(f);
+    /// #     }
+    /// # }
+    ///
+    /// let job = Threads.spawn_blocking(|token| token.wait_timeout(std::time::Duration::MAX));
+    /// let watcher = job.token().clone();
+    /// job.abort();
+    /// assert!(watcher.is_cancelled());
+    /// # let _ = futures_lite::future::block_on(job);
+    /// ```
     pub fn token(&self) -> &CancelToken {
         &self.token
     }
 
     /// Whether the closure has ended (returned, panicked, or was dropped
     /// unrun): awaiting the handle would resolve at once.
+    ///
+    /// ```
+    /// use cancelkit::blocking::SpawnBlockingExt;
+    /// # struct Threads;
+    /// # impl cancelkit::blocking::SpawnBlocking for Threads {
+    /// #     fn spawn_blocking_detached<F: FnOnce() + Send + 'static>(&self, f: F) {
+    /// #         std::thread::spawn(f);
+    /// #     }
+    /// # }
+    ///
+    /// let (go, gate) = std::sync::mpsc::channel::<()>();
+    /// let job = Threads.spawn_blocking(move |_| gate.recv().ok());
+    /// assert!(!job.is_finished()); // waiting for `go`
+    /// go.send(()).unwrap();
+    /// assert_eq!(futures_lite::future::block_on(job).unwrap(), Some(()));
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.shared.lock().outcome.is_some()
     }

@@ -219,7 +219,8 @@ pub struct ShutdownReport {
     /// grace ended. A thread cannot be stopped from outside: it was asked
     /// to (its token is cancelled), is not waited for, and may still be
     /// running when the report is read ([L4](crate#L4)). Never counted as
-    /// finished or forced. At most
+    /// finished or forced. (Dropping an owned tokio runtime waits for its
+    /// pool's running closures, this work among them: tokio's rule.) At most
     /// [`keep_failures`](TaskGroupBuilder::keep_failures) are listed.
     pub abandoned: Vec<TaskInfo>,
     /// How many more were abandoned than
@@ -1336,7 +1337,8 @@ impl<R: RuntimeHandle + LocalSpawner> TaskGroup<R> {
     /// # Panics
     ///
     /// At the caller's line, when called off the local executor's thread
-    /// (see [`LocalSpawner`]); the group is left as it was.
+    /// (see [`LocalSpawner`]): `make` has been called, but its future is
+    /// dropped unpolled and the group does not keep the task.
     ///
     /// # Examples
     ///

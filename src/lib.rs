@@ -210,12 +210,12 @@
 //! | <a id="S3"></a>S3 | Async [cleanup](scope::cleanup) registered for a task or token runs exactly once when it is cancelled — never on normal completion — receives the cause, runs shielded with its own deadline, and is waited for like S1; cleanup registered after the cancel runs at once. |
 //! | <a id="S4"></a>S4 | Inside a cancelkit task, [`current()`](scope::current) is a token cancelled when the task is; [`checkpoint().await`](scope::checkpoint) yields once and returns `Err(Cancelled)` if the current scope is cancelled, `Ok(())` otherwise. |
 //! | <a id="S5"></a>S5 | [`move_on_after`](scope::move_on_after) / [`fail_after`](scope::fail_after) open a nested scope whose deadline is the earlier of theirs and the enclosing one; its expiry drops the future and leaves the enclosing scope untouched; the enclosing scope's cancellation reaches inside. |
-//! | <a id="L1"></a>L1 | A local (`!Send`) task, spawned with [`spawn_local`](local::LocalSpawnerExt::spawn_local), has a [`Task`] handle that behaves exactly as D1–D6 say; spawning one off its executor's thread panics at the caller's line and runs nothing. |
+//! | <a id="L1"></a>L1 | A local (`!Send`) task, spawned with [`spawn_local`](local::LocalSpawnerExt::spawn_local), has a [`Task`] handle that behaves exactly as D1–D6 say; spawning one off its executor's thread panics at the caller's line; its future never runs. |
 //! | <a id="L2"></a>L2 | A group of local tasks ([`TaskGroup::spawn_local`]) behaves exactly as B1–B4 say. |
 //! | <a id="L3"></a>L3 | [Blocking work](blocking) sees its token through a synchronous view ([`BlockingToken`](blocking::BlockingToken): `is_cancelled`, a blocking `wait_timeout`, the cause); its handle resolves when the closure returns: its value, `Panicked`, or `Cancelled` if it was cancelled before it started. *Conformance cases of their own ([`conformance::blocking_cases`], for runtimes with a pool) on tokio (both flavours and `LocalSet`), smol (and `LocalExecutor`) and async-std, with `tests/blocking.rs`; the sim runtime has no blocking pool yet.* |
 //! | <a id="L4"></a>L4 | A group's [shutdown](TaskGroup::shutdown) reports [blocking work](TaskGroup::spawn_blocking) still running after the grace as [abandoned](group::ShutdownReport::abandoned) — never as finished or forced — and returns without waiting for it. *Checked as L3 is.* |
 //!
-//! L1 and L2 are checked by running every case above with each spawn going
+//! L1 and L2 are checked by running every D–S case with each spawn going
 //! through a local spawner ([`conformance::Local`], on tokio's `LocalSet`
 //! and smol's `LocalExecutor`), plus local cases of their own. The design
 //! also specifies deadlines across the wire (W); they are not implemented

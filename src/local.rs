@@ -115,6 +115,25 @@ pub trait LocalSpawner {
     ///
     /// Adapters panic when called from a thread whose executor this is
     /// not; see the trait-level contract.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::{cell::Cell, rc::Rc};
+    /// use cancelkit::{Runtime, local::LocalSpawner, rt::SmolLocal};
+    ///
+    /// let rt = SmolLocal::new().unwrap();
+    /// let ran = Rc::new(Cell::new(false));
+    /// rt.spawn_local_detached({
+    ///     let ran = ran.clone();
+    ///     async move { ran.set(true) }
+    /// });
+    /// rt.block_on(async {
+    ///     while !ran.get() {
+    ///         futures_lite::future::yield_now().await;
+    ///     }
+    /// });
+    /// # }
+    /// ```
     #[track_caller]
     fn spawn_local_detached<F>(&self, fut: F)
     where

@@ -3,10 +3,12 @@
 //!
 //! Every line of the contract ([D1](crate#D1)–[D6](crate#D6) for task
 //! handles, [F1](crate#F1)–[F6](crate#F6) for tokens, [T1](crate#T1)–[T3](crate#T3)
-//! for time, [B1](crate#B1)–[B4](crate#B4) for task groups) is one or more
-//! [`Case`]s, written once, generic over the runtime. The same cases run on
-//! tokio (current-thread and multi-thread), smol and async-std in this
-//! crate's own tests, and you can run them on your runtime or your adapter
+//! for time, [B1](crate#B1)–[B4](crate#B4) for task groups,
+//! [S1](crate#S1)–[S5](crate#S5) for cancel scopes,
+//! [L1](crate#L1)–[L4](crate#L4) for local tasks and blocking work) is one
+//! or more [`Case`]s, written once, generic over the runtime. The same cases run on
+//! every adapter (tokio, smol, async-std and their local forms) and the
+//! sim in this crate's own tests, and you can run them on your runtime or your adapter
 //! with one macro call:
 //!
 //! ```text
@@ -19,19 +21,31 @@
 //! `my_runtime::d1_dropping_task_cancels_it`, and
 //! `cargo test my_runtime::` runs just yours.
 //!
+//! Two more lists need more of a runtime, each with its macro:
+//! [`local_cases`] ([L1](crate#L1), [L2](crate#L2)) a
+//! [`LocalSpawner`] — [`local_conformance_tests!`](crate::local_conformance_tests)
+//! also runs every case above on [`Local`], each spawn going through the
+//! local spawner — and [`blocking_cases`] ([L3](crate#L3),
+//! [L4](crate#L4)) a [`SpawnBlocking`] pool
+//! ([`blocking_conformance_tests!`](crate::blocking_conformance_tests)).
+//!
 //! # What a runtime must provide
 //!
 //! The constructor passed to the macro is called once per case (and some
 //! cases call it again to get a runtime they can shut down), so it should
 //! build a **fresh, owned** runtime — one whose pending tasks are dropped
 //! when its last handle is dropped ([D6](crate#D6)). `R` must be `Clone +
-//! Send + Sync + 'static`, so the cases can move handles into tasks.
+//! Send + Sync + 'static`, so the cases can move handles into tasks. The
+//! constructor runs on the case's own thread, which is where a local
+//! runtime binds its executor.
 //!
 //! # Traces
 //!
 //! Each case records a trace: the events it observed, in an order that its
 //! own synchronisation makes deterministic (the suite orders events by
-//! awaiting signals, never by sleeping), with the values it read — task
+//! awaiting signals, never by sleeping; where a shutdown's grace must pass
+//! for one member while another finishes, the grace is a tenth of the
+//! patience), with the values it read — task
 //! outcomes, poll counts the case pins, cancellation kinds, shutdown
 //! reports' counts and names — recorded before it checks them, and never a
 //! time, a duration or an address. A correct runtime produces exactly
@@ -682,7 +696,7 @@ macro_rules! __local_conformance_cases {
             l1_a_local_runtime_shut_down_cancels_its_pending_local_tasks => "L1",
                 "when a local runtime shuts down, its pending local tasks give Cancelled and their futures are dropped";
             l1_a_local_spawn_off_the_executors_thread_panics => "L1",
-                "spawn_local off the executor's thread panics (a task's or a group's), runs nothing and leaves the group as it was";
+                "spawn_local off the executor's thread panics (a task's or a group's); the future never runs and the group does not keep it";
             l2_a_local_group_shuts_down_like_any_group => "L2",
                 "a group's shutdown waits for its local tasks, forces and names the rest, and drops their state";
             l2_dropping_a_local_group_drops_its_tasks => "L2",
