@@ -857,8 +857,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start(None, Location::caller(), Gate::Wait, make, no_failure)
-            .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
+        self.start_waiting::<Sent, _, _>(None, make, no_failure)
     }
 
     /// [`spawn`](TaskGroup::spawn) with a name, which the
@@ -885,14 +884,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start(
-            Some(name.into()),
-            Location::caller(),
-            Gate::Wait,
-            make,
-            no_failure,
-        )
-        .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
+        self.start_waiting::<Sent, _, _>(Some(name.into()), make, no_failure)
     }
 
     /// Like [`spawn_named`](TaskGroup::spawn_named), for tasks that return
@@ -929,14 +921,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        self.start(
-            Some(name.into()),
-            Location::caller(),
-            Gate::Wait,
-            make,
-            error_text,
-        )
-        .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
+        self.start_waiting::<Sent, _, _>(Some(name.into()), make, error_text)
     }
 
     /// Spawns like [`spawn_named`](TaskGroup::spawn_named), but never
@@ -971,7 +956,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start(
+        self.start_with::<Sent, _, _>(
             Some(name.into()),
             Location::caller(),
             Gate::IfFree,
@@ -980,25 +965,30 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         )
     }
 
+    /// Spawns into the group, waiting for a slot if there is a limit: what
+    /// every `spawn*` but `try_spawn` does. `L` hands the harness to the
+    /// runtime (see [`start_with`](Self::start_with)).
     #[track_caller]
-    fn start<F, Fut>(
+    fn start_waiting<L, F, Fut>(
         &self,
         name: Option<Cow<'static, str>>,
-        location: &'static Location<'static>,
-        gate: Gate,
         make: F,
         classify: fn(&Fut::Output) -> Option<String>,
-    ) -> Result<Task<Fut::Output>, Full<F>>
+    ) -> Task<Fut::Output>
     where
+        L: Launch<R, crate::task::Harness<Tracked<Fut>>>,
         F: FnOnce(CancelToken) -> Fut,
-        Fut: Future + Send + 'static,
+        Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start_with::<Sent, F, Fut>(name, location, gate, make, classify)
+        match self.start_with::<L, F, Fut>(name, Location::caller(), Gate::Wait, make, classify) {
+            Ok(task) => task,
+            Err(Full(_)) => unreachable!("only `Gate::IfFree` refuses"),
+        }
     }
 
-    /// [`start`](Self::start), handing the harness to the runtime through
-    /// `L`: the runtime's `Send` spawner, or its local one. If `L` panics
+    /// Spawns `make(token)` into the group, handing the harness to the
+    /// runtime through `L`: the runtime's `Send` spawner, or its local one. If `L` panics
     /// (a local spawn off the executor's thread), the harness it dropped
     /// takes the task's bookkeeping with it (`Done`), and the panic
     /// reaches the caller's line.
@@ -1365,8 +1355,7 @@ impl<R: RuntimeHandle + LocalSpawner> TaskGroup<R> {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start_with::<Local, _, _>(None, Location::caller(), Gate::Wait, make, no_failure)
-            .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
+        self.start_waiting::<Local, _, _>(None, make, no_failure)
     }
 
     /// [`spawn_local`](TaskGroup::spawn_local) with a name, which the
@@ -1412,14 +1401,7 @@ impl<R: RuntimeHandle + LocalSpawner> TaskGroup<R> {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start_with::<Local, _, _>(
-            Some(name.into()),
-            Location::caller(),
-            Gate::Wait,
-            make,
-            no_failure,
-        )
-        .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"))
+        self.start_waiting::<Local, _, _>(Some(name.into()), make, no_failure)
     }
 }
 
@@ -1666,17 +1648,15 @@ impl Drop for Done {
             // The task is not finished while what it hosts runs (S1): its
             // report — and its slot, and the group's "empty" — wait.
             self.handed_over = true;
-            let later = Done {
-                inner: self.inner.clone(),
-                key: self.key,
-                id: self.id,
-                token: self.token.clone(),
-                outcome: std::mem::replace(&mut self.outcome, Outcome::Dropped),
-                overruns: Vec::new(),
-                handed_over: false,
-                blocking: false,
-                _permit: self._permit.take(),
-            };
+            let mut later = Done::new(
+                self.inner.clone(),
+                self.key,
+                self.id,
+                self.token.clone(),
+                false,
+                self._permit.take(),
+            );
+            later.outcome = std::mem::replace(&mut self.outcome, Outcome::Dropped);
             // Dropping `later` at the end reports.
             let report = move |overruns: &[Overrun], panic: Option<String>| {
                 let mut later = later;
@@ -1989,7 +1969,7 @@ impl<R: RuntimeHandle, T: Send + 'static> TaskSet<R, T> {
         F: FnOnce(CancelToken) -> Fut,
         Fut: Future<Output = T> + Send + 'static,
     {
-        self.spawn_as(None, Location::caller(), make);
+        self.spawn_as(None, make);
     }
 
     /// [`spawn`](TaskSet::spawn) with a name, for the group's report.
@@ -2009,15 +1989,12 @@ impl<R: RuntimeHandle, T: Send + 'static> TaskSet<R, T> {
         F: FnOnce(CancelToken) -> Fut,
         Fut: Future<Output = T> + Send + 'static,
     {
-        self.spawn_as(Some(name.into()), Location::caller(), make);
+        self.spawn_as(Some(name.into()), make);
     }
 
-    fn spawn_as<F, Fut>(
-        &mut self,
-        name: Option<Cow<'static, str>>,
-        location: &'static Location<'static>,
-        make: F,
-    ) where
+    #[track_caller]
+    fn spawn_as<F, Fut>(&mut self, name: Option<Cow<'static, str>>, make: F)
+    where
         F: FnOnce(CancelToken) -> Fut,
         Fut: Future<Output = T> + Send + 'static,
     {
@@ -2025,22 +2002,17 @@ impl<R: RuntimeHandle, T: Send + 'static> TaskSet<R, T> {
         let key = entry.key();
         let shared = self.shared.clone();
         let made = std::cell::Cell::new(false);
-        let task = self
-            .group
-            .start(
-                name,
-                location,
-                Gate::Wait,
-                |token| {
-                    made.set(true);
-                    Notify {
-                        fut: make(token),
-                        _signal: FinishSignal { shared, key },
-                    }
-                },
-                no_failure,
-            )
-            .unwrap_or_else(|Full(_)| unreachable!("only `Gate::IfFree` refuses"));
+        let task = self.group.start_waiting::<Sent, _, _>(
+            name,
+            |token| {
+                made.set(true);
+                Notify {
+                    fut: make(token),
+                    _signal: FinishSignal { shared, key },
+                }
+            },
+            no_failure,
+        );
         if !made.get() {
             // The group is closed: the task never runs, and no signal
             // would tell us.

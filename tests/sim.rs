@@ -737,3 +737,36 @@ fn the_checker_runs_what_the_future_hosts_while_it_runs() {
     .unwrap();
     assert!(checked.points >= 2);
 }
+
+/// A task's recorded spawn site is the caller's line, through every way of
+/// spawning into a group (they share one `#[track_caller]` path).
+#[test]
+fn group_and_task_set_tasks_record_the_callers_line() {
+    use cancelkit::TaskGroup;
+    use cancelkit::group::TaskSet;
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    let mut set = TaskSet::new(&group);
+    let group_line = line!() + 2; // (a method call's site is its name's line)
+    group
+        .spawn_named("grouped", |_| std::future::pending::<()>())
+        .detach();
+    let set_line = line!() + 1;
+    set.spawn_named("in a set", |_| std::future::pending::<()>());
+    let report = sim.block_on(group.clone().shutdown(Duration::from_secs(1)));
+    let mut sites: Vec<(String, u32)> = report
+        .forced
+        .iter()
+        .inspect(|t| assert_eq!(t.location.file(), file!(), "{}", t.name))
+        .map(|t| (t.name.to_string(), t.location.line()))
+        .collect();
+    sites.sort();
+    assert_eq!(
+        sites,
+        [
+            ("grouped".to_string(), group_line),
+            ("in a set".to_string(), set_line)
+        ]
+    );
+    drop(set);
+}
