@@ -204,8 +204,10 @@ pub struct ShutdownReport {
     pub failures_not_kept: usize,
     /// Tasks of a [limited](TaskGroupBuilder::limit) group still queued for
     /// a slot when the group shut down: dropped without ever being polled;
-    /// and blocking work no thread had picked up yet when the shutdown
-    /// cancelled it, which therefore never ran ([L3](crate#L3)).
+    /// and blocking work that no thread had picked up by the time the
+    /// shutdown began, which therefore never ran ([L3](crate#L3)) —
+    /// including work whose own handle had cancelled it earlier, while it
+    /// still waited for a thread.
     pub not_started: usize,
     /// Shields and cleanups ([`scope`]) of the group's tasks
     /// that were still running when their own grace ended, and were dropped
