@@ -30,3 +30,7 @@ macro_rules! cfg_tokio_util {
 macro_rules! cfg_sim {
     ($($item:item)*) => { cfg_feature!("sim"; $($item)*); };
 }
+
+macro_rules! cfg_compio {
+    ($($item:item)*) => { cfg_feature!("compio"; $($item)*); };
+}

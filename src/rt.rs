@@ -12,6 +12,7 @@
 //! | [`Smol`] (`smol`) | [`Smol::current()`] — smol's global executor (`smol::spawn`); [`Smol::from_executor`] | [`Smol::new()`], [`Smol::with_threads`] |
 //! | [`TokioLocal`] (`tokio`), local tasks | — | [`TokioLocal::new()`] (a `LocalSet` on a current-thread runtime) |
 //! | [`SmolLocal`] (`smol`), local tasks | — | [`SmolLocal::new()`] (a `LocalExecutor`) |
+//! | [`Compio`] (`compio`), local and `Send` tasks | — | [`Compio::new()`] (a compio runtime on the calling thread) |
 //! | [`AsyncStd`] (`async-std`) | [`AsyncStd::current()`] — async-std's global runtime | [`AsyncStd::new()`] (its tasks are cancelled when it is dropped) |
 //!
 //! `current()` returns `Result<_, NoRuntime>` (an error, never a panic, when
@@ -47,6 +48,12 @@ cfg_smol! {
     #[path = "../adapters/smol.rs"]
     pub mod smol;
     pub use self::smol::{Smol, SmolLocal};
+}
+
+cfg_compio! {
+    #[path = "../adapters/compio.rs"]
+    pub mod compio;
+    pub use self::compio::Compio;
 }
 
 cfg_async_std! {

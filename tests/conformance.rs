@@ -36,6 +36,10 @@ conformance_tests!(smol_no_threads, || cancelkit::rt::Smol::with_threads(0)
 local_conformance_tests!(tokio_local, || cancelkit::rt::TokioLocal::new().unwrap());
 #[cfg(feature = "smol")]
 local_conformance_tests!(smol_local, || cancelkit::rt::SmolLocal::new().unwrap());
+#[cfg(feature = "compio")]
+conformance_tests!(compio, || cancelkit::rt::Compio::new().unwrap());
+#[cfg(feature = "compio")]
+local_conformance_tests!(compio_local, || cancelkit::rt::Compio::new().unwrap());
 #[cfg(feature = "async-std")]
 conformance_tests!(async_std, || cancelkit::rt::AsyncStd::new().unwrap());
 #[cfg(feature = "sim")]
@@ -57,6 +61,8 @@ blocking_conformance_tests!(smol_blocking, || cancelkit::rt::Smol::new().unwrap(
 #[cfg(feature = "smol")]
 blocking_conformance_tests!(smol_local_blocking, || cancelkit::rt::SmolLocal::new()
     .unwrap());
+#[cfg(feature = "compio")]
+blocking_conformance_tests!(compio_blocking, || cancelkit::rt::Compio::new().unwrap());
 #[cfg(feature = "async-std")]
 blocking_conformance_tests!(async_std_blocking, || cancelkit::rt::AsyncStd::new()
     .unwrap());
@@ -143,6 +149,14 @@ fn traces_are_identical_on_every_runtime() {
         "async_std",
         traces(|| cancelkit::rt::AsyncStd::new().unwrap()),
     ));
+    #[cfg(feature = "compio")]
+    {
+        runs.push(("compio", traces(|| cancelkit::rt::Compio::new().unwrap())));
+        runs.push((
+            "compio_local",
+            traces(|| Local(cancelkit::rt::Compio::new().unwrap())),
+        ));
+    }
     #[cfg(feature = "sim")]
     runs.push(("sim", traces(cancelkit::sim::Sim::new)));
     assert_identical(&runs);
@@ -156,7 +170,16 @@ fn local_traces_are_identical_on_every_local_runtime() {
     let tokio = traces_of(conformance::local_cases(), || TokioLocal::new().unwrap());
     assert_eq!(tokio.len(), conformance::local_cases::<TokioLocal>().len());
     let smol = traces_of(conformance::local_cases(), || SmolLocal::new().unwrap());
-    assert_identical(&[("tokio_local", tokio), ("smol_local", smol)]);
+    #[allow(unused_mut)]
+    let mut runs = vec![("tokio_local", tokio), ("smol_local", smol)];
+    #[cfg(feature = "compio")]
+    runs.push((
+        "compio",
+        traces_of(conformance::local_cases(), || {
+            cancelkit::rt::Compio::new().unwrap()
+        }),
+    ));
+    assert_identical(&runs);
 }
 
 /// The blocking cases' traces are the same on every runtime with a pool.
@@ -165,7 +188,8 @@ fn local_traces_are_identical_on_every_local_runtime() {
 fn blocking_traces_are_identical_on_every_runtime() {
     use cancelkit::conformance::blocking_cases;
     use cancelkit::rt::{AsyncStd, Smol, SmolLocal, Tokio, TokioLocal};
-    let runs = [
+    #[allow(unused_mut)]
+    let mut runs = vec![
         (
             "tokio_multi_thread",
             traces_of(blocking_cases(), || Tokio::new().unwrap()),
@@ -188,6 +212,11 @@ fn blocking_traces_are_identical_on_every_runtime() {
             traces_of(blocking_cases(), || AsyncStd::new().unwrap()),
         ),
     ];
+    #[cfg(feature = "compio")]
+    runs.push((
+        "compio",
+        traces_of(blocking_cases(), || cancelkit::rt::Compio::new().unwrap()),
+    ));
     assert_eq!(runs[0].1.len(), blocking_cases::<Tokio>().len());
     assert_identical(&runs);
 }

@@ -1,4 +1,4 @@
-//! The local adapters (`TokioLocal`, `SmolLocal`) beyond the conformance
+//! The local adapters (`TokioLocal`, `SmolLocal`, `Compio`) beyond the conformance
 //! suite: where a refused local spawn panics and what it says, and a local
 //! runtime whose last handle is dropped on another thread.
 
@@ -169,4 +169,22 @@ fn tokio_local_task_holding_its_runtime_when_the_thread_ends() {
 #[test]
 fn smol_local_task_holding_its_runtime_when_the_thread_ends() {
     a_task_holding_its_runtime_when_the_thread_ends(|| SmolLocal::new().unwrap());
+}
+
+#[cfg(feature = "compio")]
+#[test]
+fn compio_refuses_off_thread_spawns_at_the_callers_line() {
+    refused_at_the_callers_line(&cancelkit::rt::Compio::new().unwrap(), "a compio runtime");
+}
+
+#[cfg(feature = "compio")]
+#[test]
+fn compio_dropped_on_another_thread() {
+    dropped_elsewhere(|| cancelkit::rt::Compio::new().unwrap());
+}
+
+#[cfg(feature = "compio")]
+#[test]
+fn compio_task_holding_its_runtime_when_the_thread_ends() {
+    a_task_holding_its_runtime_when_the_thread_ends(|| cancelkit::rt::Compio::new().unwrap());
 }

@@ -1,0 +1,552 @@
+//! The compio adapter: [`Compio`] implements cancelkit's [`Runtime`] and
+//! [`LocalSpawner`] on a [`compio` runtime](compio::runtime::Runtime), a
+//! thread-per-core completion runtime (io_uring on Linux, with a polling
+//! fallback where io_uring is refused).
+//!
+//! A compio runtime lives on one thread and runs while that thread is
+//! inside [`block_on`](Runtime::block_on). [`Compio`] is its `Send + Sync`
+//! handle: local (`!Send`) tasks are spawned on the runtime's thread; `Send`
+//! tasks from any thread (from another, they travel through a queue that a
+//! task of the runtime empties).
+//!
+//! [`Compio::cancel_io`] connects cancelkit's tokens to compio's own
+//! cancellation: cancelling the token cancels the compio operations in
+//! flight inside a future — in the kernel, not only by dropping the future.
+//!
+//! compio's timers and signal futures are `!Send`, and cancelkit's
+//! [`Timer`] hands out `Send` sleeps, so timers and OS signals come from
+//! `async-io` and `async-signal` (whose reactor thread wakes the compio
+//! task), as for [`Smol`](super::Smol).
+//!
+//! compio needs Rust 1.95; the rest of cancelkit builds with 1.85.
+//!
+//! This file uses only cancelkit's public API, as a third-party adapter
+//! would.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use compio::runtime::Runtime as CompioRuntime;
+
+use crate::local::{LocalSpawner, ThreadBound};
+use crate::rt::BoxedFuture;
+use crate::signal::OsSignal;
+use crate::{CancelToken, Runtime, Spawner, Timer};
+
+// ===== impl Compio =====
+
+/// A compio runtime, owned by this handle and its clones, implementing
+/// [`Runtime`], [`LocalSpawner`] and
+/// [`SpawnBlocking`](crate::blocking::SpawnBlocking).
+///
+/// The runtime is bound to the thread that called [`Compio::new`] and runs
+/// while that thread is inside [`block_on`](Runtime::block_on): every task
+/// makes progress only then. The handle is `Send + Sync` and cheap to clone,
+/// so it is a [`RuntimeHandle`](crate::RuntimeHandle):
+///
+/// - `Send` tasks may be spawned from any thread. On the runtime's thread
+///   they go straight to compio's executor; from another, through a queue
+///   that a task of the runtime empties the next time it runs.
+/// - Local tasks ([`LocalSpawnerExt::spawn_local`](crate::local::LocalSpawnerExt::spawn_local))
+///   only on the runtime's thread: elsewhere the spawn panics at the
+///   caller's line, naming the thread it needs.
+/// - Blocking work runs on compio's own thread pool (at most 256 threads),
+///   handed over by the runtime when it next runs.
+/// - Timers and OS signals come from `async-io` and `async-signal` (compio's
+///   own are `!Send`).
+///
+/// # Shutdown
+///
+/// When the last clone is dropped on the runtime's thread, every pending
+/// task is dropped before the drop returns (their handles report
+/// [`JoinError::Cancelled`](crate::JoinError::Cancelled), [D6](crate#D6)),
+/// and so is every `Send` spawn still queued from another thread. Dropped
+/// on another thread, the queued spawns are dropped at once and the runtime
+/// waits, with its tasks, for its own thread to end. A task holding a clone
+/// keeps the runtime alive, as with every owned runtime; if its thread ends
+/// with it still pending, it is dropped with the thread's storage, without
+/// a panic.
+///
+/// # Caveat: wakes from other threads
+///
+/// compio takes wake-ups from other threads (a timer of the `async-io`
+/// reactor, a token cancelled elsewhere) through a bounded queue, which
+/// [`Compio::new`] makes 1024 entries long. Past that, the waking thread
+/// waits until the runtime's thread runs the runtime again: a runtime left
+/// outside `block_on` with more than 1024 tasks woken from elsewhere holds
+/// up whoever wakes them.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use cancelkit::local::LocalSpawnerExt;
+/// use cancelkit::{Runtime, SpawnerExt, rt::Compio};
+///
+/// let rt = Compio::new()?;
+/// let count = Rc::new(Cell::new(0)); // !Send state, in a local task
+/// let local = rt.spawn_local({
+///     let count = count.clone();
+///     async move { count.set(count.get() + 1) }
+/// });
+/// let sent = rt.spawn(async { 2 }); // a Send task, as on any runtime
+/// rt.block_on(async {
+///     local.await.unwrap();
+///     assert_eq!(sent.await.unwrap(), 2);
+/// });
+/// assert_eq!(count.get(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Compio {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `Send` spawns from other threads, emptied by a task of the runtime.
+    /// Declared first, so closed before the runtime goes.
+    remote: Arc<Remote>,
+    runtime: ThreadBound<CompioRuntime>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Spawns that arrive from now on are dropped at once, and so are
+        // those still queued: nothing will run them. The runtime itself —
+        // with every task still on it — is dropped when `runtime` is, just
+        // after this: on its own thread, now; elsewhere, when that thread
+        // ends.
+        self.remote.close();
+    }
+}
+
+impl fmt::Debug for Compio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compio")
+            .field("runtime", &self.inner.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The size of compio's queue of wakes from other threads (see the caveat
+/// on [`Compio`]); compio's default is 64.
+const CROSS_THREAD_WAKES: usize = 1024;
+
+impl Compio {
+    /// A fresh compio runtime bound to the calling thread, owned by the
+    /// returned handle and its clones.
+    ///
+    /// # Errors
+    ///
+    /// If compio cannot set up its driver (neither io_uring nor polling is
+    /// available).
+    ///
+    /// ```
+    /// use cancelkit::{Runtime, SpawnerExt, rt::Compio};
+    ///
+    /// let rt = Compio::new()?;
+    /// assert_eq!(rt.block_on(rt.spawn(async { 7 })).unwrap(), 7);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> std::io::Result<Self> {
+        let runtime = CompioRuntime::builder()
+            .sync_queue_size(CROSS_THREAD_WAKES)
+            .build()?;
+        let remote = Arc::new(Remote::default());
+        // The receiving task holds no clone of the runtime (it spawns
+        // through compio's current-runtime context), so dropping the last
+        // handle still drops the runtime and, with it, this task.
+        runtime
+            .spawn(Receive {
+                remote: remote.clone(),
+            })
+            .detach();
+        Ok(Compio {
+            inner: Arc::new(Inner {
+                remote,
+                runtime: ThreadBound::new("a compio runtime", runtime),
+            }),
+        })
+    }
+
+    /// The compio runtime, for compio's own API.
+    ///
+    /// # Errors
+    ///
+    /// [`WrongThread`](crate::local::WrongThread) off the thread that made
+    /// this `Compio`.
+    ///
+    /// Run it through [`block_on`](Runtime::block_on): a runtime run by
+    /// hand (its own `block_on`) inside which the last `Compio` clone is
+    /// dropped keeps its tasks until it returns.
+    ///
+    /// ```
+    /// use cancelkit::{Runtime, rt::Compio};
+    ///
+    /// let rt = Compio::new().unwrap();
+    /// let compio_rt = rt.runtime().unwrap();
+    /// assert_eq!(rt.block_on(compio_rt.spawn(async { 3 })).unwrap(), 3);
+    /// ```
+    pub fn runtime(&self) -> Result<std::rc::Rc<CompioRuntime>, crate::local::WrongThread> {
+        self.inner.runtime.try_get()
+    }
+
+    /// A [`Signal`](crate::Signal) raised when the process receives Ctrl-C
+    /// (`SIGINT`), through `async-signal`.
+    ///
+    /// Listening replaces the signal's default action (terminating the
+    /// process) for the rest of the process, even after the listener is
+    /// dropped, as with [`Smol::ctrl_c`](super::Smol::ctrl_c). The listener
+    /// is a task of this runtime: the signal is seen while it runs.
+    ///
+    /// # Errors
+    ///
+    /// If the OS refuses the handler.
+    ///
+    /// ```
+    /// use cancelkit::{Signal, rt::Compio};
+    ///
+    /// let rt = Compio::new().unwrap();
+    /// assert!(!rt.ctrl_c().unwrap().is_raised());
+    /// ```
+    pub fn ctrl_c(&self) -> std::io::Result<OsSignal> {
+        self.listen(async_signal::Signal::Int)
+    }
+
+    /// A [`Signal`](crate::Signal) raised when the process receives
+    /// `SIGTERM` (Unix only), through `async-signal`.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::Unsupported` on platforms without `SIGTERM`; otherwise if
+    /// the OS refuses the handler.
+    ///
+    /// ```
+    /// use cancelkit::{Signal, rt::Compio};
+    ///
+    /// let rt = Compio::new().unwrap();
+    /// # #[cfg(unix)]
+    /// assert!(!rt.terminate().unwrap().is_raised());
+    /// ```
+    pub fn terminate(&self) -> std::io::Result<OsSignal> {
+        #[cfg(unix)]
+        {
+            self.listen(async_signal::Signal::Term)
+        }
+        #[cfg(not(unix))]
+        {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "SIGTERM does not exist on this platform",
+            ))
+        }
+    }
+
+    fn listen(&self, which: async_signal::Signal) -> std::io::Result<OsSignal> {
+        use futures_lite::StreamExt as _;
+        let mut signals = async_signal::Signals::new([which])?;
+        Ok(OsSignal::listen(self, async move {
+            // An I/O error reading the notification is not the signal.
+            while let Some(received) = signals.next().await {
+                if received.is_ok() {
+                    break;
+                }
+            }
+        }))
+    }
+}
+
+impl LocalSpawner for Compio {
+    /// compio's `spawn`, detached.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line, off the thread that made this `Compio`.
+    #[track_caller]
+    fn spawn_local_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        self.inner.runtime.get().spawn(fut).detach();
+    }
+}
+
+impl Spawner for Compio {
+    /// compio's `spawn` on the runtime's thread; from any other, through
+    /// the queue the runtime empties when it runs (see [`Compio`]).
+    fn spawn_detached<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match self.inner.runtime.try_get() {
+            Ok(runtime) => runtime.spawn(fut).detach(),
+            Err(_) => self.inner.remote.push(Box::pin(fut)),
+        }
+    }
+}
+
+impl crate::blocking::SpawnBlocking for Compio {
+    /// compio's `spawn_blocking`: its thread pool (at most 256 threads),
+    /// handed the closure by the runtime, which must run for that (a
+    /// closure given from another thread is queued like a `Send` spawn). A
+    /// runtime dropped first drops the closure unrun.
+    fn spawn_blocking_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        match self.inner.runtime.try_get() {
+            Ok(runtime) => runtime.spawn_blocking(f).detach(),
+            Err(_) => self.inner.remote.push(Box::pin(async move {
+                CompioRuntime::with_current(|runtime| runtime.spawn_blocking(f).detach());
+            })),
+        }
+    }
+}
+
+impl Timer for Compio {
+    type Sleep = Sleep;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        Sleep(async_io::Timer::at(deadline))
+    }
+}
+
+impl Runtime for Compio {
+    /// Runs `fut` to completion on this thread, running the runtime's tasks
+    /// while it waits.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line: off the thread that made this `Compio`, or
+    /// inside a task of a compio runtime (blocking there would stall it;
+    /// `.await` the future instead).
+    #[track_caller]
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let runtime = self.inner.runtime.get();
+        if CompioRuntime::try_current().is_some() {
+            panic!(
+                "cancelkit: Compio::block_on called from async code a compio runtime is \
+                 driving, where blocking the thread would stall the runtime; `.await` the \
+                 future instead"
+            );
+        }
+        runtime.block_on(fut)
+    }
+}
+
+// ===== the queue of Send spawns from other threads =====
+
+#[derive(Default)]
+struct Remote {
+    state: Mutex<RemoteState>,
+}
+
+#[derive(Default)]
+struct RemoteState {
+    queue: Vec<BoxedFuture>,
+    /// The receiving task's waker, once it has found the queue empty.
+    receiver: Option<Waker>,
+    /// The runtime is gone: spawns are dropped at once.
+    closed: bool,
+}
+
+impl Remote {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, fut: BoxedFuture) {
+        let mut state = self.lock();
+        if state.closed {
+            drop(state);
+            drop(fut); // outside the lock: its handle reports `Cancelled`
+            return;
+        }
+        state.queue.push(fut);
+        let receiver = state.receiver.take();
+        drop(state);
+        if let Some(receiver) = receiver {
+            receiver.wake();
+        }
+    }
+
+    fn close(&self) {
+        let queued = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.receiver = None;
+            std::mem::take(&mut state.queue)
+        };
+        drop(queued); // outside the lock
+    }
+}
+
+/// The task that spawns, on its runtime, what other threads queued.
+struct Receive {
+    remote: Arc<Remote>,
+}
+
+impl Future for Receive {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let queued = {
+                let mut state = self.remote.lock();
+                if state.closed {
+                    return Poll::Ready(());
+                }
+                if state.queue.is_empty() {
+                    state.receiver = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                std::mem::take(&mut state.queue)
+            };
+            // Polled by the runtime, inside its context.
+            CompioRuntime::with_current(|runtime| {
+                for fut in queued {
+                    runtime.spawn(fut).detach();
+                }
+            });
+        }
+    }
+}
+
+// ===== impl Sleep =====
+
+/// The sleep future of [`Compio`]: an `async_io::Timer`.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelkit::{Runtime, Timer, rt::Compio};
+///
+/// let rt = Compio::new().unwrap();
+/// rt.block_on(rt.sleep(Duration::from_millis(1)));
+/// ```
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Sleep(async_io::Timer);
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+}
+
+// ===== cancel_io =====
+
+impl Compio {
+    /// Runs `fut` with a compio cancel token attached that is cancelled
+    /// when `token` is: compio operations in flight inside `fut` (a socket
+    /// read, a file write) are cancelled in the kernel — io_uring's
+    /// `AsyncCancel` — and complete with an error, which `fut` sees and
+    /// handles as it would any I/O error. Operations `fut` starts after the
+    /// cancel are cancelled as they start.
+    ///
+    /// `fut` is still polled to its end, as with compio's own
+    /// [`with_cancel`](compio::runtime::FutureExt::with_cancel): a cancelled
+    /// operation hands its buffer back and `fut` decides what to do.
+    /// (`token.run_until_cancelled(fut)` drops `fut` instead, and the
+    /// buffer with it.) An operation that had completed when the token was
+    /// cancelled keeps its result.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line, off the thread that made this `Compio`.
+    ///
+    /// # Examples
+    ///
+    /// A read that would wait for ever returns once the token is cancelled:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cancelkit::{CancelToken, Runtime, SpawnerExt, Timer, rt::Compio};
+    /// use compio::io::AsyncReadExt;
+    /// use compio::net::{TcpListener, TcpStream};
+    ///
+    /// let rt = Compio::new()?;
+    /// let token = CancelToken::new();
+    /// rt.block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let addr = listener.local_addr()?;
+    ///     let (mut client, _server) =
+    ///         futures_lite::future::try_zip(TcpStream::connect(addr), listener.accept()).await?;
+    ///     // The peer never writes: this read would wait for ever.
+    ///     let read = rt.cancel_io(&token, client.read_exact(Vec::with_capacity(16)));
+    ///     let canceller = rt.spawn({
+    ///         let (rt, token) = (rt.clone(), token.clone());
+    ///         async move {
+    ///             rt.sleep(Duration::from_millis(10)).await;
+    ///             token.cancel();
+    ///         }
+    ///     });
+    ///     let compio::BufResult(result, buffer) = read.await;
+    ///     assert!(result.is_err()); // cancelled in flight
+    ///     assert_eq!(buffer.capacity(), 16); // and the buffer handed back
+    ///     canceller.await.unwrap();
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn cancel_io<F: Future>(&self, token: &CancelToken, fut: F) -> CancelIo<F> {
+        use compio::runtime::FutureExt as _;
+        let theirs = self
+            .inner
+            .runtime
+            .get()
+            .enter(compio::runtime::CancelToken::new);
+        CancelIo {
+            fut: fut.with_cancel(theirs.clone()),
+            ours: token.clone().cancelled_owned(),
+            theirs: Some(theirs),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Compio::cancel_io`]: `fut`'s output.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct CancelIo<F> {
+        #[pin]
+        fut: compio::runtime::WithCancel<F>,
+        #[pin]
+        ours: crate::token::WhenCancelledOwned,
+        // Taken when cancelled.
+        theirs: Option<compio::runtime::CancelToken>,
+    }
+}
+
+impl<F> fmt::Debug for CancelIo<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelIo")
+            .field("cancelled", &self.theirs.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for CancelIo<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        // Ours first, so that an operation `fut` starts in this poll after
+        // the cancel registers with a cancelled token (and is cancelled).
+        if this.theirs.is_some() && this.ours.poll(cx).is_ready() {
+            if let Some(theirs) = this.theirs.take() {
+                theirs.cancel();
+            }
+        }
+        this.fut.poll(cx)
+    }
+}
