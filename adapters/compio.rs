@@ -54,8 +54,8 @@ use crate::{CancelToken, Runtime, Spawner, Timer};
 /// - Local tasks ([`LocalSpawnerExt::spawn_local`](crate::local::LocalSpawnerExt::spawn_local))
 ///   only on the runtime's thread: elsewhere the spawn panics at the
 ///   caller's line, naming the thread it needs.
-/// - Blocking work runs on compio's own thread pool (at most 256 threads),
-///   handed over by the runtime when it next runs.
+/// - Blocking work runs on compio's own thread pool (the one its runtime
+///   uses for file operations), and starts at once, from any thread.
 /// - Timers and OS signals come from `async-io` and `async-signal` (compio's
 ///   own are `!Send`).
 ///
@@ -111,6 +111,9 @@ struct Inner {
     /// Declared first, so closed before the runtime goes.
     remote: Arc<Remote>,
     runtime: ThreadBound<CompioRuntime>,
+    /// The runtime's blocking pool, shared with it: blocking work is handed
+    /// to it directly, so it starts whether or not the runtime is running.
+    pool: compio::driver::AsyncifyPool,
 }
 
 impl Drop for Inner {
@@ -153,7 +156,11 @@ impl Compio {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new() -> std::io::Result<Self> {
+        let mut proactor = compio::driver::ProactorBuilder::new();
+        let pool = proactor.create_or_get_thread_pool();
+        proactor.reuse_thread_pool(pool.clone());
         let runtime = CompioRuntime::builder()
+            .with_proactor(proactor)
             .sync_queue_size(CROSS_THREAD_WAKES)
             .build()?;
         let remote = Arc::new(Remote::default());
@@ -169,6 +176,7 @@ impl Compio {
             inner: Arc::new(Inner {
                 remote,
                 runtime: ThreadBound::new("a compio runtime", runtime),
+                pool,
             }),
         })
     }
@@ -290,19 +298,21 @@ impl Spawner for Compio {
 }
 
 impl crate::blocking::SpawnBlocking for Compio {
-    /// compio's `spawn_blocking`: its thread pool (at most 256 threads),
-    /// handed the closure by the runtime, which must run for that (a
-    /// closure given from another thread is queued like a `Send` spawn). A
-    /// runtime dropped first drops the closure unrun.
+    /// compio's thread pool (the one its runtime uses for blocking file
+    /// operations), given `f` at once from any thread, whether or not the
+    /// runtime is running. When all of the pool's threads (256) are busy,
+    /// `f` gets a thread of its own rather than wait for one.
     fn spawn_blocking_detached<F>(&self, f: F)
     where
         F: FnOnce() + Send + 'static,
     {
-        match self.inner.runtime.try_get() {
-            Ok(runtime) => runtime.spawn_blocking(f).detach(),
-            Err(_) => self.inner.remote.push(Box::pin(async move {
-                CompioRuntime::with_current(|runtime| runtime.spawn_blocking(f).detach());
-            })),
+        if let Err(busy) = self.inner.pool.dispatch(f) {
+            let f = busy.into_inner();
+            // If no thread can be had either, `f` is dropped unrun (the
+            // handle reports `Cancelled`).
+            let _ = std::thread::Builder::new()
+                .name("cancelkit-compio-blocking".into())
+                .spawn(f);
         }
     }
 }

@@ -63,21 +63,36 @@ fn send_spawns_from_another_thread_run_on_the_runtimes_thread() {
 fn spawns_queued_from_another_thread_are_cancelled_when_the_runtime_is_dropped() {
     let rt = Compio::new().unwrap();
     let remote = rt.clone();
-    let (task, blocking) = std::thread::spawn(move || {
-        let task = remote.spawn(async { 1 });
-        let blocking = remote.spawn_blocking(|_| 2);
-        drop(remote);
-        (task, blocking)
-    })
-    .join()
-    .unwrap();
-    // The runtime never ran: both are still queued when it goes.
+    let task = std::thread::spawn(move || remote.spawn(async { 1 }))
+        .join()
+        .unwrap();
+    // The runtime never ran: the spawn is still queued when it goes.
     drop(rt);
     assert!(matches!(future::block_on(task), Err(JoinError::Cancelled)));
-    assert!(matches!(
-        future::block_on(blocking),
-        Err(JoinError::Cancelled)
-    ));
+}
+
+/// Blocking work goes to compio's pool at once: it does not wait for the
+/// runtime's thread to run the runtime (which here is blocked on the
+/// closure's own message).
+#[test]
+fn blocking_work_starts_while_the_runtime_is_not_running() {
+    let rt = Compio::new().unwrap();
+    let (started, has_started) = mpsc::channel();
+    let work = rt.spawn_blocking(move |_| started.send(()).unwrap());
+    has_started
+        .recv_timeout(LIMIT)
+        .expect("the blocking closure waited for the runtime to run");
+    rt.block_on(work).unwrap();
+    let remote = rt.clone();
+    let (started, has_started) = mpsc::channel();
+    let work =
+        std::thread::spawn(move || remote.spawn_blocking(move |_| started.send(()).unwrap()))
+            .join()
+            .unwrap();
+    has_started
+        .recv_timeout(LIMIT)
+        .expect("blocking work from another thread waited for the runtime to run");
+    rt.block_on(work).unwrap();
 }
 
 #[test]

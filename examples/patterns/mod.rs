@@ -230,6 +230,9 @@ pub(crate) fn runtimes() -> Vec<&'static str> {
     if cfg!(feature = "async-std") {
         names.push("async-std");
     }
+    if cfg!(feature = "compio") {
+        names.push("compio");
+    }
     names
 }
 
@@ -250,10 +253,12 @@ pub(crate) fn run_on<P: Pattern>(name: &str, out: &Out) -> Result<(), String> {
             P::run(&cancelkit::rt::AsyncStd::new().unwrap(), out);
             Ok(())
         }
+        #[cfg(feature = "compio")]
+        "compio" => cancelkit::rt::Compio::new().map(|rt| P::run(&rt, out)),
         other => {
             return Err(format!(
                 "unknown or disabled runtime {other:?}; this build has: {:?} \
-                 (enable more with --features tokio,smol,async-std or --all-features)",
+                 (enable more with --features tokio,smol,async-std,compio or --all-features)",
                 runtimes()
             ));
         }
