@@ -58,3 +58,6 @@ bash ci/loom.sh
 
 step "examples: the tour prints identical traces on every runtime"
 cargo run --example tour --all-features
+
+step "examples: a socket read on compio, cancelled in flight by a token"
+cargo run --example compio_read --features compio
