@@ -9,7 +9,7 @@ use std::future::{Future, pending, ready};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cancelkit::rt::{AsyncStd, Smol, SmolLocal, Tokio, TokioLocal};
+use cancelkit::rt::{AsyncStd, Compio, Smol, SmolLocal, Tokio, TokioLocal};
 use cancelkit::{Runtime, SpawnerExt, Timer, timeout};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_lite::future::yield_now;
@@ -100,6 +100,19 @@ fn spawn_join(c: &mut Criterion) {
             black_box(async_std::task::spawn(async { 1 }).await);
         },
     );
+
+    let rt = Compio::new().unwrap();
+    pair(
+        c,
+        "spawn_join/compio",
+        &rt,
+        || async {
+            black_box(rt.spawn(async { 1 }).await.unwrap());
+        },
+        || async {
+            black_box(compio::runtime::spawn(async { 1 }).await.unwrap());
+        },
+    );
 }
 
 /// Local (`!Send`) tasks: `spawn_local` + join against each local
@@ -136,6 +149,21 @@ fn spawn_join_local(c: &mut Criterion) {
         || async {
             let one = Rc::new(1);
             black_box(ex.spawn(async move { *one }).await);
+        },
+    );
+
+    let rt = Compio::new().unwrap();
+    pair(
+        c,
+        "spawn_join_local/compio",
+        &rt,
+        || async {
+            let one = Rc::new(1);
+            black_box(rt.spawn_local(async move { *one }).await.unwrap());
+        },
+        || async {
+            let one = Rc::new(1);
+            black_box(compio::runtime::spawn(async move { *one }).await.unwrap());
         },
     );
 }
@@ -179,6 +207,19 @@ fn spawn_blocking_join(c: &mut Criterion) {
         },
         || async {
             black_box(async_std::task::spawn_blocking(|| 1).await);
+        },
+    );
+
+    let rt = Compio::new().unwrap();
+    pair(
+        c,
+        "spawn_blocking_join/compio",
+        &rt,
+        || async {
+            black_box(rt.spawn_blocking(|_| 1).await.unwrap());
+        },
+        || async {
+            black_box(compio::runtime::spawn_blocking(|| 1).await.unwrap());
         },
     );
 }
@@ -300,6 +341,19 @@ fn timeouts(c: &mut Criterion) {
             black_box(smol_timeout(pending_once(), long).await.unwrap());
         },
     );
+
+    let rt = Compio::new().unwrap();
+    pair(
+        c,
+        "timeout_pending/compio",
+        &rt,
+        || async {
+            black_box(timeout(&rt, long, pending_once()).await.unwrap());
+        },
+        || async {
+            black_box(compio::time::timeout(long, pending_once()).await.unwrap());
+        },
+    );
 }
 
 /// Sleep overhead: create a sleep, register it with the timer (one poll),
@@ -332,6 +386,20 @@ fn sleeps(c: &mut Criterion) {
         },
         || async {
             black_box(poll_once(async_io::Timer::after(long)).await);
+        },
+    );
+
+    // cancelkit's sleep on compio is async-io's (compio's own is !Send).
+    let rt = Compio::new().unwrap();
+    pair(
+        c,
+        "sleep_register/compio",
+        &rt,
+        || async {
+            black_box(poll_once(rt.sleep(long)).await);
+        },
+        || async {
+            black_box(poll_once(compio::time::sleep(long)).await);
         },
     );
 }
