@@ -66,8 +66,8 @@ use crate::token::{CancelKind, Cancelled};
 
 /// A runtime that can run blocking closures on threads kept for them.
 ///
-/// Implemented by every adapter in [`rt`](crate::rt) (not yet by the sim
-/// runtime); implement it for a runtime of your own, then use
+/// Implemented by every adapter in [`rt`](crate::rt) and by the sim
+/// runtime (in virtual time); implement it for a runtime of your own, then use
 /// [`SpawnBlockingExt::spawn_blocking`].
 ///
 /// # Contract
@@ -290,6 +290,11 @@ impl BlockingToken {
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         if self.token.is_cancelled() {
             return true;
+        }
+        // On a closure of the sim's blocking pool: in virtual time.
+        #[cfg(feature = "sim")]
+        if let Some(cancelled) = crate::sim::blocking::wait_timeout(&self.token, timeout) {
+            return cancelled;
         }
         let signal = Arc::new((Mutex::new(false), Condvar::new()));
         let _registered = self.token.on_cancel({

@@ -18,12 +18,12 @@
 //! `current()` returns `Result<_, NoRuntime>` (an error, never a panic, when
 //! there is nothing to wrap); `new()` returns `std::io::Result<_>`.
 //!
-//! The local adapters run `!Send` futures
-//! ([`LocalSpawner`](crate::local::LocalSpawner)) on the thread that made
-//! them, and are full runtimes besides: their handles are `Send + Sync`
-//! and spawn `Send` futures from anywhere. They have no `current()`: a
-//! `LocalSet` or `LocalExecutor` the program already runs cannot be
-//! reached from outside it.
+//! The local adapters — and [`Compio`], whose runtime is thread-per-core —
+//! run `!Send` futures ([`LocalSpawner`](crate::local::LocalSpawner)) on
+//! the thread that made them, and are full runtimes besides: their handles
+//! are `Send + Sync` and spawn `Send` futures from anywhere. They have no
+//! `current()`: a `LocalSet`, `LocalExecutor` or compio runtime the program
+//! already runs cannot be reached from outside it.
 //!
 //! The adapters are written using only cancelkit's public API, exactly as a
 //! third-party adapter would be (the sources live in `adapters/` in the

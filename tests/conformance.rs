@@ -61,6 +61,8 @@ blocking_conformance_tests!(smol_blocking, || cancelkit::rt::Smol::new().unwrap(
 #[cfg(feature = "smol")]
 blocking_conformance_tests!(smol_local_blocking, || cancelkit::rt::SmolLocal::new()
     .unwrap());
+#[cfg(feature = "sim")]
+blocking_conformance_tests!(sim_blocking, cancelkit::sim::Sim::new);
 #[cfg(feature = "compio")]
 blocking_conformance_tests!(compio_blocking, || cancelkit::rt::Compio::new().unwrap());
 #[cfg(feature = "async-std")]
@@ -217,6 +219,8 @@ fn blocking_traces_are_identical_on_every_runtime() {
         "compio",
         traces_of(blocking_cases(), || cancelkit::rt::Compio::new().unwrap()),
     ));
+    #[cfg(feature = "sim")]
+    runs.push(("sim", traces_of(blocking_cases(), cancelkit::sim::Sim::new)));
     assert_eq!(runs[0].1.len(), blocking_cases::<Tokio>().len());
     assert_identical(&runs);
 }

@@ -770,3 +770,88 @@ fn group_and_task_set_tasks_record_the_callers_line() {
     );
     drop(set);
 }
+
+// ===== blocking work in lockstep with the simulation =====
+
+/// A blocking closure that steps once per 10 ms `wait_timeout` until the
+/// main future aborts it at 1 s of virtual time: how many steps it made and
+/// when (virtually) it saw the abort.
+fn stepping_closure(seed: u64) -> (u32, Duration) {
+    use cancelkit::blocking::SpawnBlockingExt;
+    let sim = Sim::with_seed(seed);
+    let job = sim.spawn_blocking({
+        let sim = sim.clone();
+        move |token| {
+            let mut steps = 0;
+            while !token.wait_timeout(Duration::from_millis(10)) {
+                steps += 1;
+            }
+            (steps, sim.elapsed())
+        }
+    });
+    sim.block_on(async {
+        sim.sleep(Duration::from_secs(1)).await;
+        job.abort();
+        job.await.unwrap()
+    })
+}
+
+#[test]
+fn blocking_work_waits_in_virtual_time_and_replays_exactly() {
+    for seed in 0..10 {
+        let (steps, seen_at) = stepping_closure(seed);
+        assert_eq!(seen_at, Duration::from_secs(1), "seed {seed}");
+        assert!((99..=100).contains(&steps), "seed {seed}: {steps} steps");
+        assert_eq!(
+            stepping_closure(seed),
+            (steps, seen_at),
+            "seed {seed} replayed differently"
+        );
+    }
+}
+
+#[test]
+fn a_task_cancels_a_blocking_closure_that_waits_for_ever() {
+    use cancelkit::blocking::SpawnBlockingExt;
+    let sim = Sim::new();
+    let job = sim.spawn_blocking(|token| token.wait_timeout(Duration::MAX));
+    let canceller = sim.spawn({
+        let sim = sim.clone();
+        async move {
+            sim.sleep(Duration::from_secs(5)).await;
+            job.abort();
+            job.await
+        }
+    });
+    let woke = sim.block_on(canceller).unwrap();
+    assert!(matches!(woke, Ok(true)), "{woke:?}");
+    assert_eq!(sim.elapsed(), Duration::from_secs(5));
+}
+
+#[test]
+fn blocking_work_the_sim_never_ran_is_dropped_unrun_at_shutdown() {
+    use cancelkit::blocking::SpawnBlockingExt;
+    use std::sync::atomic::AtomicBool;
+    let sim = Sim::new();
+    let ran = Arc::new(AtomicBool::new(false));
+    let job = sim.spawn_blocking({
+        let ran = ran.clone();
+        move |_| ran.store(true, Ordering::SeqCst)
+    });
+    drop(sim); // never inside block_on: the closure never had a turn
+    let out = futures_lite::future::block_on(job);
+    assert!(
+        matches!(out, Err(cancelkit::JoinError::Cancelled)),
+        "{out:?}"
+    );
+    assert!(!ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn a_blocking_closure_nothing_can_wake_is_a_deadlock() {
+    use cancelkit::blocking::SpawnBlockingExt;
+    let sim = Sim::new();
+    let job = sim.spawn_blocking(|token| token.wait_timeout(Duration::MAX));
+    let err = sim.try_block_on(job).unwrap_err();
+    assert_eq!(err.stuck(), ["task #0"]);
+}

@@ -20,6 +20,13 @@
 //!   explore different interleavings. [`check_seeds`] runs a test body
 //!   across many seeds and reports the first failing one, which replays the
 //!   same failure.
+//! - Blocking work ([`SpawnBlocking`](crate::blocking::SpawnBlocking)) runs
+//!   on threads of its own, in lockstep with the simulation: a closure
+//!   starts when the scheduler picks it, and its
+//!   [`wait_timeout`](crate::blocking::BlockingToken::wait_timeout) waits in
+//!   virtual time, so a cancel from a task reaches it at a reproducible point
+//!   (see [`BLOCKING_TURN_LIMIT`] for a closure that keeps its turn too
+//!   long).
 //! - A deadlock — the main future pending, no task ready, no timer set — is
 //!   reported (by [`Sim::try_block_on`], or as a panic from
 //!   [`Runtime::block_on`]) naming the stuck tasks, instead of hanging.
@@ -58,8 +65,10 @@ use slab::Slab;
 
 use crate::{Runtime, Spawner, Timer};
 
+pub(crate) mod blocking;
 mod check;
 
+pub use blocking::BLOCKING_TURN_LIMIT;
 pub use check::{Checked, Marked, SeedFailure, Violation, check_cancel_safety, check_seeds, mark};
 
 type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -118,6 +127,10 @@ struct State {
     running: bool,
     /// The last handle was dropped: nothing runs any more.
     shut_down: bool,
+    /// Blocking closures running outside the lockstep (see
+    /// [`BLOCKING_TURN_LIMIT`]): an idle simulation waits for them instead
+    /// of reporting a deadlock.
+    outside: usize,
 }
 
 struct Shared {
@@ -296,6 +309,7 @@ impl Sim {
                 seed,
                 running: false,
                 shut_down: false,
+                outside: 0,
             }),
             main_woken: AtomicBool::new(false),
             runner: Mutex::new(None),
@@ -461,6 +475,11 @@ impl Sim {
                 continue;
             }
             let state = self.shared.lock();
+            if state.outside > 0 {
+                // A blocking closure runs on its own; it wakes its job when
+                // it waits on its token or returns.
+                continue;
+            }
             return Err(Deadlock {
                 at: state.now,
                 stuck: state
