@@ -31,7 +31,7 @@ use crate::token::WhenCancelledOwned;
 
 /// How long, in real time, the simulation waits for a blocking closure to
 /// end its turn (call `wait_timeout` or return) before it goes on without
-/// it; see the [module](self).
+/// it; see [the `sim` module](crate::sim).
 ///
 /// ```
 /// use std::time::Duration;
