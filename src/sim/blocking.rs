@@ -30,8 +30,20 @@ use crate::CancelToken;
 use crate::token::WhenCancelledOwned;
 
 /// How long, in real time, the simulation waits for a blocking closure to
-/// end its turn (call `wait_timeout` or return) before it goes on without
-/// it; see [the `sim` module](crate::sim).
+/// end its turn before it goes on without it.
+///
+/// On the [`Sim`], each blocking closure runs on a thread of its own but
+/// takes turns with the simulation: its turn starts when the seeded
+/// scheduler picks it (as it picks a ready task) and ends when it calls
+/// [`BlockingToken::wait_timeout`](crate::blocking::BlockingToken::wait_timeout)
+/// — which then waits in virtual time, for its token or the clock — or
+/// returns. A closure that keeps its turn longer than this (it computes,
+/// or blocks on something other than its token) is left to run on its own:
+/// the simulation goes on without it (moving the clock if it is otherwise
+/// idle), does not report a deadlock while it runs, and takes it back into
+/// lockstep at its next `wait_timeout`. Where such a closure's effects land
+/// in the schedule is up to the OS, as with any wake-up from another
+/// thread.
 ///
 /// ```
 /// use std::time::Duration;
