@@ -16,16 +16,15 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use async_executor::{Executor, LocalExecutor};
-use event_listener::Event;
-use slab::Slab;
 
+use super::tracker::Tracker;
 use crate::local::{LocalSpawner, ThreadBound};
 use crate::signal::OsSignal;
 use crate::{CancelToken, Runtime, Spawner, Timer};
@@ -102,13 +101,16 @@ impl fmt::Debug for Smol {
 struct Owned {
     executor: Arc<Executor<'static>>,
     tracker: Arc<Tracker>,
+    /// Set when the runtime is dropped by a thread that is ending (see
+    /// [`SmolLocal`]): the drop must not run the executor there.
+    no_blocking: AtomicBool,
     stop: CancelToken,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        if self.tracker.no_blocking.load(Ordering::SeqCst) {
+        if self.no_blocking.load(Ordering::SeqCst) {
             // A thread that is ending cannot run an executor: wake the
             // tasks and leave them to the executor's own drop.
             self.stop.cancel();
@@ -132,7 +134,7 @@ impl Drop for Owned {
         if on_own_thread {
             // The task running on this thread is one of those to drain, and
             // it cannot finish while we wait here: drain from another thread.
-            let drain = move || tracker.drain(&executor);
+            let drain = move || drain(&tracker, &executor);
             if let Err(e) = std::thread::Builder::new()
                 .name("cancelkit-smol-shutdown".into())
                 .spawn(drain)
@@ -141,136 +143,15 @@ impl Drop for Owned {
                 drop(e);
             }
         } else {
-            tracker.drain(&executor);
+            drain(&tracker, &executor);
         }
     }
 }
 
-/// The tasks of an owned executor (see [`Owned`]).
-#[derive(Default)]
-struct Tracker {
-    /// Set once, when the runtime shuts down (under `waiting`'s lock).
-    closing: AtomicBool,
-    /// Tracked tasks whose future has not been dropped yet.
-    live: AtomicUsize,
-    /// The wakers of tracked tasks that returned `Pending` at least once
-    /// (async-executor gives a task the same waker on every poll).
-    waiting: Mutex<Slab<Waker>>,
-    /// Notified when `live` drops to zero while closing.
-    emptied: Event,
-    /// Set when the runtime is dropped by a thread that is ending (see
-    /// [`SmolLocal`]): the drop must not run the executor there.
-    no_blocking: AtomicBool,
-}
-
-impl Tracker {
-    /// Closes the gate, wakes every waiting task, and runs `executor` on
-    /// this thread until every tracked task has returned.
-    fn drain(&self, executor: &Executor<'static>) {
-        self.close();
-        async_io::block_on(executor.run(self.until_empty()));
-    }
-
-    /// Closes the gate and wakes every waiting task: each returns, dropping
-    /// its future, at its next poll.
-    fn close(&self) {
-        let wakers = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-            self.closing.store(true, Ordering::SeqCst);
-            std::mem::take(&mut *waiting)
-        };
-        wakers.into_iter().for_each(|(_, w)| w.wake());
-    }
-
-    /// Completes once every tracked task has returned.
-    async fn until_empty(&self) {
-        loop {
-            if self.live.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            event_listener::listener!(self.emptied => emptied);
-            if self.live.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            emptied.await;
-        }
-    }
-
-    /// Wraps `fut` so that it counts as live until its future is dropped.
-    fn track<F>(self: &Arc<Self>, fut: F) -> Tracked<F> {
-        self.live.fetch_add(1, Ordering::SeqCst);
-        Tracked {
-            fut,
-            entry: Entry {
-                tracker: self.clone(),
-                waiting: None,
-            },
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A task of an owned executor: returns at once, dropping its future,
-    /// once the runtime is closing.
-    struct Tracked<F> {
-        #[pin]
-        fut: F,
-        // Declared after `fut`, so dropped after it: `live` falls only once
-        // the future is gone.
-        entry: Entry,
-    }
-}
-
-/// A tracked task's registration with its [`Tracker`].
-struct Entry {
-    tracker: Arc<Tracker>,
-    /// Its key in `Tracker::waiting`, once it has returned `Pending`.
-    waiting: Option<usize>,
-}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        if let Some(key) = self.waiting.take() {
-            let waker = self
-                .tracker
-                .waiting
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .try_remove(key);
-            drop(waker); // outside the lock
-        }
-        if self.tracker.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.tracker.emptied.notify(usize::MAX);
-        }
-    }
-}
-
-impl<F: Future<Output = ()>> Future for Tracked<F> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        let tracker = &this.entry.tracker;
-        if tracker.closing.load(Ordering::SeqCst) {
-            return Poll::Ready(());
-        }
-        let polled = this.fut.poll(cx);
-        if polled.is_pending() && this.entry.waiting.is_none() {
-            let mut waiting = tracker
-                .waiting
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            // Checked under the lock `drain` sets it under: either our
-            // waker is in the slab it takes, or we see the gate closed.
-            if tracker.closing.load(Ordering::SeqCst) {
-                drop(waiting);
-                cx.waker().wake_by_ref();
-            } else {
-                this.entry.waiting = Some(waiting.insert(cx.waker().clone()));
-            }
-        }
-        polled
-    }
+/// Runs an executor until every task it tracks has returned.
+fn drain(tracker: &Tracker, executor: &Executor<'static>) {
+    tracker.close();
+    async_io::block_on(executor.run(tracker.until_empty()));
 }
 
 impl Smol {
@@ -346,6 +227,7 @@ impl Smol {
         let mut owned = Owned {
             executor: executor.clone(),
             tracker: Arc::default(),
+            no_blocking: AtomicBool::new(false),
             stop: stop.clone(),
             threads: Vec::with_capacity(threads),
         };
@@ -607,7 +489,7 @@ impl Drop for LocalInner {
             Err(e) if e.thread_is_ending() => {
                 self.tracker.close();
                 if let Some(owned) = &self.smol.inner.owned {
-                    owned.tracker.no_blocking.store(true, Ordering::SeqCst);
+                    owned.no_blocking.store(true, Ordering::SeqCst);
                 }
             }
             Err(_) => {}

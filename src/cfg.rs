@@ -34,3 +34,7 @@ macro_rules! cfg_sim {
 macro_rules! cfg_compio {
     ($($item:item)*) => { cfg_feature!("compio"; $($item)*); };
 }
+
+macro_rules! cfg_monoio {
+    ($($item:item)*) => { cfg_feature!("monoio"; $($item)*); };
+}

@@ -13,16 +13,18 @@
 //! | [`TokioLocal`] (`tokio`), local tasks | — | [`TokioLocal::new()`] (a `LocalSet` on a current-thread runtime) |
 //! | [`SmolLocal`] (`smol`), local tasks | — | [`SmolLocal::new()`] (a `LocalExecutor`) |
 //! | [`Compio`] (`compio`), local and `Send` tasks | — | [`Compio::new()`] (a compio runtime on the calling thread) |
+//! | [`Monoio`] (`monoio`), local and `Send` tasks | — | [`Monoio::new()`] (a monoio runtime on the calling thread) |
 //! | [`AsyncStd`] (`async-std`) | [`AsyncStd::current()`] — async-std's global runtime | [`AsyncStd::new()`] (its tasks are cancelled when it is dropped) |
 //!
 //! `current()` returns `Result<_, NoRuntime>` (an error, never a panic, when
 //! there is nothing to wrap); `new()` returns `std::io::Result<_>`.
 //!
-//! The local adapters — and [`Compio`], whose runtime is thread-per-core —
+//! The local adapters — and [`Compio`] and [`Monoio`], whose runtimes are
+//! thread-per-core —
 //! run `!Send` futures ([`LocalSpawner`](crate::local::LocalSpawner)) on
 //! the thread that made them, and are full runtimes besides: their handles
 //! are `Send + Sync` and spawn `Send` futures from anywhere. They have no
-//! `current()`: a `LocalSet`, `LocalExecutor` or compio runtime the program
+//! `current()`: a `LocalSet`, `LocalExecutor` or compio or monoio runtime the program
 //! already runs cannot be reached from outside it.
 //!
 //! The adapters are written using only cancelkit's public API, exactly as a
@@ -44,6 +46,10 @@ cfg_tokio! {
     pub use self::tokio::{Tokio, TokioLocal};
 }
 
+#[cfg(any(feature = "smol", feature = "monoio"))]
+#[path = "../adapters/tracker.rs"]
+mod tracker;
+
 cfg_smol! {
     #[path = "../adapters/smol.rs"]
     pub mod smol;
@@ -54,6 +60,12 @@ cfg_compio! {
     #[path = "../adapters/compio.rs"]
     pub mod compio;
     pub use self::compio::Compio;
+}
+
+cfg_monoio! {
+    #[path = "../adapters/monoio.rs"]
+    pub mod monoio;
+    pub use self::monoio::Monoio;
 }
 
 cfg_async_std! {

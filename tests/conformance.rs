@@ -40,6 +40,10 @@ local_conformance_tests!(smol_local, || cancelkit::rt::SmolLocal::new().unwrap()
 conformance_tests!(compio, || cancelkit::rt::Compio::new().unwrap());
 #[cfg(feature = "compio")]
 local_conformance_tests!(compio_local, || cancelkit::rt::Compio::new().unwrap());
+#[cfg(feature = "monoio")]
+conformance_tests!(monoio, || cancelkit::rt::Monoio::new().unwrap());
+#[cfg(feature = "monoio")]
+local_conformance_tests!(monoio_local, || cancelkit::rt::Monoio::new().unwrap());
 #[cfg(feature = "async-std")]
 conformance_tests!(async_std, || cancelkit::rt::AsyncStd::new().unwrap());
 #[cfg(feature = "sim")]
@@ -63,6 +67,8 @@ blocking_conformance_tests!(smol_local_blocking, || cancelkit::rt::SmolLocal::ne
     .unwrap());
 #[cfg(feature = "sim")]
 blocking_conformance_tests!(sim_blocking, cancelkit::sim::Sim::new);
+#[cfg(feature = "monoio")]
+blocking_conformance_tests!(monoio_blocking, || cancelkit::rt::Monoio::new().unwrap());
 #[cfg(feature = "compio")]
 blocking_conformance_tests!(compio_blocking, || cancelkit::rt::Compio::new().unwrap());
 #[cfg(feature = "async-std")]
@@ -159,6 +165,14 @@ fn traces_are_identical_on_every_runtime() {
             traces(|| Local(cancelkit::rt::Compio::new().unwrap())),
         ));
     }
+    #[cfg(feature = "monoio")]
+    {
+        runs.push(("monoio", traces(|| cancelkit::rt::Monoio::new().unwrap())));
+        runs.push((
+            "monoio_local",
+            traces(|| Local(cancelkit::rt::Monoio::new().unwrap())),
+        ));
+    }
     #[cfg(feature = "sim")]
     runs.push(("sim", traces(cancelkit::sim::Sim::new)));
     assert_identical(&runs);
@@ -179,6 +193,13 @@ fn local_traces_are_identical_on_every_local_runtime() {
         "compio",
         traces_of(conformance::local_cases(), || {
             cancelkit::rt::Compio::new().unwrap()
+        }),
+    ));
+    #[cfg(feature = "monoio")]
+    runs.push((
+        "monoio",
+        traces_of(conformance::local_cases(), || {
+            cancelkit::rt::Monoio::new().unwrap()
         }),
     ));
     assert_identical(&runs);
@@ -221,6 +242,11 @@ fn blocking_traces_are_identical_on_every_runtime() {
     ));
     #[cfg(feature = "sim")]
     runs.push(("sim", traces_of(blocking_cases(), cancelkit::sim::Sim::new)));
+    #[cfg(feature = "monoio")]
+    runs.push((
+        "monoio",
+        traces_of(blocking_cases(), || cancelkit::rt::Monoio::new().unwrap()),
+    ));
     assert_eq!(runs[0].1.len(), blocking_cases::<Tokio>().len());
     assert_identical(&runs);
 }

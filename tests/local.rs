@@ -1,4 +1,4 @@
-//! The local adapters (`TokioLocal`, `SmolLocal`, `Compio`) beyond the conformance
+//! The local adapters (`TokioLocal`, `SmolLocal`, `Compio`, `Monoio`) beyond the conformance
 //! suite: where a refused local spawn panics and what it says, and a local
 //! runtime whose last handle is dropped on another thread.
 
@@ -187,4 +187,22 @@ fn compio_dropped_on_another_thread() {
 #[test]
 fn compio_task_holding_its_runtime_when_the_thread_ends() {
     a_task_holding_its_runtime_when_the_thread_ends(|| cancelkit::rt::Compio::new().unwrap());
+}
+
+#[cfg(feature = "monoio")]
+#[test]
+fn monoio_refuses_off_thread_spawns_at_the_callers_line() {
+    refused_at_the_callers_line(&cancelkit::rt::Monoio::new().unwrap(), "a monoio runtime");
+}
+
+#[cfg(feature = "monoio")]
+#[test]
+fn monoio_task_holding_its_runtime_when_the_thread_ends() {
+    a_task_holding_its_runtime_when_the_thread_ends(|| cancelkit::rt::Monoio::new().unwrap());
+}
+
+#[cfg(feature = "monoio")]
+#[test]
+fn monoio_dropped_on_another_thread() {
+    dropped_elsewhere(|| cancelkit::rt::Monoio::new().unwrap());
 }
