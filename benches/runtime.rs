@@ -9,7 +9,7 @@ use std::future::{Future, pending, ready};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cancelkit::rt::{AsyncStd, Compio, Smol, SmolLocal, Tokio, TokioLocal};
+use cancelkit::rt::{AsyncStd, Compio, Monoio, Smol, SmolLocal, Tokio, TokioLocal};
 use cancelkit::{Runtime, SpawnerExt, Timer, timeout};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_lite::future::yield_now;
@@ -113,6 +113,19 @@ fn spawn_join(c: &mut Criterion) {
             black_box(compio::runtime::spawn(async { 1 }).await.unwrap());
         },
     );
+
+    let rt = Monoio::new().unwrap();
+    pair(
+        c,
+        "spawn_join/monoio",
+        &rt,
+        || async {
+            black_box(rt.spawn(async { 1 }).await.unwrap());
+        },
+        || async {
+            black_box(monoio::spawn(async { 1 }).await);
+        },
+    );
 }
 
 /// Local (`!Send`) tasks: `spawn_local` + join against each local
@@ -164,6 +177,21 @@ fn spawn_join_local(c: &mut Criterion) {
         || async {
             let one = Rc::new(1);
             black_box(compio::runtime::spawn(async move { *one }).await.unwrap());
+        },
+    );
+
+    let rt = Monoio::new().unwrap();
+    pair(
+        c,
+        "spawn_join_local/monoio",
+        &rt,
+        || async {
+            let one = Rc::new(1);
+            black_box(rt.spawn_local(async move { *one }).await.unwrap());
+        },
+        || async {
+            let one = Rc::new(1);
+            black_box(monoio::spawn(async move { *one }).await);
         },
     );
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-features=(tokio smol async-std compio tokio-util sim conformance)
+features=(tokio smol async-std compio monoio tokio-util sim conformance)
 n=${#features[@]}
 for ((mask = 0; mask < (1 << n); mask++)); do
     set_=()

@@ -37,7 +37,7 @@ bash ci/msrv.sh
 
 step "tests: no features (the runtime-free core)"
 cargo test
-for feature in tokio smol async-std compio sim; do
+for feature in tokio smol async-std compio monoio sim; do
     step "tests: --features $feature"
     cargo test --features "$feature"
 done

@@ -5,8 +5,8 @@
 //! does them differently: dropping a tokio or async-std `JoinHandle`
 //! *detaches* the task, dropping a smol `Task` *cancels* it; panics and
 //! timers differ too. cancelkit defines small traits — [`Spawner`],
-//! [`Timer`] and [`Signal`] — implements them for tokio, smol, compio and
-//! async-std (in [`rt`], behind cargo features), and builds every cancellation pattern
+//! [`Timer`] and [`Signal`] — implements them for tokio, smol, compio,
+//! monoio and async-std (in [`rt`], behind cargo features), and builds every cancellation pattern
 //! **once** on top of them, so the same code behaves the same everywhere. A
 //! [conformance suite](crate::conformance) proves it.
 //!
@@ -181,7 +181,7 @@
 //!
 //! Every line is one or more conformance cases, run on every runtime (tokio
 //! current-thread and multi-thread, smol with and without threads of its
-//! own, compio, async-std, the sim, and a third-party runtime in the
+//! own, compio, monoio, async-std, the sim, and a third-party runtime in the
 //! repository's tests); the suite checks that every runtime records the same
 //! trace.
 //!
@@ -213,12 +213,12 @@
 //! | <a id="S5"></a>S5 | [`move_on_after`](scope::move_on_after) / [`fail_after`](scope::fail_after) open a nested scope whose deadline is the earlier of theirs and the enclosing one; its expiry drops the future and leaves the enclosing scope untouched; the enclosing scope's cancellation reaches inside. |
 //! | <a id="L1"></a>L1 | A local (`!Send`) task, spawned with [`spawn_local`](local::LocalSpawnerExt::spawn_local), has a [`Task`] handle that behaves exactly as D1–D6 say; spawning one off its executor's thread panics at the caller's line; its future never runs. |
 //! | <a id="L2"></a>L2 | A group of local tasks ([`TaskGroup::spawn_local`]) behaves exactly as B1–B4 say. |
-//! | <a id="L3"></a>L3 | [Blocking work](blocking) sees its token through a synchronous view ([`BlockingToken`](blocking::BlockingToken): `is_cancelled`, a blocking `wait_timeout`, the cause); its handle resolves when the closure returns: its value, `Panicked`, or `Cancelled` if it was cancelled before it started. *Conformance cases of their own ([`conformance::blocking_cases`], for runtimes with a pool) on tokio (both flavours and `LocalSet`), smol (and `LocalExecutor`), compio, async-std and the sim (in virtual time), with `tests/blocking.rs`.* |
+//! | <a id="L3"></a>L3 | [Blocking work](blocking) sees its token through a synchronous view ([`BlockingToken`](blocking::BlockingToken): `is_cancelled`, a blocking `wait_timeout`, the cause); its handle resolves when the closure returns: its value, `Panicked`, or `Cancelled` if it was cancelled before it started. *Conformance cases of their own ([`conformance::blocking_cases`], for runtimes with a pool) on tokio (both flavours and `LocalSet`), smol (and `LocalExecutor`), compio, monoio, async-std and the sim (in virtual time), with `tests/blocking.rs`.* |
 //! | <a id="L4"></a>L4 | A group's [shutdown](TaskGroup::shutdown) reports [blocking work](TaskGroup::spawn_blocking) still running after the grace as [abandoned](group::ShutdownReport::abandoned) — never as finished or forced — and returns without waiting for it. *Checked as L3 is.* |
 //!
 //! L1 and L2 are checked by running every D–S case with each spawn going
 //! through a local spawner ([`conformance::Local`], on tokio's `LocalSet`,
-//! smol's `LocalExecutor` and compio), plus local cases of their own. The design
+//! smol's `LocalExecutor`, compio and monoio), plus local cases of their own. The design
 //! also specifies deadlines across the wire (W); they are not implemented
 //! yet.
 //!
@@ -235,6 +235,9 @@
 //!   [`Compio::cancel_io`](rt::Compio::cancel_io) cancels compio operations
 //!   in flight when a token is cancelled. Needs Rust 1.95 (compio's own
 //!   minimum); everything else builds with 1.85.
+//! - `monoio` — [`rt::Monoio`]: a monoio runtime (thread-per-core,
+//!   io_uring), for local and `Send` tasks; blocking work on the `blocking`
+//!   crate's pool.
 //! - `async-std` — [`rt::AsyncStd`]: async-std's global runtime.
 //!   **Deprecated**: async-std is discontinued upstream
 //!   ([RUSTSEC-2025-0052](https://rustsec.org/advisories/RUSTSEC-2025-0052.html);

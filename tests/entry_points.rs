@@ -124,7 +124,7 @@ fn the_tour_fits_in_100_columns_and_finds_every_runtime_identical() {
             .stdout
             .lines()
             .last()
-            .is_some_and(|l| l.starts_with("Identical on all") && !l.contains(" 4 runtimes"));
+            .is_some_and(|l| l.starts_with("Identical on all") && !l.contains(" 6 runtimes"));
     assert!(
         !partial,
         "the tour binary was built without every runtime feature (as a plain `cargo test` \
@@ -149,7 +149,14 @@ fn the_tour_fits_in_100_columns_and_finds_every_runtime_identical() {
     }
     // Every runtime's output is shown: each is a column title, once per
     // pattern.
-    let runtimes = ["tokio", "tokio-current-thread", "smol", "async-std"];
+    let runtimes = [
+        "tokio",
+        "tokio-current-thread",
+        "smol",
+        "async-std",
+        "compio",
+        "monoio",
+    ];
     let patterns = tour.stdout.lines().filter(|l| l.starts_with("== ")).count();
     assert_eq!(patterns, 5, "{}", tour.stdout);
     for rt in runtimes {

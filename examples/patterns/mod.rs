@@ -233,6 +233,9 @@ pub(crate) fn runtimes() -> Vec<&'static str> {
     if cfg!(feature = "compio") {
         names.push("compio");
     }
+    if cfg!(feature = "monoio") {
+        names.push("monoio");
+    }
     names
 }
 
@@ -255,10 +258,12 @@ pub(crate) fn run_on<P: Pattern>(name: &str, out: &Out) -> Result<(), String> {
         }
         #[cfg(feature = "compio")]
         "compio" => cancelkit::rt::Compio::new().map(|rt| P::run(&rt, out)),
+        #[cfg(feature = "monoio")]
+        "monoio" => cancelkit::rt::Monoio::new().map(|rt| P::run(&rt, out)),
         other => {
             return Err(format!(
                 "unknown or disabled runtime {other:?}; this build has: {:?} \
-                 (enable more with --features tokio,smol,async-std,compio or --all-features)",
+                 (enable more with --features tokio,smol,async-std,compio,monoio or --all-features)",
                 runtimes()
             ));
         }

@@ -7,7 +7,7 @@
 //! [S1](crate#S1)–[S5](crate#S5) for cancel scopes,
 //! [L1](crate#L1)–[L4](crate#L4) for local tasks and blocking work) is one
 //! or more [`Case`]s, written once, generic over the runtime. The same cases run on
-//! every adapter (tokio, smol, compio, async-std and the local forms) and the
+//! every adapter (tokio, smol, compio, monoio, async-std and the local forms) and the
 //! sim in this crate's own tests, and you can run them on your runtime or your adapter
 //! with one macro call:
 //!
