@@ -142,11 +142,11 @@ impl Drop for Home {
 impl Home {
     /// Spawns `fut` (already tracked) on the runtime, now or when
     /// `block_on` next runs.
-    fn spawn(&self, fut: LocalBoxed) {
+    fn spawn<F: Future<Output = ()> + 'static>(&self, fut: F) {
         if self.inside.get() {
             drop(monoio::spawn(fut)); // a dropped JoinHandle detaches
         } else {
-            self.pending.borrow_mut().push(fut);
+            self.pending.borrow_mut().push(Box::pin(fut));
         }
     }
 }
@@ -286,7 +286,7 @@ impl LocalSpawner for Monoio {
     {
         let home = self.inner.home.get();
         let fut = Fair::new(&self.inner.yields, fut);
-        home.spawn(Box::pin(self.inner.tracker.track(fut)));
+        home.spawn(self.inner.tracker.track(fut));
     }
 }
 
@@ -299,7 +299,7 @@ impl Spawner for Monoio {
     {
         let fut = self.inner.tracker.track(Fair::new(&self.inner.yields, fut));
         match self.inner.home.try_get() {
-            Ok(home) => home.spawn(Box::pin(fut)),
+            Ok(home) => home.spawn(fut),
             Err(_) => self.inner.remote.push(Box::pin(fut)),
         }
     }
