@@ -226,7 +226,7 @@ impl Monoio {
     /// assert!(!rt.ctrl_c().unwrap().is_raised());
     /// ```
     pub fn ctrl_c(&self) -> std::io::Result<OsSignal> {
-        self.listen(async_signal::Signal::Int)
+        super::os_signals::listen(self, async_signal::Signal::Int)
     }
 
     /// A [`Signal`](crate::Signal) raised when the process receives
@@ -245,30 +245,7 @@ impl Monoio {
     /// assert!(!rt.terminate().unwrap().is_raised());
     /// ```
     pub fn terminate(&self) -> std::io::Result<OsSignal> {
-        #[cfg(unix)]
-        {
-            self.listen(async_signal::Signal::Term)
-        }
-        #[cfg(not(unix))]
-        {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "SIGTERM does not exist on this platform",
-            ))
-        }
-    }
-
-    fn listen(&self, which: async_signal::Signal) -> std::io::Result<OsSignal> {
-        use futures_lite::StreamExt as _;
-        let mut signals = async_signal::Signals::new([which])?;
-        Ok(OsSignal::listen(self, async move {
-            // An I/O error reading the notification is not the signal.
-            while let Some(received) = signals.next().await {
-                if received.is_ok() {
-                    break;
-                }
-            }
-        }))
+        super::os_signals::terminate(self)
     }
 }
 

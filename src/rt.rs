@@ -50,6 +50,15 @@ cfg_tokio! {
 #[path = "../adapters/tracker.rs"]
 mod tracker;
 
+#[cfg(any(
+    feature = "smol",
+    feature = "async-std",
+    feature = "compio",
+    feature = "monoio"
+))]
+#[path = "../adapters/os_signals.rs"]
+mod os_signals;
+
 cfg_smol! {
     #[path = "../adapters/smol.rs"]
     pub mod smol;

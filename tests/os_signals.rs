@@ -45,6 +45,20 @@ fn two_listeners_each_see_sigterm_on_every_runtime() {
     let rt = cancelkit::rt::AsyncStd::new().unwrap();
     let (a, b) = (rt.terminate().unwrap(), rt.terminate().unwrap());
     both_see_one_sigterm(&rt, a, b);
+
+    #[cfg(feature = "compio")]
+    {
+        let rt = cancelkit::rt::Compio::new().unwrap();
+        let (a, b) = (rt.terminate().unwrap(), rt.terminate().unwrap());
+        both_see_one_sigterm(&rt, a, b);
+    }
+
+    #[cfg(feature = "monoio")]
+    {
+        let rt = cancelkit::rt::Monoio::new().unwrap();
+        let (a, b) = (rt.terminate().unwrap(), rt.terminate().unwrap());
+        both_see_one_sigterm(&rt, a, b);
+    }
 }
 
 #[test]
