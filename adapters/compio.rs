@@ -26,14 +26,14 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use compio::runtime::Runtime as CompioRuntime;
 
+use super::remote::Remote;
 use crate::local::{LocalSpawner, ThreadBound};
-use crate::rt::BoxedFuture;
 use crate::signal::OsSignal;
 use crate::{CancelToken, Runtime, Spawner, Timer};
 
@@ -167,11 +167,12 @@ impl Compio {
         // The receiving task holds no clone of the runtime (it spawns
         // through compio's current-runtime context), so dropping the last
         // handle still drops the runtime and, with it, this task.
-        runtime
-            .spawn(Receive {
-                remote: remote.clone(),
-            })
-            .detach();
+        if let Some(receive) = remote.receiver(|fut| {
+            // Polled by the runtime, inside its context.
+            CompioRuntime::with_current(|runtime| runtime.spawn(fut).detach());
+        }) {
+            runtime.spawn(receive).detach();
+        }
         Ok(Compio {
             inner: Arc::new(Inner {
                 remote,
@@ -326,84 +327,6 @@ impl Runtime for Compio {
             );
         }
         runtime.block_on(fut)
-    }
-}
-
-// ===== the queue of Send spawns from other threads =====
-
-#[derive(Default)]
-struct Remote {
-    state: Mutex<RemoteState>,
-}
-
-#[derive(Default)]
-struct RemoteState {
-    queue: Vec<BoxedFuture>,
-    /// The receiving task's waker, once it has found the queue empty.
-    receiver: Option<Waker>,
-    /// The runtime is gone: spawns are dropped at once.
-    closed: bool,
-}
-
-impl Remote {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn push(&self, fut: BoxedFuture) {
-        let mut state = self.lock();
-        if state.closed {
-            drop(state);
-            drop(fut); // outside the lock: its handle reports `Cancelled`
-            return;
-        }
-        state.queue.push(fut);
-        let receiver = state.receiver.take();
-        drop(state);
-        if let Some(receiver) = receiver {
-            receiver.wake();
-        }
-    }
-
-    fn close(&self) {
-        let queued = {
-            let mut state = self.lock();
-            state.closed = true;
-            state.receiver = None;
-            std::mem::take(&mut state.queue)
-        };
-        drop(queued); // outside the lock
-    }
-}
-
-/// The task that spawns, on its runtime, what other threads queued.
-struct Receive {
-    remote: Arc<Remote>,
-}
-
-impl Future for Receive {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            let queued = {
-                let mut state = self.remote.lock();
-                if state.closed {
-                    return Poll::Ready(());
-                }
-                if state.queue.is_empty() {
-                    state.receiver = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
-                std::mem::take(&mut state.queue)
-            };
-            // Polled by the runtime, inside its context.
-            CompioRuntime::with_current(|runtime| {
-                for fut in queued {
-                    runtime.spawn(fut).detach();
-                }
-            });
-        }
     }
 }
 

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use super::remote::Remote;
 use super::tracker::Tracker;
 use crate::local::{LocalSpawner, ThreadBound};
 use crate::signal::OsSignal;
@@ -38,7 +39,6 @@ type MonoioRuntime = monoio::FusionRuntime<monoio::IoUringDriver, monoio::Legacy
 type MonoioRuntime = monoio::FusionRuntime<monoio::LegacyDriver>;
 
 type LocalBoxed = Pin<Box<dyn Future<Output = ()> + 'static>>;
-type SendBoxed = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 // ===== impl Monoio =====
 
@@ -336,7 +336,9 @@ impl Runtime for Monoio {
                 for fut in pending {
                     drop(monoio::spawn(fut));
                 }
-                remote.start_receiving(&tracker);
+                if let Some(receive) = remote.receiver(|fut| drop(monoio::spawn(fut))) {
+                drop(monoio::spawn(tracker.track(receive)));
+            }
                 yields.start_pumping(&tracker);
                 fut.await
             },
@@ -351,103 +353,6 @@ struct Outside<'a>(&'a Cell<bool>);
 impl Drop for Outside<'_> {
     fn drop(&mut self) {
         self.0.set(false);
-    }
-}
-
-// ===== the queue of Send spawns from other threads =====
-
-#[derive(Default)]
-struct Remote {
-    state: Mutex<RemoteState>,
-}
-
-#[derive(Default)]
-struct RemoteState {
-    queue: Vec<SendBoxed>,
-    /// The receiving task's waker, once it has found the queue empty.
-    receiver: Option<Waker>,
-    /// A receiving task is running on the runtime.
-    receiving: bool,
-    /// The runtime is gone: spawns are dropped at once.
-    closed: bool,
-}
-
-impl Remote {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn push(&self, fut: SendBoxed) {
-        let mut state = self.lock();
-        if state.closed {
-            drop(state);
-            drop(fut); // outside the lock: its handle reports `Cancelled`
-            return;
-        }
-        state.queue.push(fut);
-        let receiver = state.receiver.take();
-        drop(state);
-        if let Some(receiver) = receiver {
-            receiver.wake();
-        }
-    }
-
-    /// Inside `block_on`: spawns the receiving task, unless one runs.
-    fn start_receiving(self: &Arc<Self>, tracker: &Arc<Tracker>) {
-        let mut state = self.lock();
-        if state.receiving || state.closed {
-            return;
-        }
-        state.receiving = true;
-        drop(state);
-        drop(monoio::spawn(tracker.track(Receive {
-            remote: self.clone(),
-        })));
-    }
-
-    fn close(&self) {
-        let queued = {
-            let mut state = self.lock();
-            state.closed = true;
-            state.receiver = None;
-            std::mem::take(&mut state.queue)
-        };
-        drop(queued); // outside the lock
-    }
-}
-
-/// The task that spawns, on its runtime, what other threads queued.
-struct Receive {
-    remote: Arc<Remote>,
-}
-
-impl Drop for Receive {
-    fn drop(&mut self) {
-        self.remote.lock().receiving = false;
-    }
-}
-
-impl Future for Receive {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            let queued = {
-                let mut state = self.remote.lock();
-                if state.closed {
-                    return Poll::Ready(());
-                }
-                if state.queue.is_empty() {
-                    state.receiver = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
-                std::mem::take(&mut state.queue)
-            };
-            // Polled by the runtime, inside it; each is tracked already.
-            for fut in queued {
-                drop(monoio::spawn(fut));
-            }
-        }
     }
 }
 

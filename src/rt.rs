@@ -59,6 +59,10 @@ mod tracker;
 #[path = "../adapters/os_signals.rs"]
 mod os_signals;
 
+#[cfg(any(feature = "compio", feature = "monoio"))]
+#[path = "../adapters/remote.rs"]
+mod remote;
+
 cfg_smol! {
     #[path = "../adapters/smol.rs"]
     pub mod smol;

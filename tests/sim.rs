@@ -855,3 +855,45 @@ fn a_blocking_closure_nothing_can_wake_is_a_deadlock() {
     let err = sim.try_block_on(job).unwrap_err();
     assert_eq!(err.stuck(), ["task #0"]);
 }
+
+/// Runs `f` on a thread of its own and fails, instead of hanging, if it
+/// takes more than 20 s.
+fn within_20_s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()).unwrap());
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("hung for 20 s")
+}
+
+#[test]
+fn a_blocking_closure_polling_with_a_zero_timeout_does_not_freeze_the_sim() {
+    use cancelkit::blocking::SpawnBlockingExt;
+    let (cancelled, elapsed) = within_20_s(|| {
+        let sim = Sim::new();
+        let job = sim.spawn_blocking(|token| {
+            while !token.wait_timeout(Duration::ZERO) {}
+            true
+        });
+        let cancelled = sim.block_on(async {
+            sim.sleep(Duration::from_secs(1)).await;
+            job.abort();
+            job.await.unwrap()
+        });
+        (cancelled, sim.elapsed())
+    });
+    assert!(cancelled);
+    assert_eq!(elapsed, Duration::from_secs(1));
+}
+
+#[test]
+fn a_blocking_closure_that_unwinds_leaves_deadlocks_reported() {
+    use cancelkit::blocking::SpawnBlocking;
+    let stuck = within_20_s(|| {
+        let sim = Sim::new();
+        sim.spawn_blocking_detached(|| panic!("a closure cancelkit did not wrap"));
+        let never = CancelToken::new();
+        sim.try_block_on(never.cancelled())
+            .map_err(|deadlock| deadlock.stuck().len())
+    });
+    assert_eq!(stuck, Err(0));
+}

@@ -85,6 +85,9 @@ enum Phase {
 
 struct TurnState {
     phase: Phase,
+    /// The thread has seen that it has the turn (the limit counts from
+    /// then, not from the OS waking it).
+    acked: bool,
     /// The job's task, while the thread runs outside the lockstep.
     waker: Option<Waker>,
 }
@@ -119,7 +122,12 @@ impl Turn {
     fn wait_for_turn<'a>(&self, mut state: MutexGuard<'a, TurnState>) -> bool {
         loop {
             match state.phase {
-                Phase::Thread => return true,
+                Phase::Thread => {
+                    state.acked = true;
+                    drop(state);
+                    self.changed.notify_all();
+                    return true;
+                }
                 Phase::Gone => return false,
                 _ => {
                     state = self
@@ -157,11 +165,14 @@ pub(crate) fn wait_timeout(token: &CancelToken, timeout: Duration) -> Option<boo
 }
 
 impl crate::blocking::SpawnBlocking for Sim {
-    /// A thread of its own for `f`, run in lockstep with the simulation
-    /// (see [`BLOCKING_TURN_LIMIT`] for the one exception): `f` starts when
-    /// the scheduler picks it, like a task, and its `wait_timeout`s wait in
-    /// virtual time. After the simulation shut down, or if no thread can be
-    /// had, `f` is dropped unrun.
+    /// A thread of its own for `f` (started now), run in lockstep with the
+    /// simulation (see [`BLOCKING_TURN_LIMIT`] for the one exception): `f`
+    /// starts when the scheduler picks it, like a task, and makes progress
+    /// only while the simulation runs (inside `block_on` or `settle`); its
+    /// `wait_timeout`s wait in virtual time. If the simulation shuts down
+    /// (or no thread can be had) before `f` started, `f` is dropped unrun;
+    /// if it shuts down while `f` waits, `f` goes on alone, and its waits
+    /// from then on are in real time.
     fn spawn_blocking_detached<F>(&self, f: F)
     where
         F: FnOnce() + Send + 'static,
@@ -169,6 +180,7 @@ impl crate::blocking::SpawnBlocking for Sim {
         let turn = Arc::new(Turn {
             state: Mutex::new(TurnState {
                 phase: Phase::Sim,
+                acked: false,
                 waker: None,
             }),
             changed: Condvar::new(),
@@ -186,6 +198,7 @@ impl crate::blocking::SpawnBlocking for Sim {
                     turn,
                     shared: self.shared.clone(),
                     wait: None,
+                    fresh: false,
                     outside: false,
                 },
             );
@@ -199,9 +212,16 @@ fn run<F: FnOnce()>(turn: Arc<Turn>, f: F) {
         return; // the simulation went first: `f` is dropped unrun
     }
     let _ = TURN.try_with(|t| *t.borrow_mut() = Some(turn.clone()));
+    /// Ends the closure's last turn, also when it unwinds.
+    struct Ended(Arc<Turn>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            let _ = TURN.try_with(|t| t.borrow_mut().take());
+            self.0.hand_back(self.0.lock(), Phase::Done);
+        }
+    }
+    let _ended = Ended(turn);
     f();
-    let _ = TURN.try_with(|t| t.borrow_mut().take());
-    turn.hand_back(turn.lock(), Phase::Done);
 }
 
 /// The simulated task that schedules a blocking closure: each poll gives
@@ -212,6 +232,10 @@ struct Job {
     shared: Arc<Shared>,
     /// What the closure waits for in `wait_timeout`.
     wait: Option<Pin<Box<Wait>>>,
+    /// `wait` has not been polled yet: if it is ready at once (a zero
+    /// timeout, a token already cancelled), the job yields before the next
+    /// turn, as a task that spins would, instead of looping in one poll.
+    fresh: bool,
     /// The closure outran its turn and runs on its own (counted in
     /// `State::outside`, so an idle simulation waits for it rather than
     /// report a deadlock).
@@ -239,20 +263,37 @@ impl Future for Job {
         loop {
             if let Some(wait) = &mut self.wait {
                 if wait.as_mut().poll(cx).is_pending() {
+                    self.fresh = false;
                     return Poll::Pending;
                 }
                 self.wait = None;
+                if std::mem::take(&mut self.fresh) {
+                    // Ready without waiting: let the others run first.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
             }
             let turn = self.turn.clone();
             let mut state = turn.lock();
             if !self.outside {
                 state.phase = Phase::Thread;
+                state.acked = false;
                 turn.changed.notify_all();
             }
-            let limit = Instant::now() + BLOCKING_TURN_LIMIT;
+            let mut limit: Option<Instant> = None;
             loop {
+                let acked = state.acked;
                 match &mut state.phase {
+                    Phase::Thread if !self.outside && !acked => {
+                        // The OS has not run the thread yet: that is not
+                        // the closure's time.
+                        state = turn
+                            .changed
+                            .wait(state)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
                     Phase::Thread => {
+                        let limit = *limit.get_or_insert_with(|| Instant::now() + BLOCKING_TURN_LIMIT);
                         let left = limit.saturating_duration_since(Instant::now());
                         if self.outside || left.is_zero() {
                             // On its own until its next `wait_timeout` or
@@ -274,6 +315,7 @@ impl Future for Job {
                         drop(state);
                         self.set_outside(false);
                         self.wait = Some(Box::pin(wait));
+                        self.fresh = true;
                         break;
                     }
                     Phase::Done | Phase::Gone | Phase::Sim => {

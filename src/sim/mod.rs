@@ -36,10 +36,13 @@
 //!
 //! # Determinism
 //!
-//! Everything runs on the thread that calls `block_on`. A wake-up from
-//! another OS thread still works, but where it lands in the schedule is up
-//! to the OS, so a test that wants to replay exactly should not use other
-//! threads.
+//! Every task runs on the thread that calls `block_on`; blocking closures
+//! run on threads of their own, but only one at a time and only while the
+//! simulation waits for them (in lockstep), so they replay too — as long as
+//! each stretch between two `wait_timeout`s takes less than
+//! [`BLOCKING_TURN_LIMIT`]. A wake-up from any other OS thread still works,
+//! but where it lands in the schedule is up to the OS, so a test that wants
+//! to replay exactly should not use other threads.
 //!
 //! # Cancel safety
 //!
@@ -375,7 +378,9 @@ impl Sim {
     ///
     /// [`Deadlock`] when `fut` is pending and nothing can ever wake it: no
     /// task is ready and no timer is set (after a short grace for wake-ups
-    /// from other OS threads).
+    /// from other OS threads). While a blocking closure runs outside the
+    /// lockstep (past [`BLOCKING_TURN_LIMIT`]) no deadlock is reported: the
+    /// simulation waits for it, as for any other thread that may wake it.
     ///
     /// # Panics
     ///
