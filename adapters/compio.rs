@@ -33,6 +33,7 @@ use std::time::Instant;
 use compio::runtime::Runtime as CompioRuntime;
 
 use super::remote::Remote;
+use super::tracker::Tracker;
 use crate::local::{LocalSpawner, ThreadBound};
 use crate::signal::OsSignal;
 use crate::{CancelToken, Runtime, Spawner, Timer};
@@ -64,12 +65,14 @@ use crate::{CancelToken, Runtime, Spawner, Timer};
 /// When the last clone is dropped on the runtime's thread, every pending
 /// task is dropped before the drop returns (their handles report
 /// [`JoinError::Cancelled`](crate::JoinError::Cancelled), [D6](crate#D6)),
-/// and so is every `Send` spawn still queued from another thread. Dropped
-/// on another thread, the queued spawns are dropped at once and the runtime
-/// waits, with its tasks, for its own thread to end. A task holding a clone
-/// keeps the runtime alive, as with every owned runtime; if its thread ends
-/// with it still pending, it is dropped with the thread's storage, without
-/// a panic.
+/// and so is every `Send` spawn still queued from another thread. (compio
+/// itself drops its tasks only once no clone of its runtime is left, and
+/// its own I/O futures hold clones, so the adapter tracks its tasks and
+/// runs the runtime until each has returned.) Dropped on another thread,
+/// the queued spawns are dropped at once, and the runtime does the same
+/// when its own thread ends. A task holding a clone keeps the runtime
+/// alive, as with every owned runtime; if its thread ends with it still
+/// pending, it is dropped then, without a panic.
 ///
 /// # Caveat: wakes from other threads
 ///
@@ -108,9 +111,10 @@ pub struct Compio {
 
 struct Inner {
     /// `Send` spawns from other threads, emptied by a task of the runtime.
-    /// Declared first, so closed before the runtime goes.
     remote: Arc<Remote>,
-    runtime: ThreadBound<CompioRuntime>,
+    /// Every task this handle spawned (see "Shutdown" on [`Compio`]).
+    tracker: Arc<Tracker>,
+    runtime: ThreadBound<Home>,
     /// The runtime's blocking pool, shared with it: blocking work is handed
     /// to it directly, so it starts whether or not the runtime is running.
     pool: compio::driver::AsyncifyPool,
@@ -119,12 +123,48 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Spawns that arrive from now on are dropped at once, and so are
-        // those still queued: nothing will run them. The runtime itself —
-        // with every task still on it — is dropped when `runtime` is, just
-        // after this: on its own thread, now; elsewhere, when that thread
-        // ends.
+        // those still queued: nothing will run them. The tasks are dropped
+        // with the runtime (see `Home`'s drop): on its own thread, just
+        // after this; elsewhere, when that thread ends.
         self.remote.close();
     }
+}
+
+/// The runtime, on its thread, with what must go when it goes.
+struct Home {
+    runtime: CompioRuntime,
+    /// The same as [`Inner::remote`] and [`Inner::tracker`].
+    remote: Arc<Remote>,
+    tracker: Arc<Tracker>,
+}
+
+impl Drop for Home {
+    /// Drops every task still pending before the runtime goes. compio's
+    /// runtime drops its tasks only when no clone of it is left, and its
+    /// own I/O futures hold clones across awaits, so the adapter does not
+    /// rely on that: its tracked tasks are asked to return and the runtime
+    /// runs until they have.
+    fn drop(&mut self) {
+        self.remote.close();
+        if CompioRuntime::try_current().is_some() {
+            // Inside a compio runtime's `block_on` (compio cannot nest
+            // one): ask, and leave the rest to compio's own drop.
+            self.tracker.close();
+            return;
+        }
+        // Closed inside the runtime, so that the wake-ups are its own.
+        let tracker = self.tracker.clone();
+        self.runtime.block_on(async move {
+            tracker.close();
+            tracker.until_empty().await
+        });
+    }
+}
+
+/// Spawns a queued `Send` future; run by the receiving task, inside the
+/// runtime.
+fn spawn_received(fut: crate::rt::BoxedFuture) {
+    CompioRuntime::with_current(|runtime| runtime.spawn(fut).detach());
 }
 
 impl fmt::Debug for Compio {
@@ -163,20 +203,19 @@ impl Compio {
             .with_proactor(proactor)
             .sync_queue_size(CROSS_THREAD_WAKES)
             .build()?;
-        let remote = Arc::new(Remote::default());
-        // The receiving task holds no clone of the runtime (it spawns
-        // through compio's current-runtime context), so dropping the last
-        // handle still drops the runtime and, with it, this task.
-        if let Some(receive) = remote.receiver(|fut| {
-            // Polled by the runtime, inside its context.
-            CompioRuntime::with_current(|runtime| runtime.spawn(fut).detach());
-        }) {
-            runtime.spawn(receive).detach();
-        }
+        let (remote, tracker) = (Arc::<Remote>::default(), Arc::<Tracker>::default());
         Ok(Compio {
             inner: Arc::new(Inner {
-                remote,
-                runtime: ThreadBound::new("a compio runtime", runtime),
+                remote: remote.clone(),
+                tracker: tracker.clone(),
+                runtime: ThreadBound::new(
+                    "a compio runtime",
+                    Home {
+                        runtime,
+                        remote,
+                        tracker,
+                    },
+                ),
                 pool,
             }),
         })
@@ -200,8 +239,12 @@ impl Compio {
     /// let compio_rt = rt.runtime().unwrap();
     /// assert_eq!(rt.block_on(compio_rt.spawn(async { 3 })).unwrap(), 3);
     /// ```
-    pub fn runtime(&self) -> Result<std::rc::Rc<CompioRuntime>, crate::local::WrongThread> {
-        self.inner.runtime.try_get()
+    ///
+    /// Tasks spawned through compio's API are not cancelkit's: they are
+    /// dropped when compio drops its runtime, which it does only once no
+    /// clone of it (such as this one) is left.
+    pub fn runtime(&self) -> Result<CompioRuntime, crate::local::WrongThread> {
+        self.inner.runtime.try_get().map(|home| home.runtime.clone())
     }
 
     /// A [`Signal`](crate::Signal) raised when the process receives Ctrl-C
@@ -257,7 +300,8 @@ impl LocalSpawner for Compio {
     where
         F: Future<Output = ()> + 'static,
     {
-        self.inner.runtime.get().spawn(fut).detach();
+        let fut = self.inner.tracker.track(fut);
+        self.inner.runtime.get().runtime.spawn(fut).detach();
     }
 }
 
@@ -268,8 +312,9 @@ impl Spawner for Compio {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        let fut = self.inner.tracker.track(fut);
         match self.inner.runtime.try_get() {
-            Ok(runtime) => runtime.spawn(fut).detach(),
+            Ok(home) => home.runtime.spawn(fut).detach(),
             Err(_) => self.inner.remote.push(Box::pin(fut)),
         }
     }
@@ -287,7 +332,8 @@ impl crate::blocking::SpawnBlocking for Compio {
         if let Err(busy) = self.inner.pool.dispatch(f) {
             let f = busy.into_inner();
             // If no thread can be had either, `f` is dropped unrun (the
-            // handle reports `Cancelled`).
+            // handle reports `Cancelled`). (Below the pool's limit, compio's
+            // own dispatch panics instead when no thread can be started.)
             let _ = std::thread::Builder::new()
                 .name("cancelkit-compio-blocking".into())
                 .spawn(f);
@@ -318,7 +364,7 @@ impl Runtime for Compio {
     /// `.await` the future instead).
     #[track_caller]
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        let runtime = self.inner.runtime.get();
+        let home = self.inner.runtime.get();
         if CompioRuntime::try_current().is_some() {
             panic!(
                 "cancelkit: Compio::block_on called from async code a compio runtime is \
@@ -326,7 +372,13 @@ impl Runtime for Compio {
                  future instead"
             );
         }
-        runtime.block_on(fut)
+        // The receiving task, unless it runs already: compio drops every
+        // task when a `block_on` panics, this one included.
+        if let Some(receive) = self.inner.remote.receiver(spawn_received) {
+            let receive = self.inner.tracker.track(receive);
+            home.runtime.spawn(receive).detach();
+        }
+        home.runtime.block_on(fut)
     }
 }
 
@@ -369,6 +421,18 @@ impl Compio {
     /// (`token.run_until_cancelled(fut)` drops `fut` instead, and the
     /// buffer with it.) An operation that had completed when the token was
     /// cancelled keeps its result.
+    ///
+    /// # Limits
+    ///
+    /// - compio finds the token through the waker `fut` is polled with: an
+    ///   operation polled under another waker (inside a task `fut` spawns,
+    ///   or a combinator that makes its own wakers, such as
+    ///   `FuturesUnordered`) does not see it.
+    /// - Wakers cloned inside `fut` hold compio's token, and through it the
+    ///   runtime's driver; compio leaks that (rather than drop it on the
+    ///   wrong thread) when the last such waker is dropped on another thread
+    ///   — a timer of `async-io`, a token cancelled elsewhere. The driver's
+    ///   ring then outlives the runtime.
     ///
     /// # Panics
     ///
@@ -415,6 +479,7 @@ impl Compio {
             .inner
             .runtime
             .get()
+            .runtime
             .enter(compio::runtime::CancelToken::new);
         CancelIo {
             fut: fut.with_cancel(theirs.clone()),

@@ -38,6 +38,18 @@ type MonoioRuntime = monoio::FusionRuntime<monoio::IoUringDriver, monoio::Legacy
 #[cfg(not(target_os = "linux"))]
 type MonoioRuntime = monoio::FusionRuntime<monoio::LegacyDriver>;
 
+thread_local! {
+    /// How many `Monoio::block_on`s this thread is inside (monoio cannot
+    /// run a second runtime inside one).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether this thread is inside some `Monoio::block_on` (`true` too while
+/// its storage is torn down, where no runtime can be run).
+fn inside_any() -> bool {
+    DEPTH.try_with(|d| d.get() > 0).unwrap_or(true)
+}
+
 type LocalBoxed = Pin<Box<dyn Future<Output = ()> + 'static>>;
 
 // ===== impl Monoio =====
@@ -107,7 +119,6 @@ struct Inner {
     yields: Arc<Yields>,
     /// Every task this handle spawned (see "Shutdown" on [`Monoio`]).
     tracker: Arc<Tracker>,
-    /// Declared last: dropped after the tasks were.
     home: ThreadBound<Home>,
 }
 
@@ -116,6 +127,8 @@ struct Home {
     runtime: RefCell<MonoioRuntime>,
     /// The same as [`Inner::tracker`]: the tasks to drop with the runtime.
     tracker: Arc<Tracker>,
+    /// The same as [`Inner::remote`]: closed when the runtime goes.
+    remote: Arc<Remote>,
     /// The thread is inside `block_on` (monoio spawns only from there).
     inside: Cell<bool>,
     /// Spawned on this thread outside `block_on`: spawned when it next runs.
@@ -128,14 +141,23 @@ impl Drop for Home {
     /// was dropped elsewhere, or with the thread's storage when a task
     /// held the last handle.
     fn drop(&mut self) {
-        self.tracker.close();
+        // What other threads queued will not run: dropped (tracked, so
+        // `until_empty` below does not wait for it).
+        self.remote.close();
         drop(std::mem::take(self.pending.get_mut()));
-        if !self.inside.get() {
-            let tracker = self.tracker.clone();
-            self.runtime
-                .get_mut()
-                .block_on(async move { tracker.until_empty().await });
+        if inside_any() {
+            // Inside another runtime's `block_on` (monoio cannot nest one),
+            // or while the thread's storage is torn down: the tasks can
+            // only be asked to return, and are left to their wakers.
+            self.tracker.close();
+            return;
         }
+        // Closed inside the runtime, so that the wake-ups are its own.
+        let tracker = self.tracker.clone();
+        self.runtime.get_mut().block_on(async move {
+            tracker.close();
+            tracker.until_empty().await
+        });
     }
 }
 
@@ -153,12 +175,10 @@ impl Home {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Nothing will run what other threads queued from now on; every
-        // task is asked to return at its next poll. The tasks themselves
+        // Nothing will run what other threads queued from now on. The tasks
         // are dropped with `home`, on the runtime's thread (see `Home`'s
-        // drop): here, after this, or when that thread ends.
+        // drop): just after this, or when that thread ends.
         self.remote.close();
-        self.tracker.close();
     }
 }
 
@@ -188,16 +208,17 @@ impl Monoio {
     /// ```
     pub fn new() -> std::io::Result<Self> {
         let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new().build()?;
-        let tracker = Arc::<Tracker>::default();
+        let (tracker, remote) = (Arc::<Tracker>::default(), Arc::<Remote>::default());
         Ok(Monoio {
             inner: Arc::new(Inner {
-                remote: Arc::default(),
+                remote: remote.clone(),
                 yields: Arc::default(),
                 tracker: tracker.clone(),
                 home: ThreadBound::new(
                     "a monoio runtime",
                     Home {
                         tracker,
+                        remote,
                         runtime: RefCell::new(runtime),
                         inside: Cell::new(false),
                         pending: RefCell::default(),
@@ -313,12 +334,16 @@ impl Runtime for Monoio {
     /// # Panics
     ///
     /// At the caller's line: off the thread that made this `Monoio`, or
-    /// inside a task of this runtime (blocking there would stall it;
-    /// `.await` the future instead).
+    /// inside a task of this or another `Monoio` runtime (blocking there
+    /// would stall it; `.await` the future instead).
     #[track_caller]
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         let home = self.inner.home.get();
-        let Ok(mut runtime) = home.runtime.try_borrow_mut() else {
+        let runtime = match home.runtime.try_borrow_mut() {
+            Ok(runtime) if !inside_any() => Some(runtime),
+            _ => None,
+        };
+        let Some(mut runtime) = runtime else {
             panic!(
                 "cancelkit: Monoio::block_on called from async code a monoio runtime is \
                  driving, where blocking the thread would stall the runtime; `.await` the \
@@ -326,6 +351,7 @@ impl Runtime for Monoio {
             );
         };
         home.inside.set(true);
+        DEPTH.with(|d| d.set(d.get() + 1));
         let _outside = Outside(&home.inside);
         let (remote, tracker) = (self.inner.remote.clone(), self.inner.tracker.clone());
         let yields = self.inner.yields.clone();
@@ -353,21 +379,26 @@ struct Outside<'a>(&'a Cell<bool>);
 impl Drop for Outside<'_> {
     fn drop(&mut self) {
         self.0.set(false);
+        let _ = DEPTH.try_with(|d| d.set(d.get() - 1));
     }
 }
 
 // ===== fair yields =====
 
-/// Wake-ups a task gave itself during its own poll, to be delivered from
-/// the back of the run queue.
+/// Wake-ups a task gave itself during its own poll, delivered after the
+/// other ready tasks ran and the driver turned.
 ///
 /// monoio runs a task that woke itself while being polled (a `yield_now`)
 /// again *first*, ahead of every other ready task (its scheduler's
-/// `yield_now` pushes to the front). A task waiting in a `yield_now` loop
-/// for another task would starve it for ever. Every task of this adapter,
-/// and `block_on`'s future, is wrapped in [`Fair`], which holds such a
-/// wake-up back and hands it to the pumping task, whose wake-ups (of other
-/// tasks) go to the back of the queue — where tokio and smol put a yield.
+/// `yield_now` pushes to the front), and takes in wake-ups from other
+/// threads (timers, tokens cancelled elsewhere) only when its run queue is
+/// empty. A task waiting in a `yield_now` loop for another task, or for a
+/// timer, would wait for ever. Every task of this adapter, and `block_on`'s
+/// future, is wrapped in [`Fair`], which holds such a wake-up back and
+/// hands it to the pumping task; the pump waits for a wake-up of its own
+/// from another thread (which monoio takes in with the others, at its next
+/// driver turn), then wakes the held-back tasks, which go to the back of
+/// the queue — as tokio runs a yielded task after its next driver turn.
 #[derive(Default)]
 struct Yields {
     state: Mutex<YieldsState>,
@@ -408,6 +439,7 @@ impl Yields {
         drop(state);
         drop(monoio::spawn(tracker.track(Pump {
             yields: self.clone(),
+            turn: None,
         })));
     }
 }
@@ -415,6 +447,9 @@ impl Yields {
 /// The task that delivers deferred yields (see [`Yields`]).
 struct Pump {
     yields: Arc<Yields>,
+    /// A wake-up of this task from another thread, which monoio takes in
+    /// only when it turns its driver: the deferred wakes wait for it.
+    turn: Option<blocking::Task<()>>,
 }
 
 impl Drop for Pump {
@@ -433,15 +468,27 @@ impl Drop for Pump {
 impl Future for Pump {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let deferred = {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if let Some(turn) = &mut self.turn {
+                if Pin::new(turn).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.turn = None;
+                // The driver has turned since these yielded: wake-ups from
+                // other threads got in. Other tasks' wakers, from this
+                // task: each goes to the back of the queue.
+                let deferred = std::mem::take(&mut self.yields.lock().deferred);
+                deferred.into_iter().for_each(Waker::wake);
+            }
             let mut state = self.yields.lock();
-            state.pump = Some(cx.waker().clone());
-            std::mem::take(&mut state.deferred)
-        };
-        // Other tasks' wakers: each goes to the back of the queue.
-        deferred.into_iter().for_each(Waker::wake);
-        Poll::Pending
+            if state.deferred.is_empty() {
+                state.pump = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            drop(state);
+            self.turn = Some(blocking::unblock(|| {}));
+        }
     }
 }
 

@@ -119,7 +119,7 @@ impl<F: Future<Output = ()>> Future for Tracked<F> {
                 .waiting
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            // Checked under the lock `drain` sets it under: either our
+            // Checked under the lock `close` sets it under: either our
             // waker is in the slab it takes, or we see the gate closed.
             if tracker.closing.load(Ordering::SeqCst) {
                 drop(waiting);

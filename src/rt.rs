@@ -46,7 +46,7 @@ cfg_tokio! {
     pub use self::tokio::{Tokio, TokioLocal};
 }
 
-#[cfg(any(feature = "smol", feature = "monoio"))]
+#[cfg(any(feature = "smol", feature = "compio", feature = "monoio"))]
 #[path = "../adapters/tracker.rs"]
 mod tracker;
 

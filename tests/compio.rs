@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cancelkit::blocking::SpawnBlockingExt;
+use cancelkit::local::LocalSpawnerExt;
 use cancelkit::{CancelToken, JoinError, Runtime, SpawnerExt, TaskGroup, rt::Compio};
 use compio::BufResult;
 use compio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -218,4 +219,49 @@ fn a_group_shutdown_cancels_a_member_blocked_in_a_read() {
         let out = member.await.unwrap();
         assert!(out.is_err(), "the read was not cancelled: {out:?}");
     }));
+}
+
+/// compio drops every task when a `block_on` panics — the one that takes
+/// in spawns from other threads too; the next `block_on` starts another.
+#[test]
+fn spawns_from_another_thread_still_run_after_a_panic_in_block_on() {
+    let rt = Compio::new().unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async { panic!("in block_on") })
+    }));
+    assert!(caught.is_err());
+    let remote = rt.clone();
+    let task = std::thread::spawn(move || remote.spawn(async { 5 }))
+        .join()
+        .unwrap();
+    assert_eq!(
+        rt.block_on(bounded("the spawn after the panic", task))
+            .unwrap(),
+        5
+    );
+}
+
+/// compio drops its tasks only when no clone of its runtime is left; a
+/// task holding one (as compio's own I/O futures do across awaits) is
+/// still dropped when the last `Compio` handle goes (D6).
+#[test]
+fn a_task_holding_a_compio_runtime_clone_is_dropped_with_the_runtime() {
+    let rt = Compio::new().unwrap();
+    let compio_rt = rt.runtime().unwrap();
+    let started = CancelToken::new();
+    let task = rt.spawn_local({
+        let started = started.clone();
+        async move {
+            let _keep = compio_rt;
+            started.cancel();
+            std::future::pending::<()>().await
+        }
+    });
+    rt.block_on(started.cancelled());
+    drop(rt);
+    let out = future::block_on(future::or(async { Some(task.await) }, async {
+        async_io::Timer::after(LIMIT).await;
+        None
+    }));
+    assert!(matches!(out, Some(Err(JoinError::Cancelled))), "{out:?}");
 }

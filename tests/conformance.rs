@@ -8,6 +8,8 @@
     feature = "tokio",
     feature = "smol",
     feature = "async-std",
+    feature = "compio",
+    feature = "monoio",
     feature = "sim"
 ))]
 

@@ -206,3 +206,76 @@ fn monoio_task_holding_its_runtime_when_the_thread_ends() {
 fn monoio_dropped_on_another_thread() {
     dropped_elsewhere(|| cancelkit::rt::Monoio::new().unwrap());
 }
+
+/// The runtime's thread ends with a task holding the last handle (so the
+/// runtime goes with the thread's storage) while a spawn from another
+/// thread is still queued: both handles resolve `Cancelled`, and the
+/// thread ends (an adapter that waited for the queued spawn would hang in
+/// the thread's destructor).
+fn queued_spawn_when_the_runtime_goes_with_its_thread<R, F>(new_runtime: F)
+where
+    R: Runtime + LocalSpawner + cancelkit::SpawnerExt + Clone + Send + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    let (out, handed) = mpsc::channel::<(Task<()>, Task<u32>)>();
+    let home = std::thread::spawn(move || {
+        let rt = new_runtime();
+        let started = cancelkit::CancelToken::new();
+        let holder = rt.spawn_local({
+            let (rt, started) = (rt.clone(), started.clone());
+            async move {
+                let _rt = rt;
+                started.cancel();
+                std::future::pending::<()>().await
+            }
+        });
+        rt.block_on(started.cancelled());
+        // Queued from elsewhere while the runtime is not running.
+        let remote = rt.clone();
+        let queued = std::thread::spawn(move || remote.spawn(async { 1 }))
+            .join()
+            .unwrap();
+        out.send((holder, queued)).unwrap();
+    });
+    let (holder, queued) = handed.recv_timeout(LIMIT).unwrap();
+    let (ended, has_ended) = mpsc::channel();
+    std::thread::spawn(move || ended.send(home.join().is_ok()).unwrap());
+    assert_eq!(
+        has_ended.recv_timeout(LIMIT),
+        Ok(true),
+        "the runtime's thread did not end cleanly"
+    );
+    let holder = awaited(holder);
+    assert!(
+        matches!(holder, Some(Err(JoinError::Cancelled))),
+        "the task holding the runtime gave {holder:?}"
+    );
+    let queued = awaited(queued);
+    assert!(
+        matches!(queued, Some(Err(JoinError::Cancelled))),
+        "the queued spawn gave {queued:?}"
+    );
+}
+
+/// `task`'s outcome, or `None` if it takes longer than LIMIT.
+fn awaited<T>(task: Task<T>) -> Option<Result<T, JoinError>> {
+    futures_lite::future::block_on(futures_lite::future::or(
+        async { Some(task.await) },
+        async {
+            async_io::Timer::after(LIMIT).await;
+            None
+        },
+    ))
+}
+
+#[cfg(feature = "compio")]
+#[test]
+fn compio_queued_spawn_when_the_runtime_goes_with_its_thread() {
+    queued_spawn_when_the_runtime_goes_with_its_thread(|| cancelkit::rt::Compio::new().unwrap());
+}
+
+#[cfg(feature = "monoio")]
+#[test]
+fn monoio_queued_spawn_when_the_runtime_goes_with_its_thread() {
+    queued_spawn_when_the_runtime_goes_with_its_thread(|| cancelkit::rt::Monoio::new().unwrap());
+}

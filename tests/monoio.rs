@@ -1,5 +1,5 @@
-//! The monoio adapter beyond the conformance suite: fair `yield_now`
-//! loops, spawns from other threads and from outside `block_on`, a nested
+//! The monoio adapter beyond the conformance suite: `yield_now` loops
+//! that let other tasks and timers in, spawns from other threads and from outside `block_on`, a nested
 //! `block_on`, and blocking work.
 
 use std::cell::Cell;
@@ -57,6 +57,38 @@ fn a_yield_loop_waiting_for_another_task_lets_it_run() {
         setter.await.unwrap();
         waiter.await.unwrap();
     });
+}
+
+/// monoio takes in wake-ups from other threads (here, async-io's timer)
+/// only when its run queue is empty; a `yield_now` loop keeps it full. The
+/// loop's wait for a task that sleeps must still end.
+#[test]
+fn a_yield_loop_waiting_for_a_task_that_sleeps_ends() {
+    use cancelkit::Timer;
+    // On a thread of its own, watched from here: a runtime that never
+    // takes the timer's wake-up in hangs rather than fails.
+    let (done, ended) = mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = Monoio::new().unwrap();
+        let set = Rc::new(Cell::new(false));
+        let sleeper = rt.spawn_local({
+            let (set, rt) = (set.clone(), rt.clone());
+            async move {
+                rt.sleep(Duration::from_millis(1)).await;
+                set.set(true);
+            }
+        });
+        rt.block_on(async {
+            while !set.get() {
+                future::yield_now().await;
+            }
+        });
+        rt.block_on(sleeper).unwrap();
+        done.send(()).unwrap();
+    });
+    ended
+        .recv_timeout(LIMIT)
+        .expect("the yield loop never saw the timer's task finish");
 }
 
 #[test]
