@@ -165,7 +165,8 @@ pub(crate) fn wait_timeout(token: &CancelToken, timeout: Duration) -> Option<boo
 }
 
 impl crate::blocking::SpawnBlocking for Sim {
-    /// A thread of its own for `f` (started now), run in lockstep with the
+    /// A thread of its own for `f` (started when the scheduler first picks
+    /// it, so pending work holds no thread), run in lockstep with the
     /// simulation (see [`BLOCKING_TURN_LIMIT`] for the one exception): `f`
     /// starts when the scheduler picks it, like a task, and makes progress
     /// only while the simulation runs (inside `block_on` or `settle`); its
@@ -185,29 +186,24 @@ impl crate::blocking::SpawnBlocking for Sim {
             }),
             changed: Condvar::new(),
         });
-        let on_thread = turn.clone();
-        let spawned = std::thread::Builder::new()
-            .name("cancelkit-sim-blocking".into())
-            .spawn(move || run(on_thread, f));
-        if spawned.is_ok() {
-            // Refused after a shutdown: the job drops, and the thread drops
-            // `f` unrun.
-            crate::Spawner::spawn_detached(
-                self,
-                Job {
-                    turn,
-                    shared: self.shared.clone(),
-                    wait: None,
-                    fresh: false,
-                    outside: false,
-                },
-            );
-        }
+        // Refused after a shutdown: the job, and `f` with it, is dropped
+        // unrun.
+        crate::Spawner::spawn_detached(
+            self,
+            Job {
+                turn,
+                shared: self.shared.clone(),
+                start: Some(Box::new(f)),
+                wait: None,
+                fresh: false,
+                outside: false,
+            },
+        );
     }
 }
 
 /// The body of a blocking closure's thread.
-fn run<F: FnOnce()>(turn: Arc<Turn>, f: F) {
+fn run(turn: Arc<Turn>, f: Box<dyn FnOnce() + Send>) {
     if !turn.wait_for_turn(turn.lock()) {
         return; // the simulation went first: `f` is dropped unrun
     }
@@ -228,6 +224,8 @@ fn run<F: FnOnce()>(turn: Arc<Turn>, f: F) {
 /// the closure a turn and waits (in real time, up to the limit) for it back.
 struct Job {
     turn: Arc<Turn>,
+    /// The closure, until its thread is started (at the job's first poll).
+    start: Option<Box<dyn FnOnce() + Send>>,
     /// For virtual sleeps, without keeping the simulation alive.
     shared: Arc<Shared>,
     /// What the closure waits for in `wait_timeout`.
@@ -260,6 +258,17 @@ impl Future for Job {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(f) = self.start.take() {
+            let turn = self.turn.clone();
+            let spawned = std::thread::Builder::new()
+                .name("cancelkit-sim-blocking".into())
+                .spawn(move || run(turn, f));
+            if spawned.is_err() {
+                // No thread to be had: `f` was dropped unrun, and its
+                // handle reports `Cancelled`.
+                return Poll::Ready(());
+            }
+        }
         loop {
             if let Some(wait) = &mut self.wait {
                 if wait.as_mut().poll(cx).is_pending() {
