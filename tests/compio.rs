@@ -2,10 +2,9 @@
 //! blocking work arriving from other threads, a nested `block_on`, and
 //! `Compio::cancel_io` cancelling socket reads in flight.
 
-use std::future::Future;
 use std::pin::pin;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cancelkit::blocking::SpawnBlockingExt;
 use cancelkit::local::LocalSpawnerExt;
@@ -18,7 +17,9 @@ use futures_lite::future;
 #[path = "support/panic_site.rs"]
 mod panic_site;
 
-const LIMIT: Duration = Duration::from_secs(20);
+#[path = "support/bounded.rs"]
+mod bounded;
+use bounded::{LIMIT, bounded};
 
 /// A connected pair of loopback sockets on the current compio runtime.
 async fn socket_pair() -> (TcpStream, TcpStream) {
@@ -28,16 +29,6 @@ async fn socket_pair() -> (TcpStream, TcpStream) {
         .await
         .unwrap();
     (client, server)
-}
-
-/// Fails the test, instead of hanging it, if `fut` takes longer than LIMIT.
-async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
-    future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(LIMIT).await;
-        None
-    })
-    .await
-    .unwrap_or_else(|| panic!("{what} did not finish within {LIMIT:?}"))
 }
 
 #[test]
@@ -259,9 +250,6 @@ fn a_task_holding_a_compio_runtime_clone_is_dropped_with_the_runtime() {
     });
     rt.block_on(started.cancelled());
     drop(rt);
-    let out = future::block_on(future::or(async { Some(task.await) }, async {
-        async_io::Timer::after(LIMIT).await;
-        None
-    }));
-    assert!(matches!(out, Some(Err(JoinError::Cancelled))), "{out:?}");
+    let out = future::block_on(bounded("the dropped runtime's task", task));
+    assert!(matches!(out, Err(JoinError::Cancelled)), "{out:?}");
 }

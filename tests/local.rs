@@ -96,13 +96,7 @@ where
     );
     end.send(()).unwrap();
     home.join().unwrap();
-    let out = futures_lite::future::block_on(futures_lite::future::or(
-        async { Some(task.await) },
-        async {
-            async_io::Timer::after(LIMIT).await;
-            None
-        },
-    ));
+    let out = awaited(task);
     assert!(
         matches!(out, Some(Err(JoinError::Cancelled))),
         "after its thread ended, the local task gave {out:?}"
@@ -148,13 +142,7 @@ where
     });
     let task = handed.recv_timeout(LIMIT).unwrap();
     home.join().expect("the thread ended without a panic");
-    let out = futures_lite::future::block_on(futures_lite::future::or(
-        async { Some(task.await) },
-        async {
-            async_io::Timer::after(LIMIT).await;
-            None
-        },
-    ));
+    let out = awaited(task);
     assert!(
         matches!(out, Some(Err(JoinError::Cancelled))),
         "the task of an ended thread gave {out:?}"

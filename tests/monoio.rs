@@ -3,7 +3,6 @@
 //! `block_on`, and blocking work.
 
 use std::cell::Cell;
-use std::future::Future;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -16,17 +15,9 @@ use futures_lite::future;
 #[path = "support/panic_site.rs"]
 mod panic_site;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
-/// Fails the test, instead of hanging it, if `fut` takes longer than LIMIT.
-async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
-    future::or(async { Some(fut.await) }, async {
-        async_io::Timer::after(LIMIT).await;
-        None
-    })
-    .await
-    .unwrap_or_else(|| panic!("{what} did not finish within {LIMIT:?}"))
-}
+#[path = "support/bounded.rs"]
+mod bounded;
+use bounded::{LIMIT, bounded};
 
 /// monoio runs a task that woke itself first again, ahead of every other;
 /// through cancelkit, a `yield_now` loop waiting for another task lets it
