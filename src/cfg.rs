@@ -38,3 +38,7 @@ macro_rules! cfg_compio {
 macro_rules! cfg_monoio {
     ($($item:item)*) => { cfg_feature!("monoio"; $($item)*); };
 }
+
+macro_rules! cfg_hyper {
+    ($($item:item)*) => { cfg_feature!("hyper"; $($item)*); };
+}

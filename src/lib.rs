@@ -295,6 +295,10 @@ cfg_sim! {
     pub mod sim;
 }
 
+cfg_hyper! {
+    pub mod wire;
+}
+
 pub use group::TaskGroup;
 pub use runtime::{Runtime, RuntimeHandle, SharedRuntime, Spawner, SpawnerExt, Timer};
 pub use signal::Signal;

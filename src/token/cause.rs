@@ -40,6 +40,11 @@ pub enum CancelKind {
     /// was cancelled: its [`Task`](crate::Task) handle was dropped, aborted
     /// or cancelled, or its runtime shut down.
     TaskCancelled,
+    /// The peer that asked for the work went away before it was done: an
+    /// HTTP client closed its connection or reset its stream while the
+    /// request's handler still ran ([W3](crate#W3), see
+    /// [`wire::TokenService`](crate::wire)).
+    Disconnected,
 }
 
 impl CancelKind {
@@ -52,6 +57,7 @@ impl CancelKind {
             CancelKind::External => "cancelled externally",
             CancelKind::TaskFailed => "a sibling task failed",
             CancelKind::TaskCancelled => "its task was cancelled",
+            CancelKind::Disconnected => "the client went away",
         }
     }
 }
