@@ -84,7 +84,9 @@ impl Net for AsyncStd {
     fn pair(&self) -> BoxFuture<(BoxIo, BoxIo)> {
         use smol_hyper::rt::FuturesIo;
         Box::pin(async {
-            let listener = async_std::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap();
             let addr = listener.local_addr().unwrap();
             let (client, server) = futures_lite::future::zip(
                 async_std::net::TcpStream::connect(addr),
@@ -188,10 +190,7 @@ async fn open<R: Net>(rt: &R, proto: Proto, io: BoxIo) -> (Sender, Task<()>) {
             let conn = rt.spawn(async move {
                 let _ = conn.await;
             });
-            (
-                Sender::H1(Arc::new(async_lock::Mutex::new(sender))),
-                conn,
-            )
+            (Sender::H1(Arc::new(async_lock::Mutex::new(sender))), conn)
         }
         Proto::H2 => {
             let (sender, conn) =
@@ -251,35 +250,38 @@ fn exchange<R: Net>(rt: R, proto: Proto) {
         }),
     );
     let runner = rt.clone();
-    runner.block_on(bounded(&format!("{REQUESTS} requests over {proto:?}"), async move {
-        let (client_io, server_io) = rt.pair().await;
-        let server = serve(&rt, proto, server_io, service);
-        let (sender, conn) = open(&rt, proto, client_io).await;
-        let token = CancelToken::with_timeout(&rt, Duration::from_secs(600));
-        // HTTP/1 one request at a time; HTTP/2 ten streams at once.
-        let lanes = if proto == Proto::H1 { 1 } else { 10 };
-        let mut clients = Vec::new();
-        for lane in 0..lanes {
-            let (sender, token, rt2) = (sender.clone(), token.clone(), rt.clone());
-            clients.push(rt.spawn(async move {
-                for i in (lane..REQUESTS).step_by(lanes) {
-                    let path = format!("/{i}");
-                    let response = wire::call(&token, &rt2, get(&path), |req| sender.send(req))
-                        .await
-                        .expect("the client's token is not cancelled")
-                        .expect("the request succeeds");
-                    assert_eq!(response.status(), StatusCode::OK);
-                    assert_eq!(text(response).await, format!("{path} true"));
-                }
-            }));
-        }
-        for client in clients {
-            client.await.unwrap();
-        }
-        drop(sender);
-        conn.await.unwrap();
-        server.await.unwrap();
-    }));
+    runner.block_on(bounded(
+        &format!("{REQUESTS} requests over {proto:?}"),
+        async move {
+            let (client_io, server_io) = rt.pair().await;
+            let server = serve(&rt, proto, server_io, service);
+            let (sender, conn) = open(&rt, proto, client_io).await;
+            let token = CancelToken::with_timeout(&rt, Duration::from_secs(600));
+            // HTTP/1 one request at a time; HTTP/2 ten streams at once.
+            let lanes = if proto == Proto::H1 { 1 } else { 10 };
+            let mut clients = Vec::new();
+            for lane in 0..lanes {
+                let (sender, token, rt2) = (sender.clone(), token.clone(), rt.clone());
+                clients.push(rt.spawn(async move {
+                    for i in (lane..REQUESTS).step_by(lanes) {
+                        let path = format!("/{i}");
+                        let response = wire::call(&token, &rt2, get(&path), |req| sender.send(req))
+                            .await
+                            .expect("the client's token is not cancelled")
+                            .expect("the request succeeds");
+                        assert_eq!(response.status(), StatusCode::OK);
+                        assert_eq!(text(response).await, format!("{path} true"));
+                    }
+                }));
+            }
+            for client in clients {
+                client.await.unwrap();
+            }
+            drop(sender);
+            conn.await.unwrap();
+            server.await.unwrap();
+        },
+    ));
     assert_eq!(handled.load(Ordering::Relaxed), REQUESTS);
 }
 
@@ -331,4 +333,362 @@ fn ten_thousand_requests_http1_sim() {
 #[test]
 fn ten_thousand_requests_http2_sim() {
     exchange(Sim::new(), Proto::H2);
+}
+
+// --- W3: a client that goes away cancels the request's work -------------
+
+#[derive(Clone, Copy, Debug)]
+enum Gone {
+    /// The client's token is cancelled: `wire::call` drops the request.
+    CallCancelled,
+    /// The client's connection is dropped mid-request.
+    ConnectionClosed,
+}
+
+/// The handler starts a child task on the request's token and never
+/// answers; the client gives up in the way `gone` says. The child must see
+/// its token cancelled with `Disconnected` and the `ClientGone` cause.
+fn client_gone<R: Net>(rt: R, proto: Proto, gone: Gone) {
+    let (started_tx, started_rx) = async_channel::bounded::<()>(1);
+    let (seen_tx, seen_rx) = async_channel::bounded(1);
+    let service = TokenService::new(
+        rt.clone(),
+        CancelToken::new(),
+        service_fn({
+            let rt = rt.clone();
+            move |req: Request<Incoming>| {
+                let work = token_of(&req).child();
+                let seen_tx = seen_tx.clone();
+                rt.spawn(async move {
+                    work.cancelled().await;
+                    let _ = seen_tx.send(work.reason().unwrap()).await;
+                })
+                .detach();
+                let started_tx = started_tx.clone();
+                async move {
+                    let _ = started_tx.send(()).await;
+                    std::future::pending::<Result<Response<String>, Infallible>>().await
+                }
+            }
+        }),
+    );
+    let runner = rt.clone();
+    let why = runner.block_on(bounded(&format!("{gone:?} over {proto:?}"), async move {
+        let (client_io, server_io) = rt.pair().await;
+        let server = serve(&rt, proto, server_io, service);
+        let (sender, conn) = open(&rt, proto, client_io).await;
+        let token = CancelToken::new();
+        let call = rt.spawn({
+            let (token, rt) = (token.clone(), rt.clone());
+            async move { wire::call(&token, &rt, get("/slow"), |req| sender.send(req)).await }
+        });
+        started_rx.recv().await.unwrap();
+        match gone {
+            Gone::CallCancelled => {
+                token.cancel();
+                let out = call.await.unwrap();
+                assert_eq!(out.unwrap_err().kind(), CancelKind::Explicit);
+            }
+            Gone::ConnectionClosed => {
+                conn.cancel().await;
+                drop(call);
+            }
+        }
+        let why = seen_rx.recv().await.unwrap();
+        drop(server);
+        why
+    }));
+    assert_eq!(
+        why.kind(),
+        CancelKind::Disconnected,
+        "{gone:?} over {proto:?}: {why}"
+    );
+    assert!(why.cause().unwrap().is::<ClientGone>(), "{why}");
+}
+
+macro_rules! client_gone_tests {
+    ($($name:ident: $rt:expr;)*) => {$(
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn http1_call_cancelled() {
+                client_gone($rt, Proto::H1, Gone::CallCancelled);
+            }
+
+            #[test]
+            fn http1_connection_closed() {
+                client_gone($rt, Proto::H1, Gone::ConnectionClosed);
+            }
+
+            #[test]
+            fn http2_call_cancelled() {
+                client_gone($rt, Proto::H2, Gone::CallCancelled);
+            }
+
+            #[test]
+            fn http2_connection_closed() {
+                client_gone($rt, Proto::H2, Gone::ConnectionClosed);
+            }
+        }
+    )*};
+}
+
+client_gone_tests! {
+    client_gone_tokio: Tokio::current_thread().unwrap();
+    client_gone_tokio_multi_thread: Tokio::new().unwrap();
+    client_gone_smol: Smol::new().unwrap();
+    client_gone_async_std: AsyncStd::new().unwrap();
+    client_gone_sim: Sim::new();
+}
+
+// --- W1, W2: deadlines in and out, on the sim's exact clock --------------
+
+/// What the handler saw of its request's token.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    deadline: Option<std::time::Instant>,
+    cancelled: Option<CancelKind>,
+}
+
+/// Sends one request with `headers` to a `TokenService` (with `max`) on the
+/// sim over HTTP/`proto`; returns the response, and what the handler saw if
+/// it was called, with the sim's clock when the request was sent.
+fn one_request(
+    proto: Proto,
+    max: Option<Duration>,
+    headers: &[(&str, &[u8])],
+) -> (Response<String>, Option<Seen>, std::time::Instant) {
+    let sim = Sim::new();
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let mut service = TokenService::new(
+        sim.clone(),
+        CancelToken::new(),
+        service_fn({
+            let seen = seen.clone();
+            move |req: Request<Incoming>| {
+                let token = token_of(&req);
+                *seen.lock().unwrap() = Some(Seen {
+                    deadline: token.deadline(),
+                    cancelled: token.reason().map(|why| why.kind()),
+                });
+                async { Ok::<_, Infallible>(Response::new("handled".to_string())) }
+            }
+        }),
+    );
+    if let Some(max) = max {
+        service = service.max_deadline(max);
+    }
+    let mut req = get("/");
+    for (name, value) in headers {
+        req.headers_mut().append(
+            hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            hyper::header::HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    let rt = sim.clone();
+    let (response, sent_at) = sim.block_on(async move {
+        let (client_io, server_io) = rt.pair().await;
+        let _server = serve(&rt, proto, server_io, service);
+        let (sender, _conn) = open(&rt, proto, client_io).await;
+        let sent_at = rt.now();
+        let response = sender.send(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        (Response::from_parts(parts, body), sent_at)
+    });
+    let seen = seen.lock().unwrap().clone();
+    (response, seen, sent_at)
+}
+
+#[test]
+fn an_incoming_timeout_becomes_the_requests_deadline() {
+    for proto in [Proto::H1, Proto::H2] {
+        let (response, seen, sent) = one_request(proto, None, &[("grpc-timeout", b"200m")]);
+        assert_eq!(response.status(), StatusCode::OK);
+        let seen = seen.unwrap();
+        // The sim's clock does not move while the request travels.
+        assert_eq!(seen.deadline, Some(sent + Duration::from_millis(200)));
+        assert_eq!(seen.cancelled, None);
+    }
+}
+
+#[test]
+fn the_servers_maximum_caps_the_deadline_and_applies_without_a_header() {
+    let max = Duration::from_secs(1);
+    let (_, seen, sent) = one_request(Proto::H1, Some(max), &[("grpc-timeout", b"10S")]);
+    assert_eq!(seen.unwrap().deadline, Some(sent + max));
+    let (_, seen, sent) = one_request(Proto::H1, Some(max), &[("grpc-timeout", b"300m")]);
+    assert_eq!(
+        seen.unwrap().deadline,
+        Some(sent + Duration::from_millis(300))
+    );
+    let (_, seen, sent) = one_request(Proto::H1, Some(max), &[]);
+    assert_eq!(seen.unwrap().deadline, Some(sent + max));
+    let (_, seen, _) = one_request(Proto::H1, None, &[]);
+    assert_eq!(seen.unwrap().deadline, None);
+}
+
+#[test]
+fn a_zero_timeout_arrives_expired_and_an_absurd_one_means_none() {
+    let (response, seen, _) = one_request(Proto::H2, None, &[("grpc-timeout", b"0S")]);
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the handler decides what to answer"
+    );
+    assert_eq!(seen.unwrap().cancelled, Some(CancelKind::DeadlineExceeded));
+    let (_, seen, _) = one_request(Proto::H2, None, &[("grpc-timeout", b"99999999H")]);
+    assert_eq!(
+        seen.unwrap(),
+        Seen {
+            deadline: None,
+            cancelled: None
+        }
+    );
+}
+
+#[test]
+fn a_malformed_timeout_is_answered_400_without_calling_the_handler() {
+    for (value, why) in [
+        (&b""[..], "empty value"),
+        (b"123456789S", "9 digits"),
+        (b"100", "no unit"),
+        (b"1h", "unknown unit"),
+        (b"abcS", "not an ASCII digit"),
+    ] {
+        for proto in [Proto::H1, Proto::H2] {
+            let (response, seen, _) = one_request(proto, None, &[("grpc-timeout", value)]);
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{value:?}");
+            assert_eq!(response.headers()["grpc-status"], "3", "{value:?}");
+            let message = response.headers()["grpc-message"].to_str().unwrap();
+            assert!(message.contains(why), "{value:?}: {message}");
+            assert_eq!(seen, None, "{value:?}: the handler must not run");
+        }
+    }
+    let twice = [("grpc-timeout", &b"1S"[..]), ("grpc-timeout", b"2S")];
+    let (response, seen, _) = one_request(Proto::H1, None, &twice);
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response.headers()["grpc-message"]
+            .to_str()
+            .unwrap()
+            .contains("more than once")
+    );
+    assert_eq!(seen, None);
+}
+
+#[test]
+fn a_malformed_timeout_on_a_grpc_request_is_a_trailers_only_invalid_argument() {
+    let headers = [
+        ("content-type", &b"application/grpc+proto"[..]),
+        ("grpc-timeout", b"5x"),
+    ];
+    let (response, seen, _) = one_request(Proto::H2, None, &headers);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/grpc");
+    assert_eq!(response.headers()["grpc-status"], "3");
+    assert_eq!(seen, None);
+}
+
+#[test]
+fn the_requests_token_fires_at_the_callers_deadline() {
+    for proto in [Proto::H1, Proto::H2] {
+        the_token_fires_at_the_deadline(proto);
+    }
+}
+
+fn the_token_fires_at_the_deadline(proto: Proto) {
+    let sim = Sim::new();
+    let service = TokenService::new(
+        sim.clone(),
+        CancelToken::new(),
+        service_fn(|req: Request<Incoming>| {
+            let token = token_of(&req);
+            async move {
+                token.cancelled().await;
+                let why = token.reason().unwrap().kind();
+                Ok::<_, Infallible>(Response::new(format!("{why:?}")))
+            }
+        }),
+    );
+    let rt = sim.clone();
+    let (answer, took) = sim.block_on(async move {
+        let (client_io, server_io) = rt.pair().await;
+        let _server = serve(&rt, proto, server_io, service);
+        let (sender, _conn) = open(&rt, proto, client_io).await;
+        let start = rt.now();
+        let mut req = get("/");
+        req.headers_mut()
+            .insert("grpc-timeout", "3S".parse().unwrap());
+        let response = sender.send(req);
+        let answer = text(response.await.unwrap()).await;
+        (answer, rt.now() - start)
+    });
+    assert_eq!(answer, "DeadlineExceeded");
+    assert_eq!(took, Duration::from_secs(3));
+}
+
+/// A clock that reads `now` and never wakes: a token's deadline can be
+/// past on it while the token's own timer has not fired.
+struct Clock(std::time::Instant);
+
+impl Timer for Clock {
+    type Sleep = std::future::Pending<()>;
+
+    fn now(&self) -> std::time::Instant {
+        self.0
+    }
+
+    fn sleep_until(&self, _: std::time::Instant) -> Self::Sleep {
+        std::future::pending()
+    }
+}
+
+#[test]
+fn an_outgoing_request_carries_the_remaining_deadline_and_an_expired_one_is_not_sent() {
+    let sim = Sim::new();
+    let start = sim.now();
+    let token = CancelToken::with_deadline(&sim, start + Duration::from_millis(250));
+    let mut headers = hyper::HeaderMap::new();
+    wire::write_deadline(
+        &token,
+        &Clock(start + Duration::from_millis(50)),
+        &mut headers,
+    )
+    .unwrap();
+    assert_eq!(headers["grpc-timeout"], "200000u");
+
+    // Past the deadline by the caller's clock, before the timer fired.
+    let late = Clock(start + Duration::from_millis(250));
+    assert!(!token.is_cancelled());
+    let refused = wire::write_deadline(&token, &late, &mut headers).unwrap_err();
+    assert_eq!(refused.kind(), CancelKind::DeadlineExceeded);
+    assert_eq!(
+        headers["grpc-timeout"], "200000u",
+        "headers are left as they were"
+    );
+    let sent = AtomicUsize::new(0);
+    let call = wire::call(&token, &late, get("/"), |_| {
+        sent.fetch_add(1, Ordering::Relaxed);
+        async {}
+    });
+    let refused = futures_lite::future::block_on(call).unwrap_err();
+    assert_eq!(refused.kind(), CancelKind::DeadlineExceeded);
+    assert_eq!(
+        sent.load(Ordering::Relaxed),
+        0,
+        "an expired request is not sent"
+    );
+
+    // A cancelled token refuses with its own cause.
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let refused = wire::write_deadline(&cancelled, &sim, &mut headers).unwrap_err();
+    assert_eq!(refused.kind(), CancelKind::Explicit);
+
+    // No deadline: a stale header is removed.
+    wire::write_deadline(&CancelToken::new(), &sim, &mut headers).unwrap();
+    assert!(headers.get("grpc-timeout").is_none());
 }

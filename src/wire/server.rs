@@ -168,7 +168,6 @@ where
     type Error = S::Error;
     type Future = TokenFuture<S::Future, ResBody>;
 
-    #[track_caller]
     fn call(&self, mut req: Request<B>) -> Self::Future {
         let asked = match incoming_timeout(&req) {
             Ok(asked) => asked,
@@ -196,8 +195,8 @@ where
         req.extensions_mut().insert(token.clone());
         TokenFuture {
             state: State::Running {
-                inner: self.inner.call(req),
                 guard: CancelOnDrop(Some(token)),
+                inner: self.inner.call(req),
             },
         }
     }
@@ -267,10 +266,13 @@ pin_project! {
     #[project = StateProj]
     enum State<F, ResBody> {
         // The inner service runs.
+        // `guard` first: fields drop in order, so a dropped request's token
+        // is cancelled before the handler's future goes, and everything the
+        // handler drops (task handles, calls) sees that cause first.
         Running {
+            guard: CancelOnDrop,
             #[pin]
             inner: F,
-            guard: CancelOnDrop,
         },
         // The request was answered without calling the inner service.
         Rejected { response: Option<Response<ResBody>> },
@@ -297,7 +299,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Running { inner, guard } => {
+            StateProj::Running { guard, inner } => {
                 let out = ready!(inner.poll(cx));
                 guard.0 = None;
                 Poll::Ready(out)
