@@ -178,6 +178,11 @@ impl Log {
         }
     }
 
+    /// Forgets the events so far.
+    pub(crate) fn clear(&self) {
+        self.events.lock().unwrap().clear();
+    }
+
     /// The events so far.
     pub(crate) fn events(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
