@@ -20,7 +20,7 @@ fi
 
 # Every feature but `compio`: compio itself needs Rust 1.95 (it uses
 # `cfg_select!`), so the `compio` feature has that minimum, as documented.
-all_but_compio="--features tokio,smol,async-std,monoio,tokio-util,sim,conformance"
+all_but_compio="--features tokio,smol,async-std,monoio,tokio-util,sim,conformance,hyper"
 for features in "--no-default-features" "$all_but_compio"; do
     RUSTFLAGS="-D warnings" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc CARGO_TARGET_DIR=target/msrv \
         /usr/bin/cargo check --lib $features

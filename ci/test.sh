@@ -37,7 +37,7 @@ bash ci/msrv.sh
 
 step "tests: no features (the runtime-free core)"
 cargo test
-for feature in tokio smol async-std compio monoio sim; do
+for feature in tokio smol async-std compio monoio sim hyper; do
     step "tests: --features $feature"
     cargo test --features "$feature"
 done
@@ -61,3 +61,6 @@ cargo run --example tour --all-features
 
 step "examples: a socket read on compio, cancelled in flight by a token"
 cargo run --example compio_read --features compio
+
+step "examples: a deadline and a hang-up across three hops on three runtimes"
+cargo run --example deadline_chain --features hyper,tokio,smol,async-std

@@ -216,11 +216,17 @@
 //! | <a id="L3"></a>L3 | [Blocking work](blocking) sees its token through a synchronous view ([`BlockingToken`](blocking::BlockingToken): `is_cancelled`, a blocking `wait_timeout`, the cause); its handle resolves when the closure returns: its value, `Panicked`, or `Cancelled` if it was cancelled before it started. *Conformance cases of their own ([`conformance::blocking_cases`], for runtimes with a pool) on tokio (both flavours and `LocalSet`), smol (and `LocalExecutor`), compio, monoio, async-std and the sim (in virtual time), with `tests/blocking.rs`.* |
 //! | <a id="L4"></a>L4 | A group's [shutdown](TaskGroup::shutdown) reports [blocking work](TaskGroup::spawn_blocking) still running after the grace as [abandoned](group::ShutdownReport::abandoned) — never as finished or forced — and returns without waiting for it. *Checked as L3 is.* |
 //!
+//! | <a id="W1"></a>W1 | An incoming `grpc-timeout` becomes the request token's deadline (capped by the server's maximum, if set); a malformed value is answered `400` / `INVALID_ARGUMENT` with a clear message, never a panic. *[`wire::TokenService`]; `tests/hyper.rs`, `tests/grpc_timeout.rs` (property tests over random header bytes).* |
+//! | <a id="W2"></a>W2 | An outgoing request carries the remaining deadline of its token, rounded down and never zero; an expired token does not send (`DeadlineExceeded`). *[`wire::call`], [`wire::write_deadline`]; `tests/hyper.rs`.* |
+//! | <a id="W3"></a>W3 | A client that goes away (connection closed, stream reset) cancels its request's token with [`CancelKind::Disconnected`](token::CancelKind::Disconnected), and through it every child, outgoing calls included. *`tests/hyper.rs` on every runtime below, HTTP/1 and HTTP/2; `tests/deadline_chain.rs` across three hops.* |
+//! | <a id="W4"></a>W4 | hyper's executor and timer traits work on every cancelkit runtime: the same client/server exchange passes on each. *[`wire::HyperExecutor`], [`wire::HyperTimer`]; 10 000 requests over HTTP/1 and HTTP/2 on tokio (both flavours), smol, async-std and the sim in `tests/hyper.rs`.* |
+//!
 //! L1 and L2 are checked by running every D–S case with each spawn going
 //! through a local spawner ([`conformance::Local`], on tokio's `LocalSet`,
-//! smol's `LocalExecutor`, compio and monoio), plus local cases of their own. The design
-//! also specifies deadlines across the wire (W); they are not implemented
-//! yet.
+//! smol's `LocalExecutor`, compio and monoio), plus local cases of their own.
+//! The W lines need sockets (or a pipe) and hyper, which the runtime traits
+//! do not give, so they are integration tests rather than conformance
+//! cases (feature `hyper`).
 //!
 //! # Features
 //!
@@ -247,6 +253,10 @@
 //! - `tokio-util` — `CancelToken::to_tokio_util` and
 //!   `CancelToken::follow_tokio_util`: interop with
 //!   `tokio_util::sync::CancellationToken`, both ways.
+//! - `hyper` — [`wire`]: hyper's `Executor` and `Timer` for every runtime,
+//!   `grpc-timeout` deadlines in ([`wire::TokenService`]) and out
+//!   ([`wire::call`]), and request tokens cancelled when the client goes
+//!   away.
 //! - `sim` — a deterministic single-threaded runtime with a virtual clock,
 //!   a seed explorer, and a cancel-safety checker.
 //! - `conformance` — the behaviour-contract suite, generic over any
@@ -273,7 +283,7 @@ mod loom;
 mod loom_scope_tests;
 
 /// The README's examples, compiled and run as doctests so it cannot lie.
-#[cfg(all(doctest, feature = "tokio", feature = "sim"))]
+#[cfg(all(doctest, feature = "tokio", feature = "sim", feature = "hyper"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 

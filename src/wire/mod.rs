@@ -19,8 +19,9 @@
 //!   exactly as the gRPC over HTTP/2 spec defines it.
 //! - **Runtime** — [`HyperExecutor`] and [`HyperTimer`] implement hyper's
 //!   `rt` traits for any cancelkit runtime, so hyper's HTTP/1 and HTTP/2
-//!   client and server run on tokio, smol, async-std, compio, monoio and the
-//!   sim. hyper also needs I/O in its own `Read`/`Write` traits:
+//!   client and server run on it: the tests exchange 10 000 requests over
+//!   each protocol on tokio (both flavours), smol, async-std and the sim.
+//!   hyper also needs I/O in its own `Read`/`Write` traits:
 //!   [hyper-util](https://docs.rs/hyper-util)'s `TokioIo` adapts tokio's
 //!   sockets, [smol-hyper](https://docs.rs/smol-hyper)'s `FuturesIo` those
 //!   of smol and async-std (any `futures-io` type).
