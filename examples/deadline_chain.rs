@@ -48,21 +48,25 @@ pub(crate) trait Net: Runtime + Clone + Send + Sync + 'static {
     fn connect(&self, addr: SocketAddr) -> BoxFuture<std::io::Result<BoxIo>>;
 }
 
-macro_rules! futures_io_net {
-    ($rt:ty, $name:literal, $net:path) => {
+/// `Net` for a runtime whose socket API has the usual shape; `$io` adapts
+/// its streams to hyper's I/O traits (hyper-util's `TokioIo` for tokio,
+/// smol-hyper's `FuturesIo` for anything `futures-io`).
+macro_rules! tcp_net {
+    ($rt:ty, $name:literal, $net:path, $io:path) => {
         impl Net for $rt {
             const NAME: &'static str = $name;
 
             fn listen(&self, serve: Arc<dyn Fn(BoxIo) + Send + Sync>) -> BoxFuture<SocketAddr> {
                 let rt = self.clone();
                 Box::pin(async move {
+                    use $io as io;
                     use $net as net;
                     let listener = net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                     let addr = listener.local_addr().unwrap();
                     rt.spawn(async move {
                         while let Ok((stream, _)) = listener.accept().await {
                             let _ = stream.set_nodelay(true);
-                            serve(Box::new(smol_hyper::rt::FuturesIo::new(stream)));
+                            serve(Box::new(io::new(stream)));
                         }
                     })
                     .detach();
@@ -72,46 +76,25 @@ macro_rules! futures_io_net {
 
             fn connect(&self, addr: SocketAddr) -> BoxFuture<std::io::Result<BoxIo>> {
                 Box::pin(async move {
+                    use $io as io;
                     use $net as net;
                     let stream = net::TcpStream::connect(addr).await?;
                     stream.set_nodelay(true)?;
-                    Ok(Box::new(smol_hyper::rt::FuturesIo::new(stream)) as BoxIo)
+                    Ok(Box::new(io::new(stream)) as BoxIo)
                 })
             }
         }
     };
 }
 
-futures_io_net!(Smol, "smol", smol::net);
-futures_io_net!(AsyncStd, "async-std", async_std::net);
-
-impl Net for Tokio {
-    const NAME: &'static str = "tokio";
-
-    fn listen(&self, serve: Arc<dyn Fn(BoxIo) + Send + Sync>) -> BoxFuture<SocketAddr> {
-        let rt = self.clone();
-        Box::pin(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            rt.spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    let _ = stream.set_nodelay(true);
-                    serve(Box::new(hyper_util::rt::TokioIo::new(stream)));
-                }
-            })
-            .detach();
-            addr
-        })
-    }
-
-    fn connect(&self, addr: SocketAddr) -> BoxFuture<std::io::Result<BoxIo>> {
-        Box::pin(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(hyper_util::rt::TokioIo::new(stream)) as BoxIo)
-        })
-    }
-}
+tcp_net!(Smol, "smol", smol::net, smol_hyper::rt::FuturesIo);
+tcp_net!(Tokio, "tokio", tokio::net, hyper_util::rt::TokioIo);
+tcp_net!(
+    AsyncStd,
+    "async-std",
+    async_std::net,
+    smol_hyper::rt::FuturesIo
+);
 
 /// What a hop saw.
 #[derive(Debug, Clone)]

@@ -40,69 +40,36 @@ trait Net: Runtime + Clone + Send + Sync + Unpin + 'static {
     fn pair(&self) -> BoxFuture<(BoxIo, BoxIo)>;
 }
 
-impl Net for Tokio {
-    fn pair(&self) -> BoxFuture<(BoxIo, BoxIo)> {
-        use hyper_util::rt::TokioIo;
-        Box::pin(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (client, server) =
-                futures_lite::future::zip(tokio::net::TcpStream::connect(addr), listener.accept())
-                    .await;
-            let (client, server) = (client.unwrap(), server.unwrap().0);
-            client.set_nodelay(true).unwrap();
-            server.set_nodelay(true).unwrap();
-            (
-                Box::new(TokioIo::new(client)) as BoxIo,
-                Box::new(TokioIo::new(server)) as BoxIo,
-            )
-        })
-    }
+/// `Net` over loopback TCP: the three runtimes' socket APIs have the same
+/// shape; `$io` adapts the stream to hyper's I/O traits.
+macro_rules! tcp_net {
+    ($rt:ty, $net:path, $io:path) => {
+        impl Net for $rt {
+            fn pair(&self) -> BoxFuture<(BoxIo, BoxIo)> {
+                Box::pin(async {
+                    use $io as io;
+                    use $net as net;
+                    let listener = net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let addr = listener.local_addr().unwrap();
+                    let connect = net::TcpStream::connect(addr);
+                    let (client, server) =
+                        futures_lite::future::zip(connect, listener.accept()).await;
+                    let (client, server) = (client.unwrap(), server.unwrap().0);
+                    client.set_nodelay(true).unwrap();
+                    server.set_nodelay(true).unwrap();
+                    (
+                        Box::new(io::new(client)) as BoxIo,
+                        Box::new(io::new(server)) as BoxIo,
+                    )
+                })
+            }
+        }
+    };
 }
 
-impl Net for Smol {
-    fn pair(&self) -> BoxFuture<(BoxIo, BoxIo)> {
-        use smol_hyper::rt::FuturesIo;
-        Box::pin(async {
-            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (client, server) =
-                futures_lite::future::zip(smol::net::TcpStream::connect(addr), listener.accept())
-                    .await;
-            let (client, server) = (client.unwrap(), server.unwrap().0);
-            client.set_nodelay(true).unwrap();
-            server.set_nodelay(true).unwrap();
-            (
-                Box::new(FuturesIo::new(client)) as BoxIo,
-                Box::new(FuturesIo::new(server)) as BoxIo,
-            )
-        })
-    }
-}
-
-impl Net for AsyncStd {
-    fn pair(&self) -> BoxFuture<(BoxIo, BoxIo)> {
-        use smol_hyper::rt::FuturesIo;
-        Box::pin(async {
-            let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (client, server) = futures_lite::future::zip(
-                async_std::net::TcpStream::connect(addr),
-                listener.accept(),
-            )
-            .await;
-            let (client, server) = (client.unwrap(), server.unwrap().0);
-            client.set_nodelay(true).unwrap();
-            server.set_nodelay(true).unwrap();
-            (
-                Box::new(FuturesIo::new(client)) as BoxIo,
-                Box::new(FuturesIo::new(server)) as BoxIo,
-            )
-        })
-    }
-}
+tcp_net!(Tokio, tokio::net, hyper_util::rt::TokioIo);
+tcp_net!(Smol, smol::net, smol_hyper::rt::FuturesIo);
+tcp_net!(AsyncStd, async_std::net, smol_hyper::rt::FuturesIo);
 
 impl Net for Sim {
     fn pair(&self) -> BoxFuture<(BoxIo, BoxIo)> {
@@ -285,56 +252,6 @@ fn exchange<R: Net>(rt: R, proto: Proto) {
     assert_eq!(handled.load(Ordering::Relaxed), REQUESTS);
 }
 
-#[test]
-fn ten_thousand_requests_http1_tokio() {
-    exchange(Tokio::current_thread().unwrap(), Proto::H1);
-}
-
-#[test]
-fn ten_thousand_requests_http2_tokio() {
-    exchange(Tokio::current_thread().unwrap(), Proto::H2);
-}
-
-#[test]
-fn ten_thousand_requests_http1_tokio_multi_thread() {
-    exchange(Tokio::new().unwrap(), Proto::H1);
-}
-
-#[test]
-fn ten_thousand_requests_http2_tokio_multi_thread() {
-    exchange(Tokio::new().unwrap(), Proto::H2);
-}
-
-#[test]
-fn ten_thousand_requests_http1_smol() {
-    exchange(Smol::new().unwrap(), Proto::H1);
-}
-
-#[test]
-fn ten_thousand_requests_http2_smol() {
-    exchange(Smol::new().unwrap(), Proto::H2);
-}
-
-#[test]
-fn ten_thousand_requests_http1_async_std() {
-    exchange(AsyncStd::new().unwrap(), Proto::H1);
-}
-
-#[test]
-fn ten_thousand_requests_http2_async_std() {
-    exchange(AsyncStd::new().unwrap(), Proto::H2);
-}
-
-#[test]
-fn ten_thousand_requests_http1_sim() {
-    exchange(Sim::new(), Proto::H1);
-}
-
-#[test]
-fn ten_thousand_requests_http2_sim() {
-    exchange(Sim::new(), Proto::H2);
-}
-
 // --- W3: a client that goes away cancels the request's work -------------
 
 #[derive(Clone, Copy, Debug)]
@@ -406,40 +323,52 @@ fn client_gone<R: Net>(rt: R, proto: Proto, gone: Gone) {
     assert!(why.cause().unwrap().is::<ClientGone>(), "{why}");
 }
 
-macro_rules! client_gone_tests {
+/// Every exchange of this file on each runtime: W4's 10 000 requests and
+/// W3's four ways for a client to go, over HTTP/1 and HTTP/2.
+macro_rules! per_runtime {
     ($($name:ident: $rt:expr;)*) => {$(
         mod $name {
             use super::*;
 
             #[test]
-            fn http1_call_cancelled() {
+            fn ten_thousand_requests_http1() {
+                exchange($rt, Proto::H1);
+            }
+
+            #[test]
+            fn ten_thousand_requests_http2() {
+                exchange($rt, Proto::H2);
+            }
+
+            #[test]
+            fn client_gone_http1_call_cancelled() {
                 client_gone($rt, Proto::H1, Gone::CallCancelled);
             }
 
             #[test]
-            fn http1_connection_closed() {
+            fn client_gone_http1_connection_closed() {
                 client_gone($rt, Proto::H1, Gone::ConnectionClosed);
             }
 
             #[test]
-            fn http2_call_cancelled() {
+            fn client_gone_http2_call_cancelled() {
                 client_gone($rt, Proto::H2, Gone::CallCancelled);
             }
 
             #[test]
-            fn http2_connection_closed() {
+            fn client_gone_http2_connection_closed() {
                 client_gone($rt, Proto::H2, Gone::ConnectionClosed);
             }
         }
     )*};
 }
 
-client_gone_tests! {
-    client_gone_tokio: Tokio::current_thread().unwrap();
-    client_gone_tokio_multi_thread: Tokio::new().unwrap();
-    client_gone_smol: Smol::new().unwrap();
-    client_gone_async_std: AsyncStd::new().unwrap();
-    client_gone_sim: Sim::new();
+per_runtime! {
+    on_tokio_current_thread: Tokio::current_thread().unwrap();
+    on_tokio_multi_thread: Tokio::new().unwrap();
+    on_smol: Smol::new().unwrap();
+    on_async_std: AsyncStd::new().unwrap();
+    on_sim: Sim::new();
 }
 
 // --- W1, W2: deadlines in and out, on the sim's exact clock --------------
