@@ -218,7 +218,7 @@
 //!
 //! | <a id="W1"></a>W1 | An incoming `grpc-timeout` becomes the request token's deadline (capped by the server's maximum, if set); a malformed value is answered `400` / `INVALID_ARGUMENT` with a clear message, never a panic. *[`wire::TokenService`]; `tests/hyper.rs`, `tests/grpc_timeout.rs` (property tests over random header bytes).* |
 //! | <a id="W2"></a>W2 | An outgoing request carries the remaining deadline of its token, rounded down and never zero; an expired token does not send (`DeadlineExceeded`). *[`wire::call`], [`wire::write_deadline`]; `tests/hyper.rs`.* |
-//! | <a id="W3"></a>W3 | A client that goes away (connection closed, stream reset) cancels its request's token with [`CancelKind::Disconnected`](token::CancelKind::Disconnected), and through it every child, outgoing calls included. *`tests/hyper.rs` on every runtime below, HTTP/1 and HTTP/2; `tests/deadline_chain.rs` across three hops.* |
+//! | <a id="W3"></a>W3 | A client that goes away (connection closed, stream reset) while its request is handled or its response streams cancels the request's token with [`CancelKind::Disconnected`](token::CancelKind::Disconnected), and through it every child, outgoing calls included. *`tests/hyper.rs` on every runtime below, HTTP/1 and HTTP/2; `tests/deadline_chain.rs` across three hops.* |
 //! | <a id="W4"></a>W4 | hyper's executor and timer traits work on every cancelkit runtime: the same client/server exchange passes on each. *[`wire::HyperExecutor`], [`wire::HyperTimer`]; 10 000 requests over HTTP/1 and HTTP/2 on tokio (both flavours), smol, async-std and the sim in `tests/hyper.rs`.* |
 //!
 //! L1 and L2 are checked by running every D–S case with each spawn going

@@ -141,13 +141,21 @@ fn a_thousand_mixed_requests_leave_no_task_connection_or_token_behind() {
     assert_eq!(round(&chain, &client), want, "warm-up");
     let before = LIVE.load(Ordering::Relaxed);
     assert_eq!(round(&chain, &client), want);
-    let after = LIVE.load(Ordering::Relaxed);
-    let grown = after - before;
+    // A token is 184 bytes, a task or a connection far more: one of them
+    // left behind per request would be 184 000 bytes or more. The groups
+    // are empty, but a deadline's timer task (on its runtime, outside the
+    // groups) may still be on its way out: the heap has a few seconds to
+    // get back, which a leak never does.
+    const SLACK: isize = 32 * 1024;
+    let grown = || LIVE.load(Ordering::Relaxed) - before;
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    while grown() >= SLACK && std::time::Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let grown = grown();
     eprintln!("heap after {REQUESTS} requests: {grown:+} bytes");
-    // A token is 184 bytes, a task or a connection far more: one of
-    // them left behind per request would be 184 000 bytes or more.
     assert!(
-        grown < 32 * 1024,
+        grown < SLACK,
         "the heap grew by {grown} bytes over {REQUESTS} requests"
     );
 }

@@ -119,15 +119,15 @@ impl Sender {
 }
 
 /// Serves `io` with `service` on `rt`, as a task.
-fn serve<R, S>(rt: &R, proto: Proto, io: BoxIo, service: S) -> Task<()>
+fn serve<R, S, B>(rt: &R, proto: Proto, io: BoxIo, service: S) -> Task<()>
 where
     R: Net,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<String>>
-        + Send
-        + Sync
-        + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + Sync + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     match proto {
         Proto::H1 => {
@@ -516,9 +516,16 @@ fn a_malformed_timeout_on_a_grpc_request_is_a_trailers_only_invalid_argument() {
     ];
     let (response, seen, _) = one_request(Proto::H2, None, &headers);
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["content-type"], "application/grpc");
+    assert_eq!(response.headers()["content-type"], "application/grpc+proto");
     assert_eq!(response.headers()["grpc-status"], "3");
     assert_eq!(seen, None);
+    let web = [
+        ("content-type", &b"application/grpc-web"[..]),
+        ("grpc-timeout", b"5x"),
+    ];
+    let (response, _, _) = one_request(Proto::H1, None, &web);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/grpc-web");
 }
 
 #[test]
@@ -617,7 +624,174 @@ fn an_outgoing_request_carries_the_remaining_deadline_and_an_expired_one_is_not_
     let refused = wire::write_deadline(&cancelled, &sim, &mut headers).unwrap_err();
     assert_eq!(refused.kind(), CancelKind::Explicit);
 
-    // No deadline: a stale header is removed.
+    // A deadline never grows: a header already there that is shorter
+    // than the token's remaining time stays, one that is longer gives way.
+    let now = Clock(start);
+    headers.insert("grpc-timeout", "100m".parse().unwrap());
+    wire::write_deadline(&token, &now, &mut headers).unwrap();
+    assert_eq!(headers["grpc-timeout"], "100000u");
+    headers.insert("grpc-timeout", "10S".parse().unwrap());
+    wire::write_deadline(&token, &now, &mut headers).unwrap();
+    assert_eq!(headers["grpc-timeout"], "250000u");
+    // A token with no deadline keeps a well-formed header, drops a
+    // malformed one.
+    wire::write_deadline(&CancelToken::new(), &sim, &mut headers).unwrap();
+    assert_eq!(headers["grpc-timeout"], "250000u");
+    headers.insert("grpc-timeout", "soon".parse().unwrap());
     wire::write_deadline(&CancelToken::new(), &sim, &mut headers).unwrap();
     assert!(headers.get("grpc-timeout").is_none());
+}
+
+// --- W3 beyond the handler's future: bodies, panics, errors -------------
+
+/// A server on the sim over HTTP/`proto` whose handler starts a work task
+/// on a child of its request's token (which reports the cause it sees,
+/// if any, once the request's connection is over) and then answers with
+/// `answer`; `client` talks to it. Returns the client's output and the
+/// work's cause.
+fn on_sim_with_work<B, A, AF, C, CF, T>(
+    proto: Proto,
+    answer: A,
+    client: C,
+) -> (T, Option<cancelkit::token::Cancelled>)
+where
+    A: Fn() -> AF + Send + Sync + 'static,
+    AF: Future<Output = Result<Response<B>, &'static str>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    C: FnOnce(Sender, async_channel::Receiver<()>) -> CF,
+    CF: Future<Output = T>,
+{
+    let sim = Sim::new();
+    let (started_tx, started_rx) = async_channel::bounded::<()>(1);
+    let (work_tx, work_rx) = async_channel::bounded(1);
+    let answer = Arc::new(answer);
+    let service = TokenService::new(
+        sim.clone(),
+        CancelToken::new(),
+        service_fn(move |req: Request<Incoming>| {
+            let _ = work_tx.try_send(token_of(&req).child());
+            let (answer, started_tx) = (answer.clone(), started_tx.clone());
+            async move {
+                let _ = started_tx.send(()).await;
+                answer().await
+            }
+        }),
+    );
+    let rt = sim.clone();
+    let (out, work) = sim.block_on(async move {
+        let (client_io, server_io) = rt.pair().await;
+        let server = serve(&rt, proto, server_io, service);
+        let (sender, conn) = open(&rt, proto, client_io).await;
+        let out = client(sender, started_rx).await;
+        drop(conn);
+        let _ = server.await;
+        (out, work_rx.recv().await.unwrap())
+    });
+    // What the connection leaves to other tasks (HTTP/2 streams) runs to
+    // its end before the verdict.
+    sim.settle();
+    (out, work.reason())
+}
+
+#[test]
+fn a_client_that_goes_while_the_body_streams_cancels_the_request() {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    for proto in [Proto::H1, Proto::H2] {
+        // The body sends one frame, then streams on for ever.
+        let endless = || async {
+            let first = futures_lite::stream::once(Ok::<_, Infallible>(Frame::data(
+                Bytes::from_static(b"first"),
+            )));
+            let rest = futures_lite::stream::pending();
+            Ok(Response::new(StreamBody::new(
+                futures_lite::StreamExt::chain(first, rest),
+            )))
+        };
+        let (first, why) = on_sim_with_work(proto, endless, |sender, _| async move {
+            let response = sender.send(get("/stream")).await.unwrap();
+            let mut body = response.into_body();
+            let frame = body.frame().await.unwrap().unwrap();
+            frame.into_data().unwrap()
+            // the client goes: its connection is dropped mid-body
+        });
+        assert_eq!(first, "first");
+        let why = why.unwrap_or_else(|| panic!("{proto:?}: the work was not cancelled"));
+        assert_eq!(why.kind(), CancelKind::Disconnected, "{proto:?}: {why}");
+        assert!(why.cause().unwrap().is::<ClientGone>());
+    }
+}
+
+#[test]
+fn a_finished_response_leaves_the_token_alone() {
+    for proto in [Proto::H1, Proto::H2] {
+        let ok = || async { Ok(Response::new("done".to_string())) };
+        let (answer, why) = on_sim_with_work(proto, ok, |sender, _| async move {
+            text(sender.send(get("/")).await.unwrap()).await
+        });
+        assert_eq!(answer, "done");
+        assert!(
+            why.is_none(),
+            "{proto:?}: cancelled after the response: {why:?}"
+        );
+    }
+}
+
+#[test]
+fn a_handler_that_fails_is_not_a_client_that_went_away() {
+    let fails = || async { Err::<Response<String>, _>("the handler failed") };
+    let (sent, why) = on_sim_with_work(Proto::H1, fails, |sender, _| async move {
+        sender.send(get("/")).await.is_ok()
+    });
+    assert!(
+        !sent,
+        "hyper answers a failed service by closing the connection"
+    );
+    assert!(why.is_none(), "cancelled: {why:?}");
+}
+
+#[test]
+fn a_handler_that_panics_cancels_its_token_as_panicked() {
+    let panics = || async {
+        if true {
+            panic!("the handler panics");
+        }
+        Ok(Response::new(String::new()))
+    };
+    // HTTP/1 on the sim: hyper drops the request while the panic unwinds.
+    let (sent, why) = on_sim_with_work(Proto::H1, panics, |sender, _| async move {
+        sender.send(get("/")).await.is_ok()
+    });
+    assert!(!sent);
+    let why = why.expect("the work was cancelled");
+    assert_eq!(why.kind(), CancelKind::GuardDropped, "{why}");
+    assert!(why.cause().unwrap().is::<wire::HandlerPanicked>(), "{why}");
+
+    // HTTP/2 on smol: the request runs in a task of its own, whose panic
+    // smol's executor catches; it drops the request after the unwinding.
+    let rt = Smol::new().unwrap();
+    let (work_tx, work_rx) = async_channel::bounded(1);
+    let service = TokenService::new(
+        rt.clone(),
+        CancelToken::new(),
+        service_fn(move |req: Request<Incoming>| {
+            let _ = work_tx.try_send(token_of(&req).child());
+            panics()
+        }),
+    );
+    let runner = rt.clone();
+    let why = runner.block_on(bounded("a panicking HTTP/2 handler", async move {
+        let (client_io, server_io) = rt.pair().await;
+        let _server = serve(&rt, Proto::H2, server_io, service);
+        let (sender, _conn) = open(&rt, Proto::H2, client_io).await;
+        assert!(sender.send(get("/")).await.is_err());
+        let work = work_rx.recv().await.unwrap();
+        work.cancelled().await;
+        work.reason().unwrap()
+    }));
+    assert_eq!(why.kind(), CancelKind::GuardDropped, "{why}");
+    assert!(why.cause().unwrap().is::<wire::HandlerPanicked>(), "{why}");
 }

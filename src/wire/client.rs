@@ -11,15 +11,18 @@ use std::task::{Context, Poll};
 use ::hyper::http::{HeaderMap, Request};
 use pin_project_lite::pin_project;
 
-use super::grpc_timeout::{GRPC_TIMEOUT, encode_grpc_timeout};
+use super::grpc_timeout::{GRPC_TIMEOUT, encode_grpc_timeout, parse_grpc_timeout};
 use crate::runtime::Timer;
 use crate::token::{CancelKind, CancelToken, Cancelled, WithCancel};
 
 /// Writes `token`'s remaining deadline, by `timer`'s clock, into `headers`
 /// as `grpc-timeout` ([W2](crate#W2)).
 ///
-/// - A token with no deadline removes any `grpc-timeout` header (a request
-///   forwarded with its incoming headers must not carry a stale one).
+/// - A deadline never grows: if `headers` already carry a well-formed
+///   `grpc-timeout` (set by hand, or forwarded from an incoming request),
+///   the shorter of it and the token's remaining time is written. With no
+///   deadline on either side, there is no header (a malformed one is
+///   removed).
 /// - The value is rounded down, never zero (see
 ///   [`encode_grpc_timeout`](super::encode_grpc_timeout)).
 /// - A token that is cancelled gives `Err` with its cause; one whose
@@ -56,11 +59,23 @@ pub fn write_deadline<T: Timer + ?Sized>(
     if let Some(why) = token.reason() {
         return Err(why);
     }
-    let Some(deadline) = token.deadline() else {
-        headers.remove(GRPC_TIMEOUT);
-        return Ok(());
+    let ours = token
+        .deadline()
+        .map(|at| at.saturating_duration_since(timer.now()));
+    let theirs = headers
+        .get(GRPC_TIMEOUT)
+        .and_then(|value| parse_grpc_timeout(value.as_bytes()).ok().flatten());
+    let remaining = match (ours, theirs) {
+        (Some(ours), Some(theirs)) => ours.min(theirs),
+        (ours, theirs) => match ours.or(theirs) {
+            Some(remaining) => remaining,
+            None => {
+                headers.remove(GRPC_TIMEOUT);
+                return Ok(());
+            }
+        },
     };
-    match encode_grpc_timeout(deadline.saturating_duration_since(timer.now())) {
+    match encode_grpc_timeout(remaining) {
         Some(value) => {
             headers.insert(GRPC_TIMEOUT, value);
             Ok(())
@@ -78,13 +93,16 @@ pub fn write_deadline<T: Timer + ?Sized>(
 /// future until it completes or the token is cancelled, whichever comes
 /// first ([W2](crate#W2), [W3](crate#W3)).
 ///
+/// `send` is called at once, when `call` is, with the request and its
+/// header written then (hyper's `send_request` queues the request right
+/// away); the returned future waits for the answer. If the token is
+/// already cancelled or out of time, `send` is never called.
+///
 /// If the token fires first, the sending future is dropped — for a hyper
 /// client, that closes the HTTP/1 connection or resets the HTTP/2 stream,
 /// so the server at the other end (if it runs a
 /// [`TokenService`](super::TokenService)) sees its client go away and
 /// cancels its own work — and the call gives `Err` with the token's cause.
-/// If the token is already cancelled or out of time, `send` is never
-/// called.
 ///
 /// # Examples
 ///

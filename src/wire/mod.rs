@@ -10,7 +10,8 @@
 //!   runs under a child of the server's token, whose deadline is the
 //!   incoming `grpc-timeout` (capped by a server maximum), and which is
 //!   cancelled with [`CancelKind::Disconnected`](crate::token::CancelKind::Disconnected)
-//!   when hyper drops the request because the client went away.
+//!   when hyper drops the request, or its response body before the end,
+//!   because the client went away.
 //! - **Client** — [`call`] sends a request with its token's remaining
 //!   deadline in `grpc-timeout` (an expired token does not send), and stops
 //!   sending when the token is cancelled, which in turn cancels the next
@@ -77,4 +78,4 @@ mod server;
 pub use client::{Call, call, write_deadline};
 pub use grpc_timeout::{GRPC_TIMEOUT, GrpcTimeoutError, encode_grpc_timeout, parse_grpc_timeout};
 pub use rt::{HyperExecutor, HyperTimer};
-pub use server::{ClientGone, TokenFuture, TokenService};
+pub use server::{ClientGone, HandlerPanicked, TokenBody, TokenFuture, TokenService};

@@ -4,10 +4,12 @@
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use ::hyper::body::{Body, Frame, SizeHint};
 use ::hyper::http::{HeaderValue, Request, Response, StatusCode, header};
 use ::hyper::service::Service;
 use pin_project_lite::pin_project;
@@ -41,9 +43,28 @@ use crate::token::{CancelKind, CancelToken};
 ///   with it every child — the handler's tasks and outgoing calls. The
 ///   first cause wins: a token already cancelled (the deadline passed, the
 ///   server shut down) keeps its cause.
-/// - once the service's future has produced the response, the token is
-///   left alone: dropping it does not cancel it, so a response body still
-///   streaming from a task on the token is not cut off.
+/// - **the response body counts too**: the response's body is wrapped in a
+///   [`TokenBody`] that keeps watch until its last frame. A body hyper
+///   drops before its end — the client went away while it streamed — also
+///   cancels the token with `Disconnected`; so does one hyper never sends
+///   (the answer to a `HEAD` request): nobody will read it. Once the body
+///   has ended (or failed), the token is left alone: dropping it then
+///   does not cancel it.
+/// - **a handler that panics** (in its future or its body) cancels the
+///   token with [`CancelKind::GuardDropped`] and the cause [`HandlerPanicked`]
+///   before the panic goes on, whoever catches it.
+///
+/// # When hyper notices a client going away
+///
+/// Over HTTP/2, at once: a reset stream or a closed connection drops the
+/// request. Over HTTP/1, hyper sees the connection close only while it
+/// reads from it: once the request body has been read to its end (a
+/// request without a body, such as a `GET`, is read at once), with no
+/// pipelined request behind it, and with `half_close` off (hyper's
+/// default). A handler that leaves a request body unread is not told. A
+/// connection hyper closes for its own reasons (a timeout, a protocol
+/// error) drops its requests in the same way, and they are reported as
+/// `Disconnected` too, unless the server's token was cancelled first.
 ///
 /// # A malformed `grpc-timeout`
 ///
@@ -51,8 +72,7 @@ use crate::token::{CancelKind, CancelToken};
 /// (`content-type: application/grpc…`), is gRPC's "Trailers-Only" error:
 /// HTTP 200 with `grpc-status: 3` (`INVALID_ARGUMENT`) and a
 /// `grpc-message` saying what is wrong; for any other request, HTTP
-/// `400 Bad Request` with the same two headers. The body is the response
-/// body type's `Default` (empty for `Full`, `Empty` and `String`).
+/// `400 Bad Request` with the same two headers. The body is empty.
 ///
 /// # Examples
 ///
@@ -162,9 +182,9 @@ impl<S, R, B, ResBody> Service<Request<B>> for TokenService<S, R>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     R: Spawner + Timer,
-    ResBody: Default,
+    ResBody: Body,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<TokenBody<ResBody>>;
     type Error = S::Error;
     type Future = TokenFuture<S::Future, ResBody>;
 
@@ -195,7 +215,7 @@ where
         req.extensions_mut().insert(token.clone());
         TokenFuture {
             state: State::Running {
-                guard: CancelOnDrop(Some(token)),
+                guard: Guard(Some(token)),
                 inner: self.inner.call(req),
             },
         }
@@ -215,20 +235,19 @@ fn incoming_timeout<B>(req: &Request<B>) -> Result<Option<Duration>, GrpcTimeout
 }
 
 /// The answer to a malformed `grpc-timeout` (see [`TokenService`]).
-fn reject<B, ResBody: Default>(req: &Request<B>, err: &GrpcTimeoutError) -> Response<ResBody> {
+fn reject<B, ResBody>(req: &Request<B>, err: &GrpcTimeoutError) -> Response<TokenBody<ResBody>> {
     let grpc = req
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
-    let mut response = Response::new(ResBody::default());
+        .filter(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+    let mut response = Response::new(TokenBody::empty());
     let headers = response.headers_mut();
-    if grpc {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-    } else {
-        *response.status_mut() = StatusCode::BAD_REQUEST;
+    match grpc {
+        // The request's own (`application/grpc+proto`, `application/grpc-web`).
+        Some(content_type) => {
+            headers.insert(header::CONTENT_TYPE, content_type.clone());
+        }
+        None => *response.status_mut() = StatusCode::BAD_REQUEST,
     }
     let headers = response.headers_mut();
     headers.insert("grpc-status", HeaderValue::from_static("3"));
@@ -255,7 +274,8 @@ fn percent_encode(text: &str) -> String {
 pin_project! {
     /// The future of a [`TokenService`]: the inner service's, which cancels
     /// the request's token with [`CancelKind::Disconnected`] if it is
-    /// dropped before it finished.
+    /// dropped before it finished, and hands the watch on to the response's
+    /// [`TokenBody`].
     pub struct TokenFuture<F, ResBody> {
         #[pin]
         state: State<F, ResBody>,
@@ -265,17 +285,16 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, ResBody> {
-        // The inner service runs.
         // `guard` first: fields drop in order, so a dropped request's token
         // is cancelled before the handler's future goes, and everything the
         // handler drops (task handles, calls) sees that cause first.
         Running {
-            guard: CancelOnDrop,
+            guard: Guard,
             #[pin]
             inner: F,
         },
         // The request was answered without calling the inner service.
-        Rejected { response: Option<Response<ResBody>> },
+        Rejected { response: Option<Response<TokenBody<ResBody>>> },
     }
 }
 
@@ -294,15 +313,25 @@ impl<F, ResBody> fmt::Debug for TokenFuture<F, ResBody> {
 impl<F, E, ResBody> Future for TokenFuture<F, ResBody>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Body,
 {
-    type Output = Result<Response<ResBody>, E>;
+    type Output = Result<Response<TokenBody<ResBody>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Running { guard, inner } => {
-                let out = ready!(inner.poll(cx));
-                guard.0 = None;
-                Poll::Ready(out)
+                let out = ready!(guard.watch(|| inner.poll(cx)));
+                Poll::Ready(match out {
+                    Ok(response) => {
+                        let guard = guard.hand_over();
+                        Ok(response.map(|body| TokenBody::new(body, guard)))
+                    }
+                    // The handler failed; the client did not go.
+                    Err(err) => {
+                        guard.disarm();
+                        Err(err)
+                    }
+                })
             }
             StateProj::Rejected { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response)),
@@ -312,16 +341,157 @@ where
     }
 }
 
-/// Cancels the request's token when dropped while still armed: hyper
-/// dropped the service's future before it finished.
-#[derive(Debug)]
-struct CancelOnDrop(Option<CancelToken>);
+pin_project! {
+    /// The body of a [`TokenService`]'s response: the inner service's body,
+    /// which cancels the request's token with [`CancelKind::Disconnected`]
+    /// if it is dropped before its end (the client went away while it
+    /// streamed), and with [`CancelKind::GuardDropped`] if it panics.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use hyper::body::Body;
+    /// use cancelkit::{CancelToken, sim::Sim, wire::TokenService};
+    /// use hyper::{Request, Response, service::{Service, service_fn}};
+    ///
+    /// let service = TokenService::new(Sim::new(), CancelToken::new(), service_fn(|_req: Request<String>| {
+    ///     async { Ok::<_, std::convert::Infallible>(Response::new("a body".to_string())) }
+    /// }));
+    /// let response = futures_lite::future::block_on(service.call(Request::new(String::new()))).unwrap();
+    /// assert_eq!(response.body().size_hint().exact(), Some(6));
+    /// # }
+    /// ```
+    pub struct TokenBody<B> {
+        guard: Guard,
+        // `None`: the request was rejected, and the body is empty.
+        #[pin]
+        inner: Option<B>,
+    }
+}
 
-impl Drop for CancelOnDrop {
+impl<B: Body> TokenBody<B> {
+    fn new(inner: B, guard: Guard) -> Self {
+        let mut body = TokenBody {
+            guard,
+            inner: Some(inner),
+        };
+        // A body that is over before it starts (`Empty`, an empty `Full`)
+        // may never be polled.
+        if body.is_end_stream() {
+            body.guard.disarm();
+        }
+        body
+    }
+}
+
+impl<B> TokenBody<B> {
+    /// The empty body of a rejected request (no service body to wrap).
+    fn empty() -> Self {
+        TokenBody {
+            guard: Guard(None),
+            inner: None,
+        }
+    }
+
+    /// The inner service's body; `None` if the request was answered
+    /// without calling the service (a malformed `grpc-timeout`), with an
+    /// empty body.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use cancelkit::{CancelToken, sim::Sim, wire::TokenService};
+    /// use hyper::{Request, Response, service::{Service, service_fn}};
+    ///
+    /// let service = TokenService::new(Sim::new(), CancelToken::new(), service_fn(|_req: Request<String>| {
+    ///     async { Ok::<_, std::convert::Infallible>(Response::new("a body".to_string())) }
+    /// }));
+    /// let response = futures_lite::future::block_on(service.call(Request::new(String::new()))).unwrap();
+    /// assert_eq!(response.body().get_ref().unwrap(), "a body");
+    /// # }
+    /// ```
+    pub fn get_ref(&self) -> Option<&B> {
+        self.inner.as_ref()
+    }
+}
+
+impl<B> fmt::Debug for TokenBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenBody")
+            .field("token", &self.guard.0)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for TokenBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let Some(mut inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(this.guard.watch(|| inner.as_mut().poll_frame(cx)));
+        // The end, or an error (the body failed, the client did not go):
+        // from here on, dropping the body means nothing.
+        if !matches!(frame, Some(Ok(_))) || inner.is_end_stream() {
+            this.guard.disarm();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(B::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// Cancels the request's token if dropped while still armed (hyper dropped
+/// the request's future or its response body before the end), or if what
+/// it watches panics.
+#[derive(Debug)]
+struct Guard(Option<CancelToken>);
+
+impl Guard {
+    /// Hands the watch on to a new guard; this one is disarmed.
+    fn hand_over(&mut self) -> Guard {
+        Guard(self.0.take())
+    }
+
+    /// Disarms the guard: the request is over, and nothing will cancel its
+    /// token for it.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+
+    /// Runs `poll`; if it panics, cancels the token as a panicked handler's
+    /// before the panic goes on.
+    fn watch<T>(&mut self, poll: impl FnOnce() -> T) -> T {
+        match catch_unwind(AssertUnwindSafe(poll)) {
+            Ok(out) => out,
+            Err(panic) => {
+                if let Some(token) = self.0.take() {
+                    token.cancel_with(CancelKind::GuardDropped, HandlerPanicked);
+                }
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(token) = self.0.take() {
             if std::thread::panicking() {
-                token.cancel_with(CancelKind::Explicit, HandlerPanicked);
+                token.cancel_with(CancelKind::GuardDropped, HandlerPanicked);
             } else {
                 token.cancel_with(CancelKind::Disconnected, ClientGone);
             }
@@ -350,9 +520,17 @@ impl fmt::Display for ClientGone {
 
 impl Error for ClientGone {}
 
-/// A request's token was cancelled because its handler panicked.
-#[derive(Debug)]
-struct HandlerPanicked;
+/// The cause of a [`CancelKind::GuardDropped`] cancel by [`TokenService`]:
+/// the request's handler (its future or its response body) panicked.
+///
+/// ```
+/// assert_eq!(
+///     cancelkit::wire::HandlerPanicked.to_string(),
+///     "the request's handler panicked"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandlerPanicked;
 
 impl fmt::Display for HandlerPanicked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
