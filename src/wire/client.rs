@@ -144,6 +144,20 @@ where
 pin_project! {
     /// The future of [`call`]: the sending future's output, or `Err` with
     /// the token's cause if it was cancelled first (or before sending).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use cancelkit::{CancelToken, token::CancelKind, wire};
+    ///
+    /// let sim = cancelkit::sim::Sim::new();
+    /// let token = CancelToken::new();
+    /// // A request that never gets an answer...
+    /// let call = wire::call(&token, &sim, hyper::Request::new(()), |_req| std::future::pending::<()>());
+    /// token.cancel(); // ...stops when its token is cancelled.
+    /// let why = futures_lite::future::block_on(call).unwrap_err();
+    /// assert_eq!(why.kind(), CancelKind::Explicit);
+    /// # }
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct Call<F> {
         #[pin]

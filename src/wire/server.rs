@@ -276,6 +276,24 @@ pin_project! {
     /// the request's token with [`CancelKind::Disconnected`] if it is
     /// dropped before it finished, and hands the watch on to the response's
     /// [`TokenBody`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use std::convert::Infallible;
+    /// use cancelkit::{CancelToken, sim::Sim, token::CancelKind, wire::TokenService};
+    /// use hyper::{Request, Response, service::{Service, service_fn}};
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let service = TokenService::new(Sim::new(), CancelToken::new(), service_fn(move |req: Request<String>| {
+    ///     tx.send(req.extensions().get::<CancelToken>().unwrap().clone()).unwrap();
+    ///     std::future::pending::<Result<Response<String>, Infallible>>()
+    /// }));
+    /// let request = service.call(Request::new(String::new()));
+    /// let token = rx.recv().unwrap();
+    /// drop(request); // what hyper does when the client goes away
+    /// assert_eq!(token.reason().unwrap().kind(), CancelKind::Disconnected);
+    /// # }
+    /// ```
     pub struct TokenFuture<F, ResBody> {
         #[pin]
         state: State<F, ResBody>,
