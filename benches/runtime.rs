@@ -128,10 +128,18 @@ fn spawn_join(c: &mut Criterion) {
     );
 }
 
+/// cancelkit's side of a `spawn_join_local` row: a local task holding a
+/// value that is not `Send`, spawned and joined.
+async fn spawn_local_join<R: cancelkit::local::LocalSpawner>(rt: &R) {
+    use cancelkit::local::LocalSpawnerExt;
+
+    let one = std::rc::Rc::new(1);
+    black_box(rt.spawn_local(async move { *one }).await.unwrap());
+}
+
 /// Local (`!Send`) tasks: `spawn_local` + join against each local
 /// executor's own.
 fn spawn_join_local(c: &mut Criterion) {
-    use cancelkit::local::LocalSpawnerExt;
     use std::rc::Rc;
 
     let rt = TokioLocal::new().unwrap();
@@ -139,10 +147,7 @@ fn spawn_join_local(c: &mut Criterion) {
         c,
         "spawn_join_local/tokio-localset",
         &rt,
-        || async {
-            let one = Rc::new(1);
-            black_box(rt.spawn_local(async move { *one }).await.unwrap());
-        },
+        || spawn_local_join(&rt),
         || async {
             let one = Rc::new(1);
             black_box(tokio::task::spawn_local(async move { *one }).await.unwrap());
@@ -155,10 +160,7 @@ fn spawn_join_local(c: &mut Criterion) {
         c,
         "spawn_join_local/smol-localexecutor",
         &rt,
-        || async {
-            let one = Rc::new(1);
-            black_box(rt.spawn_local(async move { *one }).await.unwrap());
-        },
+        || spawn_local_join(&rt),
         || async {
             let one = Rc::new(1);
             black_box(ex.spawn(async move { *one }).await);
@@ -170,10 +172,7 @@ fn spawn_join_local(c: &mut Criterion) {
         c,
         "spawn_join_local/compio",
         &rt,
-        || async {
-            let one = Rc::new(1);
-            black_box(rt.spawn_local(async move { *one }).await.unwrap());
-        },
+        || spawn_local_join(&rt),
         || async {
             let one = Rc::new(1);
             black_box(compio::runtime::spawn(async move { *one }).await.unwrap());
@@ -185,10 +184,7 @@ fn spawn_join_local(c: &mut Criterion) {
         c,
         "spawn_join_local/monoio",
         &rt,
-        || async {
-            let one = Rc::new(1);
-            black_box(rt.spawn_local(async move { *one }).await.unwrap());
-        },
+        || spawn_local_join(&rt),
         || async {
             let one = Rc::new(1);
             black_box(monoio::spawn(async move { *one }).await);

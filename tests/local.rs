@@ -67,16 +67,7 @@ where
     let (end, ended) = mpsc::channel::<()>();
     let home = std::thread::spawn(move || {
         let rt = new_runtime();
-        let (state, started) = (Rc::new(()), cancelkit::CancelToken::new());
-        let task = rt.spawn_local({
-            let started = started.clone();
-            async move {
-                let _state = state;
-                started.cancel();
-                std::future::pending::<()>().await
-            }
-        });
-        rt.block_on(started.cancelled());
+        let task = park_local_task(&rt, Rc::new(()));
         out.send((rt, task)).unwrap();
         // Stay alive until the handle was dropped elsewhere.
         let _ = ended.recv_timeout(LIMIT);
@@ -126,16 +117,7 @@ where
     let (out, handed) = mpsc::channel::<Task<()>>();
     let home = std::thread::spawn(move || {
         let rt = new_runtime();
-        let started = cancelkit::CancelToken::new();
-        let task = rt.spawn_local({
-            let (rt, started) = (rt.clone(), started.clone());
-            async move {
-                let _rt = rt;
-                started.cancel();
-                std::future::pending::<()>().await
-            }
-        });
-        rt.block_on(started.cancelled());
+        let task = park_local_task(&rt, rt.clone());
         out.send(task).unwrap();
         // `rt` goes here; the task's clone keeps the executor until the
         // thread's storage is torn down.
@@ -208,16 +190,7 @@ where
     let (out, handed) = mpsc::channel::<(Task<()>, Task<u32>)>();
     let home = std::thread::spawn(move || {
         let rt = new_runtime();
-        let started = cancelkit::CancelToken::new();
-        let holder = rt.spawn_local({
-            let (rt, started) = (rt.clone(), started.clone());
-            async move {
-                let _rt = rt;
-                started.cancel();
-                std::future::pending::<()>().await
-            }
-        });
-        rt.block_on(started.cancelled());
+        let holder = park_local_task(&rt, rt.clone());
         // Queued from elsewhere while the runtime is not running.
         let remote = rt.clone();
         let queued = std::thread::spawn(move || remote.spawn(async { 1 }))
@@ -243,6 +216,26 @@ where
         matches!(queued, Some(Err(JoinError::Cancelled))),
         "the queued spawn gave {queued:?}"
     );
+}
+
+/// Spawns a local task that holds `held` (state that is not `Send`, or a
+/// clone of the runtime) and waits for ever; returns once it has started.
+fn park_local_task<R, H>(rt: &R, held: H) -> Task<()>
+where
+    R: Runtime + LocalSpawner,
+    H: 'static,
+{
+    let started = cancelkit::CancelToken::new();
+    let task = rt.spawn_local({
+        let started = started.clone();
+        async move {
+            let _held = held;
+            started.cancel();
+            std::future::pending::<()>().await
+        }
+    });
+    rt.block_on(started.cancelled());
+    task
 }
 
 /// `task`'s outcome, or `None` if it takes longer than LIMIT.
