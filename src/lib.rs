@@ -273,7 +273,7 @@
 //! [`CancelToken::run_until_cancelled`] are exactly as cancel safe as the
 //! future they wrap.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings, rust_2018_idioms))))]
 
 #[macro_use]

@@ -8,10 +8,9 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use super::node::{self, Node};
+use super::node::{self, Node, NodeArc};
 use super::wait::Wait;
 use super::{CancelToken, Cancelled};
-use crate::loom::Arc;
 use crate::runtime::{Spawner, Timer};
 
 impl CancelToken {
@@ -160,7 +159,7 @@ impl CancelToken {
 /// Spawns the task that fires `node`'s deadline.
 fn arm_deadline<R: Spawner + Timer + ?Sized>(
     rt: &R,
-    node: &Arc<Node>,
+    node: &NodeArc,
     at: Instant,
     location: &'static Location<'static>,
 ) {
@@ -171,7 +170,7 @@ fn arm_deadline<R: Spawner + Timer + ?Sized>(
 /// The task holds the node but not a handle: it ends early, dropping
 /// `trigger`, once the node is cancelled or detached (no handle and no
 /// child left: nothing could ever see the cancel; detaching wakes it).
-pub(super) fn watch<S, F>(spawner: &S, node: &Arc<Node>, trigger: F, cause: Cancelled)
+pub(super) fn watch<S, F>(spawner: &S, node: &NodeArc, trigger: F, cause: Cancelled)
 where
     S: Spawner + ?Sized,
     F: Future<Output = ()> + Send + 'static,

@@ -5,9 +5,8 @@ use std::fmt;
 use std::panic::Location;
 
 use super::callback::SharedCallback;
-use super::node::Node;
+use super::node::{Node, NodeArc};
 use super::{CancelKind, CancelToken};
-use crate::loom::Arc;
 
 /// Unregisters an [`on_cancel`](CancelToken::on_cancel) callback when
 /// dropped.
@@ -20,7 +19,7 @@ use crate::loom::Arc;
 /// ```
 #[must_use = "dropping the guard unregisters the callback; use `.forget()` to keep it"]
 pub struct OnCancel {
-    pub(super) registration: Option<(Arc<Node>, u32, SharedCallback)>,
+    pub(super) registration: Option<(NodeArc, u32, SharedCallback)>,
 }
 
 impl OnCancel {

@@ -13,6 +13,7 @@ use loom::thread;
 
 use super::node;
 use super::*;
+use crate::loom::Arc;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
@@ -390,5 +391,63 @@ fn loom_last_drop_of_a_child_seen_cancelled_mid_walk_keeps_its_callback() {
         if seen_cancelled {
             assert_eq!(runs, 1, "cancelled, yet its callback was dropped unrun");
         }
+    });
+}
+
+// ===== the intrusive list of children and the shared handle count =====
+
+/// Two neighbouring children leaving at once rewrite each other's links
+/// (under the parent's lock): loom checks every access to the links, and
+/// the list ends empty with no reference left behind.
+#[test]
+fn loom_neighbouring_children_leave_the_list_at_once() {
+    model(|| {
+        let parent = CancelToken::new();
+        let a = parent.child();
+        let b = parent.child();
+        let c = parent.child();
+        let th = thread::spawn(move || drop(b));
+        drop(a);
+        th.join().unwrap();
+        assert_eq!(parent.node().entries().0, 1, "only `c` is left");
+        drop(c);
+        assert_eq!(parent.node().entries().0, 0);
+        assert_eq!(parent.node().ref_count(), 1, "no child holds the parent");
+    });
+}
+
+/// A child leaving the list while a cancel drains it: either it left
+/// first, or the cancel took it (and marked it); the sibling that stays is
+/// cancelled either way, and no reference is lost or given back twice.
+#[test]
+fn loom_a_child_leaving_races_the_cancel_that_drains_the_list() {
+    model(|| {
+        let parent = CancelToken::new();
+        let stays = parent.child();
+        let leaves = parent.child();
+        let th = thread::spawn(move || drop(leaves));
+        parent.cancel();
+        th.join().unwrap();
+        assert!(stays.reason().unwrap().same_as(&parent.reason().unwrap()));
+        assert_eq!(parent.node().entries().0, 0);
+        assert_eq!(stays.node().ref_count(), 1, "the drained list let go");
+        drop(stays);
+        assert_eq!(parent.node().ref_count(), 1);
+    });
+}
+
+/// The last two clones of a token dropped at once: exactly one of them
+/// releases the node, which leaves its parent once.
+#[test]
+fn loom_the_last_two_clones_dropped_at_once_release_once() {
+    model(|| {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        let other = child.clone();
+        let th = thread::spawn(move || drop(other));
+        drop(child);
+        th.join().unwrap();
+        assert_eq!(parent.node().entries().0, 0);
+        assert_eq!(parent.node().ref_count(), 1);
     });
 }

@@ -25,7 +25,6 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 
-use crate::loom::Arc;
 use crate::signal::Signal;
 
 mod callback;
@@ -39,27 +38,16 @@ cfg_tokio_util! {
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod node;
+mod node_ref;
 
 pub use cause::{CancelKind, Cancelled};
 pub use guard::{DropGuard, OnCancel, PanicGuard};
 use node::Entry;
-pub(crate) use node::Node;
+pub(crate) use node::{Node, NodeArc};
+use node_ref::TokenRef;
 use wait::Wait;
 pub(crate) use wait::Watch;
 pub use wait::{CancelFutureExt, WhenCancelled, WhenCancelledOwned, WithCancel};
-
-/// The shared handle of all clones of one token. When the last clone goes,
-/// the node is released (and detached from its parents if nothing else
-/// needs it).
-struct Handle {
-    node: Arc<Node>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        Node::release(&self.node);
-    }
-}
 
 /// A cancellation token: a flag shared by its clones, which can be awaited
 /// and which cancels its children.
@@ -100,7 +88,9 @@ impl Drop for Handle {
 /// ```
 #[derive(Clone)]
 pub struct CancelToken {
-    handle: Arc<Handle>,
+    /// Its clones share one reference to the node; the last one to go
+    /// releases it (`node_ref.rs`).
+    handle: TokenRef,
 }
 
 // A token's state is consistent at every point user code can observe (no
@@ -125,15 +115,15 @@ impl fmt::Debug for CancelToken {
 }
 
 impl CancelToken {
-    fn from_node(node: Arc<Node>) -> Self {
+    fn from_node(node: NodeArc) -> Self {
         CancelToken {
-            handle: Arc::new(Handle { node }),
+            handle: TokenRef::new(node),
         }
     }
 
     #[inline]
-    pub(crate) fn node(&self) -> &Arc<Node> {
-        &self.handle.node
+    pub(crate) fn node(&self) -> &NodeArc {
+        self.handle.node()
     }
 
     /// A new token, not cancelled, with no parent.
@@ -178,7 +168,7 @@ impl CancelToken {
     /// assert!(!user_gave_up.is_cancelled());
     /// ```
     pub fn any<'a>(parents: impl IntoIterator<Item = &'a CancelToken>) -> CancelToken {
-        let parents: Vec<Arc<Node>> = parents.into_iter().map(|t| t.node().clone()).collect();
+        let parents: Vec<NodeArc> = parents.into_iter().map(|t| t.node().clone()).collect();
         match parents.as_slice() {
             [] => Self::new(),
             [one] => Self::from_node(Node::child(one, None)),

@@ -4,66 +4,91 @@
 //!
 //! # Structure
 //!
-//! A [`Node`] is one token's shared state. Its first cache line (the type is
-//! `align(64)`, and `Arc`'s counters sit in the line before it) holds only
-//! fields that are written at most once — the `state` byte, the cause, the
-//! immutable parent links and the pointer to the lazily created [`Ext`] —
-//! so `is_cancelled()` never shares a line with anything clones (`Arc`
-//! counters) or children (the parent's `Ext`) write.
+//! A [`Node`] is one token's shared state: **one allocation of 128 bytes**,
+//! in two halves. The first 64 bytes hold only fields that are written at
+//! most once — the `state` byte, the cause, the immutable parent links — so
+//! `is_cancelled()` reads a line that neither clones nor children of the
+//! token write. The second half holds what changes: the reference counts
+//! (`node_ref.rs`: strong references, and the clones of the token, which
+//! share one of them), the lock with the node's mutable state, and the
+//! node's own links in its parent's list of children. Whatever the address
+//! the allocator gives, the two halves never share a cache line: the
+//! written half starts 64 bytes after `state`.
 //!
-//! [`Ext`] holds what changes: the slab of entries (children, linked
-//! tokens, callbacks, and the wakers of waiting tasks), the own deadline,
-//! and whether handles remain. It is allocated on first need only, so a
-//! leaf token nobody waits on costs one allocation for the node plus one for
-//! its `Handle`. A waiting task stores its `Waker` in a slab slot: no
+//! A node's children (those with a single parent, i.e. all but linked
+//! tokens) form an **intrusive** doubly linked list: the parent holds the
+//! head, each child its `prev`/`next` links, all guarded by the parent's
+//! lock. A child costs its parent nothing but those two words in the
+//! child's own allocation, joins in O(1) and leaves in O(1).
+//!
+//! The rest — linked children (a linked token has several parents, so it
+//! cannot sit in one intrusive list), callbacks, the wakers of waiting
+//! tasks, and the own deadline — lives in an [`Ext`], allocated on first
+//! need only. A waiting task stores its `Waker` in a slot of its slab: no
 //! allocation per waiter beyond the slab's amortised growth.
 //!
 //! References point **up**: a node holds strong references to its parents;
-//! a parent holds its children in its slab until they detach or it is
-//! cancelled. A token's handles share one [`Handle`]; when its last clone is
-//! dropped the node is *released*, and a released node with no children
-//! *detaches* from its parents — dropping its callbacks unrun, since nothing
-//! can cancel it any more — which may leave them released and childless in
-//! turn: an iterative walk up, never recursion.
+//! a parent holds its children (in its list or slab) until they detach or
+//! it is cancelled. A token's clones share one reference; when the last
+//! clone is dropped the node is *released*, and a released node with no
+//! children *detaches* from its parents — dropping its callbacks unrun,
+//! since nothing can cancel it any more — which may leave them released and
+//! childless in turn: an iterative walk up, never recursion.
 //!
 //! # Invariants
 //!
 //! 1. `CANCELLED` is set at most once, only after `cause` was set, by the
 //!    thread whose `cause.set` succeeded (first cause wins), and never
 //!    cleared.
-//! 2. `HAS_EXT` is set (with `fetch_or`) after `ext` is initialised and
-//!    before the first entry is added to it; `cancel` drains `ext` only if
-//!    its own `fetch_or(CANCELLED)` saw `HAS_EXT`. Both are read-modify-
-//!    writes of one atomic, so they are totally ordered: either the canceller
-//!    sees `HAS_EXT` and drains, or the adder's later check of `CANCELLED`
-//!    under the `ext` lock sees it and does not add.
+//! 2. `HAS_INNER` is set (with `fetch_or`) before the first child, entry or
+//!    deadline is added to a node; `cancel` drains a node only if its own
+//!    `fetch_or(CANCELLED)` saw `HAS_INNER`. Both are read-modify-writes of
+//!    one atomic, so they are totally ordered: either the canceller sees
+//!    `HAS_INNER` and drains, or the adder's later check of `CANCELLED`
+//!    under the node's lock sees it and does not add.
 //! 3. `cause` is read only after `CANCELLED` was observed with `Acquire`, or
-//!    under the `ext` lock after the canceller released it.
-//! 4. Entries are added to a node's slab only under its `ext` lock and only
+//!    under the node's lock after the canceller released it.
+//! 4. Children and entries are added to a node only under its lock and only
 //!    while `CANCELLED` is clear (checked under that lock); once a cancel
-//!    has drained the slab (`closed`), nothing is ever added again.
-//! 5. A node's slab key, stored in the child's `parents`, stays valid until
-//!    the child removes it (detach) or the parent drains it (cancel);
-//!    removal after a drain is a no-op because the slab is `closed`.
+//!    has drained the node (`closed`), nothing is ever added again.
+//! 5. A child is in its parent's list (or, linked, its parent's slab under
+//!    the key stored in the child's `parents`) from its creation until it
+//!    removes itself (detach) or the parent drains it (cancel); removal
+//!    after a drain is a no-op because the parent is `closed`. The list
+//!    holds one strong reference to each child in it. A child's `siblings`
+//!    links are read and written only under its parent's lock — or, once a
+//!    cancel has drained the list, only by that cancel, which owns the list
+//!    and its references.
 //! 6. A node is *detached* at most once: when its handles are gone and it
-//!    has no children (`children` counts the `Child` entries of its slab),
-//!    observed under its `ext` lock (or without an `ext`, by the release of
-//!    its last handle); `DETACHED` is set then, under that lock. Nothing is
-//!    added to a detached node's slab (adding needs a handle); what it held
-//!    is disposed of — callbacks dropped unrun, waiters woken — unless a
-//!    cancel has marked it and not drained it yet: that cancel drains it.
+//!    has no children (`children` counts the list and the `Child` entries
+//!    of its slab), observed under its lock (or, if it never had anything
+//!    inside, by the release of its last handle); `DETACHED` is set then,
+//!    under that lock. Nothing is added to a detached node (adding needs a
+//!    handle); what it held is disposed of — callbacks dropped unrun,
+//!    waiters woken — unless a cancel has marked it and not drained it yet:
+//!    that cancel drains it.
 //!
 //! # Lock order
 //!
-//! No code path holds two `ext` locks of different nodes at once:
-//! cancellation takes a node's entries out under its lock and marks the
-//! children after releasing it. Linked nodes' `links` lock is never held
-//! while taking an `ext` lock. User callbacks and wakers run, and wakers are
-//! dropped, with no lock held.
+//! No code path holds two node locks at once: cancellation takes a node's
+//! children and entries out under its lock and marks the children after
+//! releasing it. Linked nodes' `links` lock is never held while taking a
+//! node lock. User callbacks and wakers run, and wakers are dropped, with no
+//! lock held.
+//!
+//! # Unsafe code
+//!
+//! This module and `node_ref.rs` are the crate's only `unsafe` code: the
+//! reference counts, and the intrusive list's raw links. Each block names
+//! the invariant above it relies on; the loom models in `loom_tests.rs`
+//! cover every concurrent path through them, and CI runs the token, task
+//! and group tests under AddressSanitizer.
+#![allow(unsafe_code)]
 
 use std::any::Any;
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -72,58 +97,86 @@ use std::task::Waker;
 
 use super::callback::SharedCallback;
 use super::cause::{CancelKind, Cancelled};
-use crate::loom::{Arc, AtomicU8, Mutex, Ordering, lock};
+pub(crate) use super::node_ref::NodeArc;
+use crate::loom::{AtomicU8, AtomicUsize, Mutex, Ordering, UnsafeCell, lock};
 
 /// Set once the node is cancelled (invariant 1).
 pub(super) const CANCELLED: u8 = 0b01;
-/// Set once `ext` exists and may hold entries (invariant 2).
-const HAS_EXT: u8 = 0b10;
+/// Set once the node may hold children, entries or a deadline (invariant 2).
+const HAS_INNER: u8 = 0b10;
 /// Set once, when the node detaches: its handles are gone and it has no
 /// children, so nothing can cancel it or observe it any more (invariant 6).
 const DETACHED: u8 = 0b100;
 
 pub(super) enum Entry {
-    Child(Arc<Node>),
+    /// A linked child (one with several parents).
+    Child(NodeArc),
     /// A user callback registered with `on_cancel` (see `callback.rs`).
     Callback(SharedCallback),
     Waiter(Waker),
 }
 
 /// A link to a parent: the parent and this node's key in its slab.
-type Link = (Arc<Node>, u32);
+type Link = (NodeArc, u32);
 
 /// The parents a node follows. Immutable once the node is shared, except
 /// the keys of a linked node, which are filled in as it registers.
 enum Parents {
     Root,
-    One { parent: Arc<Node>, key: u32 },
+    /// In `parent`'s intrusive list of children.
+    One(NodeArc),
+    /// In each parent's slab (a linked token).
     Many(Box<Mutex<Vec<Link>>>),
 }
 
-#[repr(C, align(64))]
-pub(crate) struct Node {
-    /// `CANCELLED | HAS_EXT | DETACHED`. The only field `is_cancelled`
+/// The fields written at most once, which `is_cancelled` and `reason` read.
+struct ReadHalf {
+    /// `CANCELLED | HAS_INNER | DETACHED`. The only field `is_cancelled`
     /// reads; each bit is set once.
     state: AtomicU8,
     /// Why it was cancelled (invariant 1, 3).
     cause: OnceLock<Cancelled>,
     parents: Parents,
-    /// Children, callbacks, deadline; created on first need.
-    ext: OnceLock<Box<Ext>>,
 }
 
-#[repr(align(64))]
-struct Ext {
-    inner: Mutex<ExtInner>,
+/// Pads the read half to 64 bytes, so the written half starts a cache
+/// line after `state` wherever the node is allocated.
+const PAD: usize = 64usize.saturating_sub(std::mem::size_of::<ReadHalf>());
+
+/// One token's shared state (see the module docs for its layout).
+#[repr(C)]
+pub(crate) struct Node {
+    read: ReadHalf,
+    _pad: [u8; PAD],
+    /// Strong references (`node_ref.rs`): the handles' shared one, each
+    /// child's reference to it as a parent, its parent's list's reference
+    /// to it, and those of waits and timers.
+    pub(super) refs: AtomicUsize,
+    /// The clones of the token (`node_ref.rs`).
+    pub(super) handles: AtomicUsize,
+    inner: Mutex<Inner>,
+    /// This node's links in its parent's list: guarded by the parent's
+    /// lock (invariant 5).
+    siblings: UnsafeCell<Siblings>,
 }
 
+// SAFETY: the raw pointers in `Inner` and `Siblings` stand for strong
+// references (invariant 5) and are only followed under the lock of the
+// list's owner, or by the one cancel that drained the list; everything
+// else in a node is `Send + Sync` in its own right.
+unsafe impl Send for Node {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Node {}
+
+/// A node's mutable state, under its lock.
 #[derive(Default)]
-struct ExtInner {
-    /// This node's own deadline, if it has one (it may only get earlier).
-    deadline: Option<Instant>,
-    entries: Slab<Entry>,
-    /// How many of `entries` are `Child` entries.
-    children: usize,
+struct Inner {
+    /// The head of the intrusive list of single-parent children.
+    first_child: Option<NonNull<Node>>,
+    /// Linked children, callbacks, waiters and the deadline.
+    ext: Option<Box<Ext>>,
+    /// Children: those in the list plus the `Child` entries of `ext`.
+    children: u32,
     /// The last handle was dropped.
     released: bool,
     /// Detached from its parents (invariant 6).
@@ -132,65 +185,160 @@ struct ExtInner {
     closed: bool,
 }
 
+#[derive(Default)]
+struct Ext {
+    /// This node's own deadline, if it has one (it may only get earlier).
+    deadline: Option<Instant>,
+    entries: Slab<Entry>,
+}
+
+impl Inner {
+    fn ext(&mut self) -> &mut Ext {
+        self.ext.get_or_insert_with(Box::default)
+    }
+
+    /// Takes the slab's entries out (leaving the deadline).
+    fn take_entries(&mut self) -> Slab<Entry> {
+        self.ext
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.entries))
+            .unwrap_or_default()
+    }
+
+    fn add_child(&mut self) {
+        self.children = self
+            .children
+            .checked_add(1)
+            .expect("fewer than 2^32 live children");
+    }
+}
+
+/// A node's links in its parent's intrusive list.
+#[derive(Default)]
+struct Siblings {
+    prev: Option<NonNull<Node>>,
+    next: Option<NonNull<Node>>,
+}
+
+/// Puts `child` at the head of the list `inner` owns, handing it the
+/// list's reference to `child` (the caller counted it).
+///
+/// # Safety
+///
+/// `inner` is the guard of the list owner's lock, `child` is in no list,
+/// and every node in the list is alive (invariant 5).
+unsafe fn push_child(inner: &mut Inner, child: NonNull<Node>) {
+    let next = inner.first_child;
+    // SAFETY: `child` is alive (the caller holds it) and in no list, so no
+    // one else touches its links.
+    unsafe { child.as_ref() }.siblings.with_mut(|s| {
+        // SAFETY: as above; `with_mut` gives a valid pointer.
+        unsafe { *s = Siblings { prev: None, next } }
+    });
+    if let Some(old) = next {
+        // SAFETY: `old` is in the list (alive, links guarded by our lock).
+        unsafe { old.as_ref() }
+            .siblings
+            .with_mut(|s| unsafe { (*s).prev = Some(child) });
+    }
+    inner.first_child = Some(child);
+}
+
+/// Takes `child` out of the list `inner` owns. The list's reference to it
+/// becomes the caller's to give back.
+///
+/// # Safety
+///
+/// `inner` is the guard of the list owner's lock and `child` is in that
+/// list (invariant 5).
+unsafe fn unlink_child(inner: &mut Inner, child: NonNull<Node>) {
+    // SAFETY: `child` is in the list: alive, links guarded by our lock.
+    let Siblings { prev, next } = unsafe { child.as_ref() }
+        .siblings
+        .with_mut(|s| unsafe { std::mem::take(&mut *s) });
+    match prev {
+        // SAFETY: a neighbour in the list, as above.
+        Some(p) => unsafe { p.as_ref() }
+            .siblings
+            .with_mut(|s| unsafe { (*s).next = next }),
+        None => inner.first_child = next,
+    }
+    if let Some(n) = next {
+        // SAFETY: a neighbour in the list, as above.
+        unsafe { n.as_ref() }
+            .siblings
+            .with_mut(|s| unsafe { (*s).prev = prev });
+    }
+}
+
 impl Node {
-    fn alloc(parents: Parents, deadline: Option<Instant>) -> Arc<Node> {
-        let ext = OnceLock::new();
+    /// A new node with one handle and `refs` strong references (the
+    /// handles' one, plus one if it goes into a parent's list).
+    fn alloc(parents: Parents, deadline: Option<Instant>, refs: usize) -> NodeArc {
         let mut state = 0;
+        let mut inner = Inner::default();
         if deadline.is_some() {
-            let _ = ext.set(Box::new(Ext {
-                inner: Mutex::new(ExtInner {
-                    deadline,
-                    ..ExtInner::default()
-                }),
-            }));
-            state |= HAS_EXT;
+            inner.ext().deadline = deadline;
+            state |= HAS_INNER;
         }
-        Arc::new(Node {
-            state: AtomicU8::new(state),
-            cause: OnceLock::new(),
-            parents,
-            ext,
+        NodeArc::new(Node {
+            read: ReadHalf {
+                state: AtomicU8::new(state),
+                cause: OnceLock::new(),
+                parents,
+            },
+            _pad: [0; PAD],
+            refs: AtomicUsize::new(refs),
+            handles: AtomicUsize::new(1),
+            inner: Mutex::new(inner),
+            siblings: UnsafeCell::new(Siblings::default()),
         })
     }
 
     /// A root node, optionally with a deadline.
-    pub(super) fn root(deadline: Option<Instant>) -> Arc<Node> {
-        Node::alloc(Parents::Root, deadline)
+    pub(super) fn root(deadline: Option<Instant>) -> NodeArc {
+        Node::alloc(Parents::Root, deadline, 1)
     }
 
     /// A node born cancelled with `cause`, attached to nothing.
-    fn born_cancelled(cause: Cancelled, deadline: Option<Instant>) -> Arc<Node> {
-        let node = Node::alloc(Parents::Root, deadline);
-        let _ = node.cause.set(cause);
-        node.state.fetch_or(CANCELLED, Ordering::Release);
+    fn born_cancelled(cause: Cancelled, deadline: Option<Instant>) -> NodeArc {
+        let node = Node::alloc(Parents::Root, deadline, 1);
+        mark(&node, &cause);
         node
     }
 
     #[inline]
+    fn state(&self) -> u8 {
+        self.read.state.load(Ordering::Acquire)
+    }
+
+    #[inline]
     pub(super) fn is_cancelled(&self) -> bool {
-        self.state.load(Ordering::Acquire) & CANCELLED != 0
+        self.state() & CANCELLED != 0
     }
 
     /// The cause, once cancelled (invariant 3).
     pub(super) fn reason(&self) -> Option<Cancelled> {
         if self.is_cancelled() {
-            self.cause.get().cloned()
+            self.read.cause.get().cloned()
         } else {
             None
         }
     }
 
-    /// `ext`, created if needed, with `HAS_EXT` published (invariant 2).
-    fn ext(&self) -> &Ext {
-        let ext = self.ext.get_or_init(|| {
-            Box::new(Ext {
-                inner: Mutex::new(ExtInner::default()),
-            })
-        });
-        if self.state.load(Ordering::Relaxed) & HAS_EXT == 0 {
-            self.state.fetch_or(HAS_EXT, Ordering::AcqRel);
+    /// Publishes `HAS_INNER` before something is added (invariant 2).
+    fn announce_inner(&self) {
+        if self.read.state.load(Ordering::Relaxed) & HAS_INNER == 0 {
+            self.read.state.fetch_or(HAS_INNER, Ordering::AcqRel);
         }
-        ext
+    }
+
+    /// This node's own deadline (not its ancestors').
+    fn own_deadline(&self) -> Option<Instant> {
+        if self.state() & HAS_INNER == 0 {
+            return None;
+        }
+        lock(&self.inner).ext.as_ref().and_then(|e| e.deadline)
     }
 
     /// The earlier of this node's own deadline and all its ancestors'.
@@ -201,25 +349,25 @@ impl Node {
     /// no bookkeeping; the set of visited nodes is kept only above the first
     /// linked node (below it nothing can be reached twice: the graph is
     /// acyclic, parents being fixed at creation).
-    pub(super) fn deadline(node: &Arc<Node>) -> Option<Instant> {
+    pub(super) fn deadline(node: &NodeArc) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         let mut stack = vec![node.clone()];
-        let mut seen: Option<HashSet<*const Node>> = None;
+        let mut seen: Option<HashSet<NonNull<Node>>> = None;
         while let Some(node) = stack.pop() {
-            if let Some(d) = node.ext.get().and_then(|e| lock(&e.inner).deadline) {
+            if let Some(d) = node.own_deadline() {
                 earliest = Some(earliest.map_or(d, |e| e.min(d)));
             }
-            match &node.parents {
+            match &node.read.parents {
                 Parents::Root => {}
-                Parents::One { parent, .. } => {
-                    if seen.as_mut().is_none_or(|s| s.insert(ptr(parent))) {
+                Parents::One(parent) => {
+                    if seen.as_mut().is_none_or(|s| s.insert(parent.as_ptr())) {
                         stack.push(parent.clone());
                     }
                 }
                 Parents::Many(links) => {
                     let seen = seen.get_or_insert_with(HashSet::new);
                     for (p, _) in lock(links).iter() {
-                        if seen.insert(ptr(p)) {
+                        if seen.insert(p.as_ptr()) {
                             stack.push(p.clone());
                         }
                     }
@@ -232,49 +380,54 @@ impl Node {
     /// Moves this node's own deadline to `at` if that is earlier (or it had
     /// none). Only records it: firing it is the caller's business.
     pub(super) fn tighten_deadline(&self, at: Instant) {
-        let mut inner = lock(&self.ext().inner);
-        if inner.deadline.is_none_or(|d| at < d) {
-            inner.deadline = Some(at);
+        self.announce_inner();
+        let mut inner = lock(&self.inner);
+        let ext = inner.ext();
+        if ext.deadline.is_none_or(|d| at < d) {
+            ext.deadline = Some(at);
         }
     }
 
     /// Creates a child of `parent`: born cancelled if `parent` is ([F3](crate#F3)).
-    pub(super) fn child(parent: &Arc<Node>, deadline: Option<Instant>) -> Arc<Node> {
+    pub(super) fn child(parent: &NodeArc, deadline: Option<Instant>) -> NodeArc {
         if let Some(cause) = parent.reason() {
             return Node::born_cancelled(cause, deadline);
         }
-        let ext = parent.ext();
-        let mut inner = lock(&ext.inner);
+        // Made before taking the lock, to hold it for as short as can be:
+        // two references, the handles' and the parent list's.
+        let child = Node::alloc(Parents::One(parent.clone()), deadline, 2);
+        parent.announce_inner();
+        let mut inner = lock(&parent.inner);
         // Invariant 4: checked under the lock.
         if parent.is_cancelled() {
             drop(inner);
+            // Not going into the list after all: nobody else has seen the
+            // node, so its count can simply be set. It keeps its parent
+            // link, which a cancelled parent ignores.
+            child.refs.store(1, Ordering::Relaxed);
             let cause = parent.reason().expect("cancelled implies a cause");
-            return Node::born_cancelled(cause, deadline);
+            mark(&child, &cause);
+            return child;
         }
-        let entry = inner.entries.vacant_entry();
-        let key = u32::try_from(entry.key()).expect("fewer than 2^32 live children");
-        let child = Node::alloc(
-            Parents::One {
-                parent: parent.clone(),
-                key,
-            },
-            deadline,
-        );
-        entry.insert(Entry::Child(child.clone()));
-        inner.children += 1;
+        // SAFETY: we hold `parent`'s lock, `child` is new (in no list), and
+        // the list holds only live nodes (invariant 5); the list's
+        // reference to `child` was counted in `alloc`.
+        unsafe { push_child(&mut inner, child.as_ptr()) };
+        inner.add_child();
         child
     }
 
     /// Creates a node that follows every node of `parents` (linked token).
-    pub(super) fn linked(parents: &[Arc<Node>]) -> Arc<Node> {
+    pub(super) fn linked(parents: &[NodeArc]) -> NodeArc {
         if let Some(cause) = parents.iter().find_map(|p| p.reason()) {
             return Node::born_cancelled(cause, None);
         }
         let node = Node::alloc(
             Parents::Many(Box::new(Mutex::new(Vec::with_capacity(parents.len())))),
             None,
+            1,
         );
-        let Parents::Many(links) = &node.parents else {
+        let Parents::Many(links) = &node.read.parents else {
             unreachable!("allocated with Parents::Many")
         };
         for parent in parents {
@@ -297,57 +450,55 @@ impl Node {
         if self.is_cancelled() {
             return Err(entry);
         }
-        let ext = self.ext();
-        let mut inner = lock(&ext.inner);
+        self.announce_inner();
+        let mut inner = lock(&self.inner);
         if self.is_cancelled() {
             return Err(entry);
         }
         if let Entry::Child(_) = entry {
-            inner.children += 1;
+            inner.add_child();
         }
-        let key = inner.entries.insert(entry);
+        let key = inner.ext().entries.insert(entry);
         Ok(u32::try_from(key).expect("fewer than 2^32 live entries"))
     }
 
     /// Removes callback entry `key` (its guard was dropped). Returns it if
     /// it was still there — then it never started. (Removing a callback
     /// never orphans a node: callbacks do not keep nodes attached.)
-    pub(super) fn remove_entry(node: &Arc<Node>, key: u32) -> Option<Entry> {
-        let ext = node.ext.get()?;
-        let mut inner = lock(&ext.inner);
+    pub(super) fn remove_entry(node: &NodeArc, key: u32) -> Option<Entry> {
+        let mut inner = lock(&node.inner);
         if inner.closed || inner.detached {
             return None;
         }
-        match inner.entries.get(key as usize) {
-            Some(Entry::Callback(_)) => inner.entries.try_remove(key as usize),
+        let entries = &mut inner.ext.as_mut()?.entries;
+        match entries.get(key as usize) {
+            Some(Entry::Callback(_)) => entries.try_remove(key as usize),
             _ => None,
         }
     }
 
     /// The last handle of this node was dropped.
-    pub(super) fn release(node: &Arc<Node>) {
-        let (orphan, leftovers) = match node.ext.get() {
-            Some(ext) => {
-                let mut inner = lock(&ext.inner);
-                inner.released = true;
-                take_orphan(node, &mut inner)
-            }
-            // No ext: no children and no callbacks (adding them needs a
-            // handle). Only a task that waits without being a handle (a
-            // deadline's timer) can be making one right now: the read-modify-
-            // writes of `state` order us (invariant 2). Either it sees
-            // `DETACHED` under its lock, or we see `HAS_EXT` and go through
-            // the lock ourselves, draining its waker.
-            None => {
-                let prev = node.state.fetch_or(DETACHED, Ordering::AcqRel);
-                if prev & HAS_EXT == 0 {
-                    (true, Slab::new())
-                } else {
-                    let ext = node.ext.get().expect("HAS_EXT is set after ext exists");
-                    let mut inner = lock(&ext.inner);
-                    inner.released = true;
-                    take_orphan(node, &mut inner)
-                }
+    pub(super) fn release(node: &NodeArc) {
+        let through_lock = |node: &NodeArc| {
+            let mut inner = lock(&node.inner);
+            inner.released = true;
+            take_orphan(node, &mut inner)
+        };
+        let (orphan, leftovers) = if node.state() & HAS_INNER != 0 {
+            through_lock(node)
+        } else {
+            // Nothing inside: no children and no callbacks (adding them
+            // needs a handle). Only a task that waits without being a
+            // handle (a deadline's timer) can be adding itself right now:
+            // the read-modify-writes of `state` order us (invariant 2).
+            // Either it sees `DETACHED` under the lock, or we see
+            // `HAS_INNER` and go through the lock ourselves, draining its
+            // waker.
+            let prev = node.read.state.fetch_or(DETACHED, Ordering::AcqRel);
+            if prev & HAS_INNER == 0 {
+                (true, Slab::new())
+            } else {
+                through_lock(node)
             }
         };
         dispose(leftovers);
@@ -355,10 +506,9 @@ impl Node {
             detach(node.clone());
         }
     }
-
     /// Registers (or refreshes) a waiter's waker, unless the node is
     /// cancelled — or, with `or_detached`, detached. Returns `true` if it is,
-    /// so the waiter is done. Checked under the `ext` lock, the same lock a
+    /// so the waiter is done. Checked under the node's lock, the same lock a
     /// cancel (or release) takes to drain the wakers (invariants 2 and 4):
     /// either we see the bit, or our waker is there to be drained.
     pub(super) fn poll_wait(
@@ -367,17 +517,21 @@ impl Node {
         waker: &Waker,
         or_detached: bool,
     ) -> bool {
-        let done = |n: &Node| n.is_cancelled() || (or_detached && n.is_detached());
+        let done = |n: &Node| {
+            let state = n.state();
+            state & CANCELLED != 0 || (or_detached && state & DETACHED != 0)
+        };
         if done(self) {
             return true;
         }
-        let ext = self.ext();
-        let mut inner = lock(&ext.inner);
+        self.announce_inner();
+        let mut inner = lock(&self.inner);
         if done(self) {
             return true;
         }
+        let entries = &mut inner.ext().entries;
         if let Some(k) = *key {
-            if let Some(Entry::Waiter(w)) = inner.entries.get_mut(k as usize) {
+            if let Some(Entry::Waiter(w)) = entries.get_mut(k as usize) {
                 if !w.will_wake(waker) {
                     let old = std::mem::replace(w, waker.clone());
                     drop(inner);
@@ -388,44 +542,86 @@ impl Node {
                 return false;
             }
         }
-        let k = inner.entries.insert(Entry::Waiter(waker.clone()));
+        let k = entries.insert(Entry::Waiter(waker.clone()));
         *key = Some(u32::try_from(k).expect("fewer than 2^32 live entries"));
         false
     }
 
     /// Removes a waiter that gives up before it was woken.
     pub(super) fn cancel_wait(&self, key: u32) {
-        let Some(ext) = self.ext.get() else { return };
-        let mut inner = lock(&ext.inner);
+        let mut inner = lock(&self.inner);
         if inner.closed {
             return;
         }
-        if let Some(Entry::Waiter(_)) = inner.entries.get(key as usize) {
-            let waker = inner.entries.try_remove(key as usize);
+        let Some(ext) = inner.ext.as_mut() else {
+            return;
+        };
+        if let Some(Entry::Waiter(_)) = ext.entries.get(key as usize) {
+            let waker = ext.entries.try_remove(key as usize);
             drop(inner);
             drop(waker);
         }
     }
 
-    /// `(len, capacity)` of the entry slab, for tests of memory flatness.
+    /// `(children and entries, slab capacity)`, for tests of memory
+    /// flatness.
     #[cfg(test)]
     pub(super) fn entries(&self) -> (usize, usize) {
-        self.ext.get().map_or((0, 0), |ext| {
-            let inner = lock(&ext.inner);
-            (inner.entries.len(), inner.entries.capacity())
+        let inner = lock(&self.inner);
+        let mut listed = 0;
+        let mut cur = inner.first_child;
+        while let Some(child) = cur {
+            listed += 1;
+            // SAFETY: we hold the list owner's lock (invariant 5).
+            cur = unsafe { child.as_ref() }
+                .siblings
+                .with(|s| unsafe { (*s).next });
+        }
+        inner.ext.as_ref().map_or((listed, 0), |ext| {
+            (listed + ext.entries.len(), ext.entries.capacity())
         })
     }
 
     /// Whether the node detached: no handle and no child left, so nothing
-    /// can cancel it (for the deadline timer task).
+    /// can cancel it (for the loom models).
+    #[cfg(all(test, loom))]
     pub(super) fn is_detached(&self) -> bool {
-        self.state.load(Ordering::Acquire) & DETACHED != 0
+        self.state() & DETACHED != 0
     }
 }
 
-/// A node's address, to tell nodes apart in a walk.
-fn ptr(node: &Arc<Node>) -> *const Node {
-    &**node
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Dropping a node drops its references to its parents, which may
+        // free them, which drops theirs... Unroll that chain into a loop so
+        // a 100 000-deep chain does not overflow the stack. `next` handles
+        // single parents without allocating.
+        let mut more: Vec<NodeArc> = Vec::new();
+        let mut next = take_parents(&mut self.read.parents, &mut more);
+        while let Some(parent) = next.take().or_else(|| more.pop()) {
+            if let Some(mut node) = NodeArc::into_last(parent) {
+                next = take_parents(&mut node.read.parents, &mut more);
+                // `node` drops here with no parents left: no recursion.
+            }
+        }
+    }
+}
+
+/// Takes a node's parent references: a single one is returned, several go
+/// into `more`.
+fn take_parents(parents: &mut Parents, more: &mut Vec<NodeArc>) -> Option<NodeArc> {
+    match std::mem::replace(parents, Parents::Root) {
+        Parents::Root => None,
+        Parents::One(parent) => Some(parent),
+        Parents::Many(links) => {
+            let links = match links.into_inner() {
+                Ok(v) => v,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            more.extend(links.into_iter().map(|(p, _)| p));
+            None
+        }
+    }
 }
 
 /// Disposes of what a detached node left behind, outside any lock: waiters
@@ -445,11 +641,11 @@ fn dispose(leftovers: Slab<Entry>) {
 /// Marks `inner`'s node detached if it is released and has no children
 /// (invariant 6). Says whether the caller must now detach it, and hands back
 /// the callbacks left behind, to be dropped unrun outside the lock.
-fn take_orphan(node: &Node, inner: &mut ExtInner) -> (bool, Slab<Entry>) {
+fn take_orphan(node: &Node, inner: &mut Inner) -> (bool, Slab<Entry>) {
     if inner.released && !inner.detached && inner.children == 0 {
         inner.detached = true;
         // Under the lock, so `poll_wait`'s check under it is consistent.
-        node.state.fetch_or(DETACHED, Ordering::AcqRel);
+        node.read.state.fetch_or(DETACHED, Ordering::AcqRel);
         if node.is_cancelled() && !inner.closed {
             // Marked by a cancel that has not drained us yet: it will, and
             // must find our callbacks and waiters there (they were all
@@ -457,31 +653,31 @@ fn take_orphan(node: &Node, inner: &mut ExtInner) -> (bool, Slab<Entry>) {
             // cancelled before it could no longer be.
             return (true, Slab::new());
         }
-        (true, std::mem::take(&mut inner.entries))
+        (true, inner.take_entries())
     } else {
         (false, Slab::new())
     }
 }
 
-/// Removes `node` from its parents' slabs, then walks up, detaching every
-/// parent this leaves released and empty. Iterative.
-fn detach(node: Arc<Node>) {
+/// Removes `node` from its parents, then walks up, detaching every parent
+/// this leaves released and empty. Iterative.
+fn detach(node: NodeArc) {
     // `next` carries the common single-parent walk without allocating; only
     // linked nodes (several parents) spill into `more`.
     let mut next = Some(node);
-    let mut more: Vec<Arc<Node>> = Vec::new();
+    let mut more: Vec<NodeArc> = Vec::new();
     while let Some(node) = next.take().or_else(|| more.pop()) {
-        match &node.parents {
+        match &node.read.parents {
             Parents::Root => {}
-            Parents::One { parent, key } => {
-                if unlink(parent, *key) {
+            Parents::One(parent) => {
+                if leave_list(parent, &node) {
                     next = Some(parent.clone());
                 }
             }
             Parents::Many(links) => {
                 let links = lock(links).clone();
                 for (parent, key) in links {
-                    if unlink(&parent, key) {
+                    if leave_slab(&parent, key) {
                         more.push(parent);
                     }
                 }
@@ -490,24 +686,53 @@ fn detach(node: Arc<Node>) {
     }
 }
 
-/// Removes entry `key` from `parent`'s slab; says whether that left
-/// `parent` orphaned (released and childless), so it must detach too.
-fn unlink(parent: &Node, key: u32) -> bool {
-    // A cancelled parent has drained (or is draining) its slab and will
+/// Takes `child` out of `parent`'s list; says whether that left `parent`
+/// orphaned (released and childless), so it must detach too.
+fn leave_list(parent: &Node, child: &NodeArc) -> bool {
+    // A cancelled parent has drained (or is draining) its children and will
     // never be orphaned or detached again: skip its lock. This keeps the
     // children of a just-cancelled parent from all contending on it as
-    // they finish.
+    // they finish. (It also covers a child born cancelled in a race with
+    // its parent's cancel, which never joined the list.)
     if parent.is_cancelled() {
         return false;
     }
-    let Some(ext) = parent.ext.get() else {
-        return false;
-    };
-    let mut inner = lock(&ext.inner);
+    let mut inner = lock(&parent.inner);
     if inner.closed {
         return false; // invariant 5: the cancel already took us out
     }
-    let removed = inner.entries.try_remove(key as usize);
+    // SAFETY: we hold `parent`'s lock, and `child` is in its list: it
+    // joined when it was made (its parent was not cancelled then, or we
+    // would have returned), the list was not drained (`closed` is clear),
+    // and only this detach, which happens once (invariant 6), removes it.
+    unsafe { unlink_child(&mut inner, child.as_ptr()) };
+    inner.children -= 1;
+    let (orphan, leftovers) = take_orphan(parent, &mut inner);
+    drop(inner);
+    // SAFETY: the list's reference to `child`, which `unlink_child` handed
+    // to us. (`child` itself is another one: this never frees it.)
+    drop(unsafe { NodeArc::from_raw(child.as_ptr()) });
+    // Runs user destructors of unrun callbacks and wakes waiters: outside
+    // the lock.
+    dispose(leftovers);
+    orphan
+}
+
+/// Removes linked child entry `key` from `parent`'s slab; says whether
+/// that left `parent` orphaned (released and childless), so it must detach
+/// too.
+fn leave_slab(parent: &Node, key: u32) -> bool {
+    if parent.is_cancelled() {
+        return false; // as in `leave_list`
+    }
+    let mut inner = lock(&parent.inner);
+    if inner.closed {
+        return false; // invariant 5: the cancel already took us out
+    }
+    let removed = inner
+        .ext
+        .as_mut()
+        .and_then(|e| e.entries.try_remove(key as usize));
     if let Some(Entry::Child(_)) = removed {
         inner.children -= 1;
     }
@@ -520,45 +745,12 @@ fn unlink(parent: &Node, key: u32) -> bool {
     orphan
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        // Dropping a node drops its references to its parents, which may
-        // free them, which drops theirs... Unroll that chain into a loop so
-        // a 100 000-deep chain does not overflow the stack. `next` handles
-        // single parents without allocating.
-        let mut more: Vec<Arc<Node>> = Vec::new();
-        let mut next = take_parents(&mut self.parents, &mut more);
-        while let Some(parent) = next.take().or_else(|| more.pop()) {
-            if let Ok(mut node) = Arc::try_unwrap(parent) {
-                next = take_parents(&mut node.parents, &mut more);
-                // `node` drops here with no parents left: no recursion.
-            }
-        }
-    }
-}
-
-/// Takes a node's parent references: a single one is returned, several go
-/// into `more`.
-fn take_parents(parents: &mut Parents, more: &mut Vec<Arc<Node>>) -> Option<Arc<Node>> {
-    match std::mem::replace(parents, Parents::Root) {
-        Parents::Root => None,
-        Parents::One { parent, .. } => Some(parent),
-        Parents::Many(links) => {
-            let links = match links.into_inner() {
-                Ok(v) => v,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            more.extend(links.into_iter().map(|(p, _)| p));
-            None
-        }
-    }
-}
-
 /// Marks one node cancelled with `cause` if nothing else did first.
-/// Returns whether it did, and whether the node may have entries.
+/// Returns whether it did, and whether the node may have children or
+/// entries to drain.
 fn mark(node: &Node, cause: &Cancelled) -> Option<bool> {
     // Invariant 1: first cause wins.
-    if node.cause.set(cause.clone()).is_err() {
+    if node.read.cause.set(cause.clone()).is_err() {
         // Another cancel won, and sets the bit right after its `set`: wait
         // those few instructions, so that whoever lost sees the node
         // cancelled when its `cancel()` returns `false`.
@@ -567,37 +759,38 @@ fn mark(node: &Node, cause: &Cancelled) -> Option<bool> {
         }
         return None;
     }
-    let prev = node.state.fetch_or(CANCELLED, Ordering::AcqRel);
-    Some(prev & HAS_EXT != 0)
+    let prev = node.read.state.fetch_or(CANCELLED, Ordering::AcqRel);
+    Some(prev & HAS_INNER != 0)
 }
 
 /// Cancels `root` and, iteratively, everything that follows it. Returns
 /// whether this call did it (false if it was already cancelled).
 ///
-/// A node's waiters are woken once that node is marked and its slab
-/// drained (so they run while the walk goes on); callbacks run once every
-/// node is marked. Both happen with no lock held. If callbacks panic, all of them still
-/// run, and the first panic is resumed at the end (unless this thread is
-/// already panicking, when it is dropped to avoid an abort).
-pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
-    let Some(has_ext) = mark(root, &cause) else {
+/// A node's waiters are woken once that node is marked and drained (so
+/// they run while the walk goes on); callbacks run once every node is
+/// marked. Both happen with no lock held. If callbacks panic, all of them
+/// still run, and the first panic is resumed at the end (unless this
+/// thread is already panicking, when it is dropped to avoid an abort).
+pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
+    let Some(has_inner) = mark(root, &cause) else {
         return false;
     };
     let mut callbacks: Vec<SharedCallback> = Vec::new();
-    let mut orphans: Vec<Arc<Node>> = Vec::new();
+    let mut orphans: Vec<NodeArc> = Vec::new();
     let mut wakers: Vec<Waker> = Vec::new();
-    // Nodes marked, whose entries are still to be drained. Children are
-    // moved out of the slabs, so nothing is cloned per node.
-    let mut pending: Vec<Arc<Node>> = Vec::new();
-    if has_ext {
+    // Nodes marked, whose children and entries are still to be drained.
+    // Children are moved out of their parents, so nothing is cloned per
+    // node.
+    let mut pending: Vec<NodeArc> = Vec::new();
+    if has_inner {
         pending.push(root.clone());
     }
     while let Some(node) = pending.pop() {
-        let Some(ext) = node.ext.get() else { continue };
-        let mut inner = lock(&ext.inner);
+        let mut inner = lock(&node.inner);
         inner.closed = true;
         inner.children = 0;
-        let entries = std::mem::take(&mut inner.entries);
+        let list = inner.first_child.take();
+        let entries = inner.take_entries();
         // A node whose last handle went while it still had children was
         // kept attached for their sake; the cancel just took them, so if it
         // is released it is now an orphan, and must leave the parents that
@@ -609,6 +802,18 @@ pub(super) fn cancel(root: &Arc<Node>, cause: Cancelled) -> bool {
             // After the walk: detaching disposes of other nodes' leftovers,
             // user destructors that might panic, and must not cut it short.
             orphans.push(node.clone());
+        }
+        let mut cur = list;
+        while let Some(ptr) = cur {
+            // SAFETY: we drained the list under its owner's lock and set
+            // `closed`, so the list and its references are ours and nobody
+            // else touches these links any more (invariant 5).
+            let child = unsafe { NodeArc::from_raw(ptr) };
+            // SAFETY: as above.
+            cur = child.siblings.with(|s| unsafe { (*s).next });
+            if let Some(true) = mark(&child, &cause) {
+                pending.push(child);
+            }
         }
         for (_, entry) in entries {
             match entry {
@@ -677,23 +882,24 @@ pub(super) fn deadline_cause(location: &'static Location<'static>) -> Cancelled 
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use super::super::node_ref::TokenRef;
     use super::*;
 
     #[test]
-    fn node_is_one_cache_line() {
-        assert_eq!(std::mem::align_of::<Node>(), 64);
-        assert_eq!(std::mem::size_of::<Node>(), 64);
+    fn node_is_two_cache_lines_and_its_read_half_one() {
+        assert_eq!(std::mem::size_of::<ReadHalf>() + PAD, 64);
+        assert_eq!(std::mem::offset_of!(Node, refs), 64);
+        assert_eq!(std::mem::size_of::<Node>(), 128);
     }
 
     #[test]
-    fn children_detach_and_the_parent_slab_stays_small() {
+    fn children_detach_and_the_parent_keeps_nothing() {
         let root = Node::root(None);
         for _ in 0..1000 {
-            let child = Node::child(&root, None);
-            Node::release(&child);
+            drop(TokenRef::new(Node::child(&root, None)));
         }
-        let inner = lock(&root.ext.get().unwrap().inner);
-        assert!(inner.entries.is_empty());
-        assert!(inner.entries.capacity() <= 4, "vacant slots are reused");
+        assert_eq!(root.entries(), (0, 0), "no slab, an empty list");
+        assert_eq!(root.ref_count(), 1, "no child holds it any more");
+        drop(TokenRef::new(root));
     }
 }

@@ -56,7 +56,7 @@ fn cancelled_is_ready_at_once_when_already_cancelled() {
         f.wait.key.is_none(),
         "no waiter registered on the fast path"
     );
-    assert_eq!(token.node().entries(), (0, 0), "not even an Ext was made");
+    assert_eq!(token.node().entries(), (0, 0), "not even a slab was made");
 }
 
 #[test]
@@ -132,13 +132,16 @@ fn cancel_racing_registration_from_threads_is_never_lost() {
 }
 
 #[test]
-fn the_node_starts_a_cache_line_of_its_own() {
+fn a_token_and_its_clones_share_one_reference_to_the_node() {
     let token = CancelToken::new();
-    let node: &Node = token.node();
-    let addr = node as *const Node as usize;
-    assert_eq!(addr % 64, 0, "the node starts a cache line");
-    // Its first line holds only write-once fields (size 64, asserted in
-    // node.rs); `Arc`'s counters precede the node, on the line before.
+    let clones: Vec<_> = (0..10).map(|_| token.clone()).collect();
+    assert_eq!(token.node().ref_count(), 1, "clones count as one");
+    let child = token.child();
+    assert_eq!(token.node().ref_count(), 2, "and a child holds one");
+    assert_eq!(child.node().ref_count(), 2, "its handles' and the list's");
+    drop(clones);
+    drop(child);
+    assert_eq!(token.node().ref_count(), 1);
 }
 
 // ===== hierarchy (F3) =====
@@ -444,16 +447,15 @@ fn a_released_linked_token_cancelled_by_one_parent_leaves_the_other() {
         let client = CancelToken::new();
         let req = CancelToken::any([&server, &client]);
         let db = req.child();
-        let req_node = StdArc::downgrade(req.node());
         drop(req); // released, kept attached for `db`
         client.cancel(); // cancels `req` and `db`, not through `server`
         drop(db);
         assert_eq!(server.node().entries().0, 0, "`req` left `server`");
-        assert!(req_node.upgrade().is_none(), "and was freed");
+        // `req` held a reference to `server` as its parent.
+        assert_eq!(server.node().ref_count(), 1, "and was freed");
     }
-    let server_node = StdArc::downgrade(server.node());
-    drop(server);
-    assert!(server_node.upgrade().is_none(), "no cycle keeps the server");
+    // Only the handles' own reference: dropping `server` frees it.
+    assert_eq!(server.node().ref_count(), 1, "no cycle keeps the server");
 }
 
 #[test]

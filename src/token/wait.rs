@@ -236,7 +236,7 @@ impl<F: Future> CancelFutureExt for F {}
 /// token alive: for work armed on a token by someone who does not own it
 /// (cleanup hosted by a task, `crate::scope::cleanup_on`).
 pub(crate) struct Watch {
-    node: crate::loom::Arc<super::node::Node>,
+    node: super::NodeArc,
     key: Option<u32>,
 }
 
