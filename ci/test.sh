@@ -56,6 +56,9 @@ RUSTFLAGS="--cfg cancelkit_sabotage" CARGO_TARGET_DIR=target/sabotage \
 step "loom models of the token (ci/loom.sh)"
 bash ci/loom.sh
 
+step "the token's unsafe code under AddressSanitizer and valgrind (ci/memcheck.sh)"
+bash ci/memcheck.sh
+
 step "examples: the tour prints identical traces on every runtime"
 cargo run --example tour --all-features
 
