@@ -6,8 +6,9 @@
 //! scope uses) have no loom counterpart and stay as they are: loom does
 //! not model their internal synchronisation (the code relies on them as on
 //! any `std` primitive); the `state` atomics that order the algorithms
-//! (invariants 2 and 3 in `token/node.rs`, the task's state word) are
-//! modelled.
+//! (invariants 1 to 3 in `token/node.rs`, the task's state word) are
+//! modelled, and so is every access to the token's `UnsafeCell`s (its
+//! cause and its intrusive list's links), through loom's own.
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;

@@ -37,9 +37,11 @@
 //!
 //! # Invariants
 //!
-//! 1. `CANCELLED` is set at most once, only after `cause` was set, by the
-//!    thread whose `cause.set` succeeded (first cause wins), and never
-//!    cleared.
+//! 1. `CANCELLED` is set at most once, by the thread whose `fetch_or` (or
+//!    compare-and-swap) set `CLAIMED` (first cause wins), after it wrote
+//!    `cause` — or, for a child cancelled through its parent's list, with
+//!    `INHERITED` in the same compare-and-swap, `cause` left empty (the
+//!    parent's is the cause). Never cleared.
 //! 2. `HAS_INNER` is set (with `fetch_or`) before the first child, entry or
 //!    deadline is added to a node; `cancel` drains a node only if its own
 //!    `fetch_or(CANCELLED)` saw `HAS_INNER`. Both are read-modify-writes of
@@ -89,7 +91,6 @@ use std::any::Any;
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use slab::Slab;
@@ -107,6 +108,11 @@ const HAS_INNER: u8 = 0b10;
 /// Set once, when the node detaches: its handles are gone and it has no
 /// children, so nothing can cancel it or observe it any more (invariant 6).
 const DETACHED: u8 = 0b100;
+/// Set once, by the one cancel that wins the node (invariant 1).
+const CLAIMED: u8 = 0b1000;
+/// Set with `CANCELLED` when the node was cancelled through its single
+/// parent: `cause` stays empty and the cause is the parent's.
+const INHERITED: u8 = 0b1_0000;
 
 pub(super) enum Entry {
     /// A linked child (one with several parents).
@@ -131,11 +137,12 @@ enum Parents {
 
 /// The fields written at most once, which `is_cancelled` and `reason` read.
 struct ReadHalf {
-    /// `CANCELLED | HAS_INNER | DETACHED`. The only field `is_cancelled`
-    /// reads; each bit is set once.
+    /// `CANCELLED | HAS_INNER | DETACHED | CLAIMED | INHERITED`. The only
+    /// field `is_cancelled` reads; each bit is set once.
     state: AtomicU8,
-    /// Why it was cancelled (invariant 1, 3).
-    cause: OnceLock<Cancelled>,
+    /// Why it was cancelled, unless `INHERITED` (invariants 1, 3): written
+    /// once, by the cancel that set `CLAIMED`, before it sets `CANCELLED`.
+    cause: UnsafeCell<Option<Cancelled>>,
     parents: Parents,
 }
 
@@ -284,7 +291,7 @@ impl Node {
         NodeArc::new(Node {
             read: ReadHalf {
                 state: AtomicU8::new(state),
-                cause: OnceLock::new(),
+                cause: UnsafeCell::new(None),
                 parents,
             },
             _pad: [0; PAD],
@@ -317,12 +324,26 @@ impl Node {
         self.state() & CANCELLED != 0
     }
 
-    /// The cause, once cancelled (invariant 3).
+    /// The cause, once cancelled (invariant 3). A node cancelled through
+    /// its parent asks the parent, and so on up: one load per level.
     pub(super) fn reason(&self) -> Option<Cancelled> {
-        if self.is_cancelled() {
-            self.read.cause.get().cloned()
-        } else {
-            None
+        let mut node = self;
+        loop {
+            let state = node.state();
+            if state & CANCELLED == 0 {
+                return None;
+            }
+            if state & INHERITED == 0 {
+                // SAFETY: `CANCELLED` was seen with `Acquire`, so the write
+                // of the cancel that set it (after writing `cause`) happened
+                // before this read, and `cause` is never written again
+                // (invariants 1 and 3).
+                return node.read.cause.with(|c| unsafe { (*c).clone() });
+            }
+            let Parents::One(parent) = &node.read.parents else {
+                unreachable!("only a node in its parent's list inherits")
+            };
+            node = parent;
         }
     }
 
@@ -750,17 +771,49 @@ fn leave_slab(parent: &Node, key: u32) -> bool {
 /// entries to drain.
 fn mark(node: &Node, cause: &Cancelled) -> Option<bool> {
     // Invariant 1: first cause wins.
-    if node.read.cause.set(cause.clone()).is_err() {
-        // Another cancel won, and sets the bit right after its `set`: wait
-        // those few instructions, so that whoever lost sees the node
-        // cancelled when its `cancel()` returns `false`.
-        while !node.is_cancelled() {
-            crate::loom::spin();
-        }
+    if node.read.state.fetch_or(CLAIMED, Ordering::AcqRel) & CLAIMED != 0 {
+        lost(node);
         return None;
     }
+    // SAFETY: `CLAIMED` is ours, so we are the only writer of `cause`, and
+    // nobody reads it before `CANCELLED` is set (invariants 1 and 3).
+    node.read
+        .cause
+        .with_mut(|c| unsafe { *c = Some(cause.clone()) });
     let prev = node.read.state.fetch_or(CANCELLED, Ordering::AcqRel);
     Some(prev & HAS_INNER != 0)
+}
+
+/// Marks a child taken from its parent's list cancelled with the parent's
+/// cause, if nothing else did first: one compare-and-swap, no write of
+/// `cause` (the `INHERITED` bit sends `reason` to the parent). Returns as
+/// [`mark`].
+fn mark_inherited(node: &Node) -> Option<bool> {
+    let mut state = node.read.state.load(Ordering::Relaxed);
+    loop {
+        if state & CLAIMED != 0 {
+            lost(node);
+            return None;
+        }
+        match node.read.state.compare_exchange_weak(
+            state,
+            state | CLAIMED | CANCELLED | INHERITED,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Some(state & HAS_INNER != 0),
+            Err(now) => state = now,
+        }
+    }
+}
+
+/// Another cancel won `node`, and sets `CANCELLED` right after writing its
+/// cause: wait those few instructions, so that whoever lost sees the node
+/// cancelled when its `cancel()` returns `false`.
+fn lost(node: &Node) {
+    while !node.is_cancelled() {
+        crate::loom::spin();
+    }
 }
 
 /// Cancels `root` and, iteratively, everything that follows it. Returns
@@ -811,7 +864,7 @@ pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
             let child = unsafe { NodeArc::from_raw(ptr) };
             // SAFETY: as above.
             cur = child.siblings.with(|s| unsafe { (*s).next });
-            if let Some(true) = mark(&child, &cause) {
+            if let Some(true) = mark_inherited(&child) {
                 pending.push(child);
             }
         }
