@@ -1,6 +1,6 @@
 //! The two reference counts of a token's [`Node`], kept inside the node
 //! (on its written half) instead of in front of it as `std::sync::Arc`
-//! keeps them, so that a token is one 128-byte allocation:
+//! keeps them, so that a token is one 120-byte allocation:
 //!
 //! - [`NodeArc`] is a strong reference, like an `Arc<Node>`: the node is
 //!   freed when the last one goes. Counted in `Node::refs`.
@@ -23,15 +23,17 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 
 use super::node::Node;
-use crate::loom::{AtomicUsize, Ordering, fence};
+use crate::loom::{AtomicU32, Ordering, fence};
 
-/// A count this high means references are leaked in a loop; abort as
-/// `std::sync::Arc` does rather than wrap around to a use after free.
-const MAX_REFS: usize = isize::MAX as usize;
+/// A count this high means references are leaked in a loop (each costs
+/// at least a pointer: 16 GiB of them); abort as `std::sync::Arc` does
+/// rather than wrap around to a use after free. The counts are 32 bits
+/// wide so that a node fits in 120 bytes (see `node.rs`).
+const MAX_REFS: u32 = u32::MAX / 2;
 
 /// Adds one to `count`, aborting on overflow.
 #[inline]
-fn increment(count: &AtomicUsize) {
+fn increment(count: &AtomicU32) {
     if count.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
         std::process::abort();
     }
@@ -40,7 +42,7 @@ fn increment(count: &AtomicUsize) {
 /// Takes one from `count`; says whether that was the last, in which case
 /// every earlier use by other holders happens before the return.
 #[inline]
-fn decrement(count: &AtomicUsize) -> bool {
+fn decrement(count: &AtomicU32) -> bool {
     if count.fetch_sub(1, Ordering::Release) != 1 {
         return false;
     }
@@ -103,10 +105,25 @@ impl NodeArc {
         Some(unsafe { Box::from_raw(this.ptr.as_ptr()) })
     }
 
+    /// Gives back two references to the same node in one step (one atomic
+    /// operation instead of two): a token's last handle and the parent
+    /// list's reference it got back when it left the list.
+    pub(super) fn drop_pair(this: NodeArc, other: NodeArc) {
+        debug_assert_eq!(this.ptr, other.ptr);
+        std::mem::forget(other);
+        let this = ManuallyDrop::new(this);
+        if this.refs.fetch_sub(2, Ordering::Release) != 2 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        // SAFETY: the last two references are gone, as in `into_last`.
+        drop(unsafe { Box::from_raw(this.ptr.as_ptr()) });
+    }
+
     /// How many strong references the node has (racy but exact when no
     /// other thread holds one), for tests of what keeps a node alive.
     #[cfg(test)]
-    pub(super) fn ref_count(&self) -> usize {
+    pub(super) fn ref_count(&self) -> u32 {
         self.refs.load(Ordering::Acquire)
     }
 }
@@ -179,10 +196,14 @@ impl Drop for TokenRef {
     #[inline]
     fn drop(&mut self) {
         if decrement(&self.node.handles) {
-            Node::release(&self.node);
+            let listed = Node::release(&self.node);
             // SAFETY: this is the last clone, so nobody else will give the
             // shared reference back, and `self.node` is not used again.
-            unsafe { ManuallyDrop::drop(&mut self.node) };
+            let node = unsafe { ManuallyDrop::take(&mut self.node) };
+            match listed {
+                Some(listed) => NodeArc::drop_pair(node, listed),
+                None => drop(node),
+            }
         }
     }
 }
