@@ -203,7 +203,14 @@ struct Ext {
 
 impl Inner {
     fn ext(&mut self) -> &mut Ext {
-        self.ext.get_or_insert_with(Box::default)
+        self.ext.get_or_insert_with(|| {
+            Box::new(Ext {
+                deadline: None,
+                // Room for one entry: most tokens get one waiter or one
+                // callback (a `Vec` would start at four, 96 bytes more).
+                entries: Slab::with_capacity(1),
+            })
+        })
     }
 
     /// Takes the slab's entries out (leaving the deadline).
