@@ -12,7 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cancelkit::CancelToken;
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use futures::future::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -173,8 +174,9 @@ fn cancel_wide(c: &mut Criterion) {
 }
 
 /// The operations the contended benchmarks need, for both token types.
-trait Token: Clone + Send + 'static {
+trait Token: Clone + Send + Sync + 'static {
     fn root() -> Self;
+    fn is_set(&self) -> bool;
     fn make_child(&self) -> Self;
     fn fire(&self);
     fn wait(self) -> impl std::future::Future<Output = ()> + Send;
@@ -183,6 +185,9 @@ trait Token: Clone + Send + 'static {
 impl Token for CancelToken {
     fn root() -> Self {
         CancelToken::new()
+    }
+    fn is_set(&self) -> bool {
+        self.is_cancelled()
     }
     fn make_child(&self) -> Self {
         self.child()
@@ -198,6 +203,9 @@ impl Token for CancelToken {
 impl Token for CancellationToken {
     fn root() -> Self {
         CancellationToken::new()
+    }
+    fn is_set(&self) -> bool {
+        self.is_cancelled()
     }
     fn make_child(&self) -> Self {
         self.child_token()
@@ -256,11 +264,75 @@ fn cancel_parked(c: &mut Criterion) {
     g.finish();
 }
 
+/// Thread counts of the scaling rows: on a machine with fewer cores the
+/// larger counts measure oversubscription, which is worth seeing too.
+const THREADS: [usize; 4] = [1, 2, 4, 8];
+
+/// `is_cancelled()` on the measuring thread while one writer clones the
+/// token and makes children and `readers - 1` other threads read it.
+fn reads_while_one_writes<T: Token>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    readers: usize,
+) {
+    let root = T::root();
+    let _writer = Background::start({
+        let root = root.clone();
+        move || {
+            let clone = root.clone();
+            let child = root.make_child();
+            black_box((clone, child));
+        }
+    });
+    let _readers: Vec<Background> = (1..readers)
+        .map(|_| {
+            let root = root.clone();
+            Background::start(move || {
+                black_box(root.is_set());
+            })
+        })
+        .collect();
+    g.bench_function(name, |b| b.iter(|| black_box(&root).is_set()));
+}
+
+/// The scaling rows of the token: readers against a writer with 1 to 8
+/// threads, and cancel until 10 000 or 100 000 parked tasks observed on a
+/// runtime of 1 to 8 worker threads; each against tokio-util in the same
+/// run.
+fn scaling(c: &mut Criterion) {
+    for readers in THREADS {
+        let mut g = c.benchmark_group(format!("scaling/is_cancelled-{readers}-readers-one-writer"));
+        reads_while_one_writes::<CancelToken>(&mut g, "cancelkit", readers);
+        reads_while_one_writes::<CancellationToken>(&mut g, "tokio-util", readers);
+        g.finish();
+    }
+    for n in [10_000, 100_000] {
+        for threads in THREADS {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut g = c.benchmark_group(format!(
+                "scaling/cancel-until-{n}-parked-observed-{threads}-threads"
+            ));
+            g.sample_size(10);
+            g.bench_function("cancelkit", |b| {
+                b.iter_custom(|iters| parked::<CancelToken>(&rt, n, iters))
+            });
+            g.bench_function("tokio-util", |b| {
+                b.iter_custom(|iters| parked::<CancellationToken>(&rt, n, iters))
+            });
+            g.finish();
+        }
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = is_cancelled, children, cancel_wide, cancel_parked
+    targets = is_cancelled, children, cancel_wide, cancel_parked, scaling
 }
 criterion_main!(benches);

@@ -12,6 +12,7 @@ cargo bench --all-features --bench runtime >&2
 cargo bench --features tokio --bench token >&2
 cargo bench --features tokio --bench group >&2
 heap=$(cargo bench --bench token_heap 2>/dev/null | grep '^heap/')
+heap+=$'\n'$(cargo bench --features tokio --bench group_heap 2>/dev/null | grep '^heap/')
 echo "$heap" >&2
 
 python3 ci/bench_table.py <<<"$heap"

@@ -49,6 +49,8 @@ ROWS = [
      "cancelkit", "tokio-joinset", 1.0),
     ("spawn + join into a `TaskGroup` vs a bare `spawn`", "spawn_join_group-vs-bare",
      "cancelkit-group", "cancelkit-bare", 1.2),
+    ("per request, 100 000 times: child token, task in a group, done, dropped (vs tokio-util token + `TaskTracker`)",
+     "per_request_100000", "cancelkit", "tokio-util-tracker", 1.0),
     ("spawn + join of a task that calls `scope::current()` vs one that does not, tokio current-thread",
      "spawn_join_current_tokio-current-thread", "cancelkit", "native", None),
     ("`is_cancelled()` uncontended", "is_cancelled_uncontended", "cancelkit", "tokio-util", 0.35),
@@ -109,10 +111,56 @@ for op, group, ours, anchor, limit in ABSOLUTE:
 heap = {}
 for line in sys.stdin:
     key, _, value = line.partition(":")
-    heap[key.strip()] = value.strip()
-if "heap/per-live-child/cancelkit" in heap:
-    ours = float(heap["heap/per-live-child/cancelkit"].split()[0])
-    theirs = float(heap["heap/per-live-child/tokio-util"].split()[0])
+    if value.strip():
+        heap[key.strip()] = float(value.split()[0])
+
+
+def heap_row(op, ours_key, anchor, anchor_key, limit=None, target=None):
+    if ours_key not in heap or anchor_key not in heap:
+        print(f"| {op} | not run | | | | |")
+        return
+    ours, theirs = heap[ours_key], heap[anchor_key]
     ratio = ours / theirs
-    met = "met" if ratio <= 0.75 else "**missed**"
-    print(f"| heap bytes per live child | {ours:.0f} B | tokio-util: {theirs:.0f} B | {ratio:.2f} | ≤ 0.75 | {met} |")
+    if limit is not None:
+        met = "met" if ours <= limit else "**missed**"
+        goal = f"≤ {limit:g} B"
+    elif target is not None:
+        met = "met" if ratio <= target else "**missed**"
+        goal = f"≤ {target}"
+    else:
+        met, goal = "", "none"
+    print(f"| {op} | {ours:.0f} B | {anchor}: {theirs:.0f} B | {ratio:.2f} | {goal} | {met} |")
+
+
+heap_row("heap bytes per live child", "heap/per-live-child/cancelkit",
+         "tokio-util", "heap/per-live-child/tokio-util", limit=128)
+heap_row("heap bytes per live group task (parked on its token)", "heap/per-group-task/cancelkit",
+         "tokio-joinset", "heap/per-group-task/tokio-joinset")
+heap_row("heap bytes per live group task (parked on its token)", "heap/per-group-task/cancelkit",
+         "tokio-util-tracker", "heap/per-group-task/tokio-util-tracker")
+
+# The scaling rows: (operation, criterion group directory with {t} for the
+# thread count, anchor). No targets: they show how cost grows with threads
+# and with N, for a reader on a bigger machine.
+SCALING = [
+    ("`is_cancelled()` with {t} reader(s) while one thread clones and makes children",
+     "scaling_is_cancelled-{t}-readers-one-writer", "tokio-util"),
+    ("cancel until 10 000 parked tasks observed, {t} worker thread(s)",
+     "scaling_cancel-until-10000-parked-observed-{t}-threads", "tokio-util"),
+    ("cancel until 100 000 parked tasks observed, {t} worker thread(s)",
+     "scaling_cancel-until-100000-parked-observed-{t}-threads", "tokio-util"),
+    ("group shutdown, 100 000 idle tasks, {t} worker thread(s)",
+     "scaling_shutdown-100000-idle-{t}-threads", "tokio-joinset"),
+]
+print()
+print("| scaling | cancelkit | anchor | ratio |")
+print("|---|---|---|---|")
+for op, group, anchor in SCALING:
+    for t in (1, 2, 4, 8):
+        name = op.format(t=t)
+        try:
+            a, b = median_ns(group.format(t=t), "cancelkit"), median_ns(group.format(t=t), anchor)
+        except FileNotFoundError:
+            print(f"| {name} | not run | | |")
+            continue
+        print(f"| {name} | {fmt(a)} | {anchor}: {fmt(b)} | {a / b:.2f} |")
