@@ -34,7 +34,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -342,6 +342,8 @@ impl Live {
 #[derive(Default)]
 struct State {
     live: Slab<Live>,
+    /// The `id` of the next task (under the lock the insert takes anyway).
+    next_id: u64,
     /// Whether the shutdown has begun (for `finished`).
     shutting_down: bool,
     /// Whether the remaining tasks are being dropped (grace over, or the
@@ -373,7 +375,6 @@ struct Inner {
     state: Mutex<State>,
     /// Notified whenever `live` becomes empty.
     changed: Event,
-    next_id: AtomicU64,
     /// Mirrors `State::closed` (set under the lock, after it), for a
     /// lock-free look on the spawn path.
     closed: AtomicBool,
@@ -455,6 +456,9 @@ impl Inner {
 
     /// Drops the tasks still queued for a slot, without starting them.
     fn drop_queued(&self) {
+        if self.slots.is_none() {
+            return; // no limit: nothing ever queues
+        }
         let mut aborts: Vec<Arc<dyn Abort>> = Vec::new();
         {
             let mut state = self.lock();
@@ -691,7 +695,6 @@ impl<R: RuntimeHandle> TaskGroupBuilder<R> {
                     slots: self.limit.map(|n| Arc::new(Semaphore::new(n))),
                     state: Mutex::new(State::default()),
                     changed: Event::new(),
-                    next_id: AtomicU64::new(0),
                     closed: AtomicBool::new(false),
                 }),
             }),
@@ -1026,26 +1029,34 @@ impl<R: RuntimeHandle> TaskGroup<R> {
                 None => Slot::Queued(Box::pin(slots.acquire_arc())),
             },
         };
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let token = inner.token.child();
         // Before any bookkeeping: if `make` panics, nothing is left behind.
         let fut = make(token.clone());
         let started = matches!(slot, Slot::Held(_));
-        let key = {
+        // The task's scope token (`scope::current()`) is the one `make`
+        // got. Its handle exists before its future: its abort handle goes
+        // into the group's entry in the same step as the entry (one lock
+        // per spawn). A force between here and the launch aborts it, and
+        // the harness then drops the future at its first poll, unpolled.
+        let (task, unstarted) = crate::task::prepare(Some(token.clone()));
+        let (key, id) = {
             let mut state = inner.lock();
             if state.closed {
                 // Closed meanwhile: the task never runs.
                 return Ok(never_run());
             }
-            state.live.insert(Live {
+            let id = state.next_id;
+            state.next_id += 1;
+            let key = state.live.insert(Live {
                 id,
                 name,
                 location,
-                abort: None,
+                abort: Some(task.abort_handle()),
                 started,
                 doomed: false,
                 blocking: false,
-            })
+            });
+            (key, id)
         };
         let (permit, queued) = match slot {
             Slot::Held(permit) => (permit, None),
@@ -1055,26 +1066,11 @@ impl<R: RuntimeHandle> TaskGroup<R> {
             fut: Some(fut),
             queued,
             doomed: false,
-            done: Done::new(inner.clone(), key, id, token.clone(), false, permit),
+            done: Done::new(inner, key, id, token, false, permit),
             classify,
         };
-        // The task's scope token (`scope::current()`) is the one `make` got.
-        let (task, harness) = crate::task::new_in_scope(tracked, Some(token));
         // Spawn without holding the lock: a spawner may poll inline.
-        L::launch(&self.rt, harness);
-        let abort = task.abort_handle();
-        let mut state = inner.lock();
-        let mut stop = state.forced;
-        if let Some(live) = state.live.get_mut(key).filter(|l| l.id == id) {
-            live.abort = Some(abort.clone());
-            // Doomed while queued, before its abort handle was here.
-            stop |= live.doomed;
-        }
-        drop(state);
-        if stop {
-            // Forced or doomed between the insert and now: it does not run.
-            abort.abort();
-        }
+        L::launch(&self.rt, unstarted.harness(tracked));
         Ok(task)
     }
 
@@ -1507,14 +1503,15 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
         if inner.closed.load(Ordering::Acquire) {
             return crate::blocking::never_run();
         }
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let token = inner.token.child();
-        let key = {
+        let (key, id) = {
             let mut state = inner.lock();
             if state.closed {
                 return crate::blocking::never_run();
             }
-            state.live.insert(Live {
+            let id = state.next_id;
+            state.next_id += 1;
+            let key = state.live.insert(Live {
                 id,
                 name,
                 location,
@@ -1525,7 +1522,8 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
                 started: false,
                 doomed: false,
                 blocking: true,
-            })
+            });
+            (key, id)
         };
         // On the pool thread, right before the closure starts: it starts
         // only if its entry is still there (a forced group reported it as

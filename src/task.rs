@@ -221,6 +221,17 @@ pub(crate) fn new_in_scope<F>(fut: F, token: Option<CancelToken>) -> (Task<F::Ou
 where
     F: Future,
 {
+    let (task, unstarted) = prepare(token);
+    (task, unstarted.harness(fut))
+}
+
+/// The shared state of a task whose future is not made yet: its handle
+/// (and so its abort handle) exists before the future does, for a group
+/// that records the abort handle in the same step that gives the future
+/// its bookkeeping. A cancel requested before [`Unstarted::harness`]
+/// takes effect at the harness's first poll, which drops the future
+/// unpolled.
+pub(crate) fn prepare<T>(token: Option<CancelToken>) -> (Task<T>, Unstarted<T>) {
     let shared = Arc::new(Shared {
         scope: TaskScope::new(token),
         slot: Mutex::new(Slot {
@@ -234,12 +245,40 @@ where
         detached: false,
         taken: false,
     };
-    let harness = Harness {
-        fut: Some(fut),
-        finished: false,
-        shared,
-    };
-    (task, harness)
+    (
+        task,
+        Unstarted {
+            shared: Some(shared),
+        },
+    )
+}
+
+/// See [`prepare`]. Dropped without a harness, it reports
+/// `JoinError::Cancelled` to the handle, as a harness the runtime drops
+/// unpolled does.
+pub(crate) struct Unstarted<T> {
+    /// Taken by [`Unstarted::harness`].
+    shared: Option<Arc<Shared<T>>>,
+}
+
+impl<T> Unstarted<T> {
+    /// The harness that runs `fut` as this task.
+    pub(crate) fn harness<F: Future<Output = T>>(mut self, fut: F) -> Harness<F> {
+        Harness {
+            fut: Some(fut),
+            finished: false,
+            shared: self.shared.take().expect("taken only here"),
+        }
+    }
+}
+
+impl<T> Drop for Unstarted<T> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.scope.cancel_token();
+            shared.complete(Err(JoinError::Cancelled));
+        }
+    }
 }
 
 // ===== Harness =====
@@ -873,6 +912,38 @@ mod tests {
     use super::*;
     use crate::test_util::counting;
     use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_task_aborted_before_its_harness_exists_never_polls_its_future() {
+        let (task, unstarted) = prepare::<u8>(None);
+        task.abort_handle().abort();
+        let polled = Arc::new(AtomicUsize::new(0));
+        let mut harness = Box::pin(unstarted.harness({
+            let polled = polled.clone();
+            async move {
+                polled.fetch_add(1, Ordering::SeqCst);
+                7
+            }
+        }));
+        let (_, w) = counting();
+        assert!(
+            harness
+                .as_mut()
+                .poll(&mut Context::from_waker(&w))
+                .is_ready()
+        );
+        assert_eq!(polled.load(Ordering::SeqCst), 0, "the future was polled");
+        let out = futures_lite::future::block_on(task);
+        assert!(out.unwrap_err().is_cancelled());
+    }
+
+    #[test]
+    fn a_task_whose_harness_is_never_made_reports_cancelled() {
+        let (task, unstarted) = prepare::<u8>(None);
+        drop(unstarted);
+        let out = futures_lite::future::block_on(task);
+        assert!(out.unwrap_err().is_cancelled());
+    }
 
     #[test]
     fn dropping_the_handle_wakes_the_harness_once_and_it_drops_the_future() {

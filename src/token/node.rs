@@ -855,6 +855,7 @@ pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
     let mut callbacks: Vec<SharedCallback> = Vec::new();
     let mut orphans: Vec<NodeArc> = Vec::new();
     let mut wakers: Vec<Waker> = Vec::new();
+    let mut linked: Vec<NodeArc> = Vec::new();
     // Nodes marked, whose children and entries are still to be drained.
     // Children are moved out of their parents, so nothing is cloned per
     // node.
@@ -867,7 +868,18 @@ pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
         inner.closed = true;
         inner.children = 0;
         let list = inner.first_child.take();
-        let entries = inner.take_entries();
+        if let Some(ext) = inner.ext.as_mut() {
+            // Drained in place: the slab's buffer stays with the node, to be
+            // freed with it — usually by the thread that allocated it (the
+            // waiter's), not here on another thread's arena.
+            for entry in ext.entries.drain() {
+                match entry {
+                    Entry::Child(child) => linked.push(child),
+                    Entry::Callback(f) => callbacks.push(f),
+                    Entry::Waiter(w) => wakers.push(w),
+                }
+            }
+        }
         // A node whose last handle went while it still had children was
         // kept attached for their sake; the cancel just took them, so if it
         // is released it is now an orphan, and must leave the parents that
@@ -892,15 +904,9 @@ pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
                 pending.push(child);
             }
         }
-        for (_, entry) in entries {
-            match entry {
-                Entry::Child(child) => {
-                    if let Some(true) = mark(&child, &cause) {
-                        pending.push(child);
-                    }
-                }
-                Entry::Callback(f) => callbacks.push(f),
-                Entry::Waiter(w) => wakers.push(w),
+        for child in linked.drain(..) {
+            if let Some(true) = mark(&child, &cause) {
+                pending.push(child);
             }
         }
         // Wake this node's waiters now (no lock held), so woken tasks run
