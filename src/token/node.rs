@@ -840,30 +840,26 @@ fn lost(node: &Node) {
     }
 }
 
-/// Cancels `root` and, iteratively, everything that follows it. Returns
-/// whether this call did it (false if it was already cancelled).
-///
-/// A node's waiters are woken once that node is marked and drained (so
-/// they run while the walk goes on); callbacks run once every node is
-/// marked. Both happen with no lock held. If callbacks panic, all of them
-/// still run, and the first panic is resumed at the end (unless this
-/// thread is already panicking, when it is dropped to avoid an abort).
-pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
-    let Some(has_inner) = mark(root, &cause) else {
-        return false;
-    };
-    let mut callbacks: Vec<SharedCallback> = Vec::new();
-    let mut orphans: Vec<NodeArc> = Vec::new();
-    let mut wakers: Vec<Waker> = Vec::new();
-    let mut linked: Vec<NodeArc> = Vec::new();
-    // Nodes marked, whose children and entries are still to be drained.
-    // Children are moved out of their parents, so nothing is cloned per
-    // node.
-    let mut pending: Vec<NodeArc> = Vec::new();
-    if has_inner {
-        pending.push(root.clone());
-    }
-    while let Some(node) = pending.pop() {
+/// What a cancel walk carries along: the callbacks to run at the end, the
+/// orphans to detach, and scratch space reused for every node.
+#[derive(Default)]
+struct Walk {
+    callbacks: Vec<SharedCallback>,
+    orphans: Vec<NodeArc>,
+    wakers: Vec<Waker>,
+    /// Linked children taken from drained nodes, still to be marked.
+    linked: Vec<NodeArc>,
+    /// The intrusive lists taken from drained nodes, whose children are
+    /// still to be marked. The lists' references to their children are
+    /// ours (invariant 5).
+    lists: Vec<NonNull<Node>>,
+}
+
+impl Walk {
+    /// Drains a node just marked by this cancel (invariant 4: `closed`),
+    /// and wakes its waiters at once, so that woken tasks run on other
+    /// threads while the walk goes on.
+    fn drain(&mut self, node: NodeArc) {
         let mut inner = lock(&node.inner);
         inner.closed = true;
         inner.children = 0;
@@ -871,12 +867,12 @@ pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
         if let Some(ext) = inner.ext.as_mut() {
             // Drained in place: the slab's buffer stays with the node, to be
             // freed with it — usually by the thread that allocated it (the
-            // waiter's), not here on another thread's arena.
+            // waiter's), not here on another thread's malloc arena.
             for entry in ext.entries.drain() {
                 match entry {
-                    Entry::Child(child) => linked.push(child),
-                    Entry::Callback(f) => callbacks.push(f),
-                    Entry::Waiter(w) => wakers.push(w),
+                    Entry::Child(child) => self.linked.push(child),
+                    Entry::Callback(f) => self.callbacks.push(f),
+                    Entry::Waiter(w) => self.wakers.push(w),
                 }
             }
         }
@@ -887,12 +883,44 @@ pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
         // they would hold it, and it them, for ever.
         let (orphan, _) = take_orphan(&node, &mut inner);
         drop(inner);
+        self.wakers.drain(..).for_each(Waker::wake);
         if orphan {
             // After the walk: detaching disposes of other nodes' leftovers,
             // user destructors that might panic, and must not cut it short.
-            orphans.push(node.clone());
+            self.orphans.push(node);
         }
-        let mut cur = list;
+        self.lists.extend(list);
+    }
+}
+
+/// Cancels `root` and, iteratively, everything that follows it. Returns
+/// whether this call did it (false if it was already cancelled).
+///
+/// Each node is drained, and its waiters woken, as soon as it is marked
+/// (so they run while the walk goes on); its children are marked after
+/// that, from a stack of the lists taken from drained nodes (no
+/// recursion). Callbacks run once
+/// every node is marked. Nothing runs under a lock. If callbacks panic,
+/// all of them still run, and the first panic is resumed at the end
+/// (unless this thread is already panicking, when it is dropped to avoid
+/// an abort).
+pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
+    let Some(has_inner) = mark(root, &cause) else {
+        return false;
+    };
+    let mut walk = Walk::default();
+    if has_inner {
+        walk.drain(root.clone());
+    }
+    loop {
+        if let Some(child) = walk.linked.pop() {
+            if let Some(true) = mark(&child, &cause) {
+                walk.drain(child);
+            }
+            continue;
+        }
+        let Some(list) = walk.lists.pop() else { break };
+        let mut cur = Some(list);
         while let Some(ptr) = cur {
             // SAFETY: we drained the list under its owner's lock and set
             // `closed`, so the list and its references are ours and nobody
@@ -901,27 +929,19 @@ pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
             // SAFETY: as above.
             cur = child.siblings.with(|s| unsafe { (*s).next });
             if let Some(true) = mark_inherited(&child) {
-                pending.push(child);
+                walk.drain(child);
             }
         }
-        for child in linked.drain(..) {
-            if let Some(true) = mark(&child, &cause) {
-                pending.push(child);
-            }
-        }
-        // Wake this node's waiters now (no lock held), so woken tasks run
-        // on other threads while we walk on; their node is marked.
-        wakers.drain(..).for_each(Waker::wake);
     }
     // Every descendant is marked and drained. Detach the orphans, then run
     // the callbacks, lock-free; a panic in either is resumed at the end.
     let mut first_panic: Option<Box<dyn Any + Send>> = None;
-    for orphan in orphans {
+    for orphan in walk.orphans {
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| drop(detach(&orphan)))) {
             first_panic.get_or_insert(p);
         }
     }
-    if let Some(p) = run_callbacks_caught(callbacks, &cause) {
+    if let Some(p) = run_callbacks_caught(walk.callbacks, &cause) {
         first_panic.get_or_insert(p);
     }
     resume_unless_panicking(first_panic);
