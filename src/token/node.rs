@@ -198,7 +198,70 @@ struct Inner {
 struct Ext {
     /// This node's own deadline, if it has one (it may only get earlier).
     deadline: Option<Instant>,
-    entries: Slab<Entry>,
+    entries: Entries,
+}
+
+/// A node's entries: a slab whose first slot lives inline, so the common
+/// token with one waiter or one callback costs one allocation (its
+/// `Ext`), not two. Keys are stable until removed, as a slab's: key 0 is
+/// the inline slot, key `k + 1` is `rest`'s key `k`.
+#[derive(Default)]
+struct Entries {
+    first: Option<Entry>,
+    rest: Slab<Entry>,
+}
+
+impl Entries {
+    fn insert(&mut self, entry: Entry) -> usize {
+        if self.first.is_none() {
+            self.first = Some(entry);
+            0
+        } else {
+            self.rest.insert(entry) + 1
+        }
+    }
+
+    fn get(&self, key: usize) -> Option<&Entry> {
+        match key {
+            0 => self.first.as_ref(),
+            k => self.rest.get(k - 1),
+        }
+    }
+
+    fn get_mut(&mut self, key: usize) -> Option<&mut Entry> {
+        match key {
+            0 => self.first.as_mut(),
+            k => self.rest.get_mut(k - 1),
+        }
+    }
+
+    fn try_remove(&mut self, key: usize) -> Option<Entry> {
+        match key {
+            0 => self.first.take(),
+            k => self.rest.try_remove(k - 1),
+        }
+    }
+
+    /// Takes every entry out, keeping the slab's buffer.
+    fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
+        self.first.take().into_iter().chain(self.rest.drain())
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        1 + self.rest.capacity()
+    }
+
+    fn into_entries(self) -> impl Iterator<Item = Entry> {
+        self.first
+            .into_iter()
+            .chain(self.rest.into_iter().map(|(_, entry)| entry))
+    }
 }
 
 impl Inner {
@@ -206,15 +269,13 @@ impl Inner {
         self.ext.get_or_insert_with(|| {
             Box::new(Ext {
                 deadline: None,
-                // Room for one entry: most tokens get one waiter or one
-                // callback (a `Vec` would start at four, 96 bytes more).
-                entries: Slab::with_capacity(1),
+                entries: Entries::default(),
             })
         })
     }
 
     /// Takes the slab's entries out (leaving the deadline).
-    fn take_entries(&mut self) -> Slab<Entry> {
+    fn take_entries(&mut self) -> Entries {
         self.ext
             .as_mut()
             .map(|e| std::mem::take(&mut e.entries))
@@ -529,7 +590,7 @@ impl Node {
             // waker.
             let prev = node.read.state.fetch_or(DETACHED, Ordering::AcqRel);
             if prev & HAS_INNER == 0 {
-                (true, Slab::new())
+                (true, Entries::default())
             } else {
                 through_lock(node)
             }
@@ -659,8 +720,8 @@ fn take_parents(parents: &mut Parents, more: &mut Vec<NodeArc>) -> Option<NodeAr
 /// Disposes of what a detached node left behind, outside any lock: waiters
 /// (tasks that wait without being a handle, like a deadline's timer) are
 /// woken so they notice; unrun callbacks are dropped.
-fn dispose(leftovers: Slab<Entry>) {
-    for (_, entry) in leftovers {
+fn dispose(leftovers: Entries) {
+    for entry in leftovers.into_entries() {
         match entry {
             Entry::Waiter(w) => w.wake(),
             // Its guard may still hold the cell: drop the closure now.
@@ -673,7 +734,7 @@ fn dispose(leftovers: Slab<Entry>) {
 /// Marks `inner`'s node detached if it is released and has no children
 /// (invariant 6). Says whether the caller must now detach it, and hands back
 /// the callbacks left behind, to be dropped unrun outside the lock.
-fn take_orphan(node: &Node, inner: &mut Inner) -> (bool, Slab<Entry>) {
+fn take_orphan(node: &Node, inner: &mut Inner) -> (bool, Entries) {
     if inner.released && !inner.detached && inner.children == 0 {
         inner.detached = true;
         // Under the lock, so `poll_wait`'s check under it is consistent.
@@ -683,11 +744,11 @@ fn take_orphan(node: &Node, inner: &mut Inner) -> (bool, Slab<Entry>) {
             // must find our callbacks and waiters there (they were all
             // added before the mark, invariants 2 and 4) — the token was
             // cancelled before it could no longer be.
-            return (true, Slab::new());
+            return (true, Entries::default());
         }
         (true, inner.take_entries())
     } else {
-        (false, Slab::new())
+        (false, Entries::default())
     }
 }
 
