@@ -569,7 +569,8 @@ struct HostState {
 enum Hosted {
     /// A cleanup waiting for its token.
     Armed {
-        watch: Watch,
+        /// Boxed: a waiting `Watch` is pinned, and hosted sections move.
+        watch: Pin<Box<Watch>>,
         start: Option<StartCleanup>,
         location: &'static Location<'static>,
         /// Registered inside a hosted section: it belongs to that section,
@@ -598,7 +599,7 @@ impl Hosted {
             if disarmed.load(std::sync::atomic::Ordering::Acquire) {
                 return Poll::Ready(None);
             }
-            let Poll::Ready(cause) = Pin::new(watch).poll(cx) else {
+            let Poll::Ready(cause) = watch.as_mut().poll(cx) else {
                 // Not triggered; dropped if the section it belongs to ended
                 // (one whose grace ran out has cancelled its token first:
                 // its cleanups start).
@@ -1529,7 +1530,7 @@ where
     let section_alive = with_innermost(|own| own.alive().cloned()).flatten();
     let disarmed = Arc::new(AtomicBool::new(false));
     let item = Hosted::Armed {
-        watch: token.watch(),
+        watch: Box::pin(token.watch()),
         start: Some(Box::new(start)),
         location,
         section_alive,

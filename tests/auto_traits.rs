@@ -18,6 +18,19 @@ fn send<T: Send>() {}
 fn sync<T: Sync>() {}
 fn unpin<T: Unpin>() {}
 
+/// Compiles only if `$t` is **not** `Unpin`: for an `Unpin` type both
+/// impls below apply and the call is ambiguous (static_assertions' trick).
+macro_rules! not_unpin {
+    ($t:ty) => {{
+        trait AmbiguousIfUnpin<A> {
+            fn check() {}
+        }
+        impl<T: ?Sized> AmbiguousIfUnpin<()> for T {}
+        impl<T: ?Sized + Unpin> AmbiguousIfUnpin<u8> for T {}
+        <$t as AmbiguousIfUnpin<_>>::check();
+    }};
+}
+
 /// A `Send + !Sync` output, to see which bounds a handle really needs.
 type NotSync = Cell<u8>;
 
@@ -41,15 +54,18 @@ fn tokens_and_their_futures() {
     send::<CancelToken>();
     sync::<CancelToken>();
     unpin::<CancelToken>();
+    // The waiting futures are the token's record of the waiting task (an
+    // intrusive list entry: waiting allocates nothing), so they are pinned
+    // while they wait, like tokio-util's `WaitForCancellationFuture`.
     send::<WhenCancelled<'static>>();
     sync::<WhenCancelled<'static>>();
-    unpin::<WhenCancelled<'static>>();
+    not_unpin!(WhenCancelled<'static>);
     send::<WhenCancelledOwned>();
     sync::<WhenCancelledOwned>();
-    unpin::<WhenCancelledOwned>();
+    not_unpin!(WhenCancelledOwned);
     send::<WithCancel<Pending<u8>>>();
     sync::<WithCancel<Pending<u8>>>();
-    unpin::<WithCancel<Pending<u8>>>();
+    not_unpin!(WithCancel<Pending<u8>>);
     send::<DropGuard>();
     sync::<DropGuard>();
     send::<Cancelled>();

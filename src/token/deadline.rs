@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::panic::Location;
-use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -178,22 +177,19 @@ where
     let node = node.clone();
     let mut trigger = Box::pin(trigger);
     spawner.spawn_detached(async move {
-        let mut wait = Wait {
-            node: &node,
-            key: None,
-            or_detached: true,
+        let fired = {
+            let mut wait = std::pin::pin!(Wait::new(&node, true));
+            std::future::poll_fn(|cx| {
+                if trigger.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(true)
+                } else if wait.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(false)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await
         };
-        let fired = std::future::poll_fn(|cx| {
-            if trigger.as_mut().poll(cx).is_ready() {
-                Poll::Ready(true)
-            } else if Pin::new(&mut wait).poll(cx).is_ready() {
-                Poll::Ready(false)
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
-        drop(wait);
         if fired {
             node::cancel(&node, cause);
         }

@@ -294,11 +294,7 @@ fn loom_detaching_wakes_a_waiter_that_is_not_a_handle() {
         let token = CancelToken::new();
         let node = token.node().clone();
         let th = thread::spawn(move || drop(token));
-        loom::future::block_on(Wait {
-            node: &node,
-            key: None,
-            or_detached: true,
-        });
+        loom::future::block_on(Wait::new(&node, true));
         th.join().unwrap();
         assert!(node.is_detached());
     });
@@ -319,11 +315,7 @@ fn loom_a_released_node_with_a_child_keeps_its_non_handle_waiter() {
         let root = CancelToken::new();
         let child = root.child();
         let node = root.node().clone();
-        let mut wait = Box::pin(Wait {
-            node: &node,
-            key: None,
-            or_detached: true,
-        });
+        let mut wait = Box::pin(Wait::new(&node, true));
         let th = thread::spawn(move || drop(root));
         let waker = futures_task_noop();
         let early = wait
@@ -449,5 +441,37 @@ fn loom_the_last_two_clones_dropped_at_once_release_once() {
         th.join().unwrap();
         assert_eq!(parent.node().entries().0, 0);
         assert_eq!(parent.node().ref_count(), 1);
+    });
+}
+
+// ===== the intrusive list of waiters =====
+
+/// A waiter leaving (its future dropped) while a cancel takes the list and
+/// its neighbour stays: loom checks every access to the waiters' links and
+/// that the leaving future's memory is never touched after it is gone
+/// (the cancel's last touch is its `Release` store of `queued`); the one
+/// that stays is woken.
+#[test]
+fn loom_a_waiter_leaving_while_a_cancel_takes_the_list() {
+    model(|| {
+        let token = CancelToken::new();
+        let waker = futures_task_noop();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut stays = Box::pin(token.cancelled());
+        assert!(stays.as_mut().poll(&mut cx).is_pending());
+        let t2 = token.clone();
+        let th = thread::spawn(move || {
+            let waker = futures_task_noop();
+            let mut leaves = Box::pin(t2.cancelled());
+            let _ = leaves
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker));
+            drop(leaves);
+        });
+        token.cancel();
+        th.join().unwrap();
+        assert!(stays.as_mut().poll(&mut cx).is_ready());
+        drop(stays);
+        assert_eq!(token.node().waiters(), 0);
     });
 }

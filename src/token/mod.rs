@@ -11,7 +11,10 @@
 //!
 //! # Memory
 //!
-//! A child that is dropped (all its clones) detaches from its parent in
+//! A token is one 120-byte allocation, shared by its clones; waiting on it
+//! allocates nothing (the waiting future is the waiter's entry), and a
+//! callback or a link to a second parent adds one small allocation for the
+//! token's first. A child that is dropped (all its clones) detaches from its parent in
 //! O(1), so a long-lived parent's memory stays flat however many children
 //! come and go — unless the child still has live descendants, which stay
 //! reachable through it. (Its callbacks do not keep it: a token nobody holds
@@ -340,8 +343,9 @@ impl CancelToken {
     /// ```
     ///
     /// Completes at once if the token is already cancelled. Waiting
-    /// allocates nothing per waiter: the waker goes into a slot of the
-    /// token's slab.
+    /// allocates nothing: the future itself is the waiting task's entry in
+    /// the token's list of waiters, so it is `!Unpin` (pin it to poll it by
+    /// hand; `.await` and `select!` do that).
     ///
     /// # Cancel safety
     ///
@@ -357,11 +361,7 @@ impl CancelToken {
     pub fn cancelled(&self) -> WhenCancelled<'_> {
         WhenCancelled {
             token: self,
-            wait: Wait {
-                node: self.node(),
-                key: None,
-                or_detached: false,
-            },
+            wait: Wait::new(self.node(), false),
         }
     }
 
@@ -384,7 +384,7 @@ impl CancelToken {
     pub fn cancelled_owned(self) -> WhenCancelledOwned {
         WhenCancelledOwned {
             token: self,
-            key: None,
+            waiter: node::Waiter::new(),
         }
     }
 

@@ -23,11 +23,13 @@
 //! lock. A child costs its parent nothing but those two words in the
 //! child's own allocation, joins in O(1) and leaves in O(1).
 //!
+//! Waiting futures form a second intrusive list, of [`Waiter`]s that live
+//! in the (pinned) futures themselves: waiting allocates nothing.
+//!
 //! The rest — linked children (a linked token has several parents, so it
-//! cannot sit in one intrusive list), callbacks, the wakers of waiting
-//! tasks, and the own deadline — lives in an [`Ext`], allocated on first
-//! need only. A waiting task stores its `Waker` in a slot of its slab: no
-//! allocation per waiter beyond the slab's amortised growth.
+//! cannot sit in one intrusive list), callbacks, and the own deadline —
+//! lives in an [`Ext`], allocated on first need only, whose first entry is
+//! inline.
 //!
 //! References point **up**: a node holds strong references to its parents;
 //! a parent holds its children (in its list or slab) until they detach or
@@ -71,6 +73,13 @@
 //!    handle); what it held is disposed of — callbacks dropped unrun,
 //!    waiters woken — unless a cancel has marked it and not drained it yet:
 //!    that cancel drains it.
+//! 7. A [`Waiter`]'s links and waker are read and written only under the
+//!    lock of the node it waits on; it is in that node's list exactly while
+//!    `queued` is set. Only its owner (the future, pinned) puts it in; a
+//!    cancel or a detach takes it out, under the lock, and stores `queued =
+//!    false` (`Release`) as its last touch of it; the owner, before it goes,
+//!    takes it out itself unless it reads `false` (`Acquire`) — so no one
+//!    touches a waiter once its future is gone.
 //!
 //! # Lock order
 //!
@@ -83,7 +92,7 @@
 //! # Unsafe code
 //!
 //! This module and `node_ref.rs` are the crate's only `unsafe` code: the
-//! reference counts, and the intrusive list's raw links. Each block names
+//! reference counts, and the intrusive lists' raw links. Each block names
 //! the invariant above it relies on; the loom models in `loom_tests.rs`
 //! cover every concurrent path through them, and CI runs the token, task
 //! and group tests under AddressSanitizer.
@@ -91,7 +100,9 @@
 
 use std::any::Any;
 use std::collections::HashSet;
+use std::marker::PhantomPinned;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::pin::Pin;
 use std::ptr::NonNull;
 use std::time::Instant;
 
@@ -101,7 +112,7 @@ use std::task::Waker;
 use super::callback::SharedCallback;
 use super::cause::{CancelKind, Cancelled};
 pub(crate) use super::node_ref::NodeArc;
-use crate::loom::{AtomicU8, AtomicU32, Mutex, Ordering, UnsafeCell, lock};
+use crate::loom::{AtomicBool, AtomicU8, AtomicU32, Mutex, Ordering, UnsafeCell, lock};
 
 /// Set once the node is cancelled (invariant 1).
 pub(super) const CANCELLED: u8 = 0b01;
@@ -115,13 +126,16 @@ const CLAIMED: u8 = 0b1000;
 /// Set with `CANCELLED` when the node was cancelled through its single
 /// parent: `cause` stays empty and the cause is the parent's.
 const INHERITED: u8 = 0b1_0000;
+/// Set once, under the node's lock, when its last handle goes.
+const RELEASED: u8 = 0b10_0000;
+/// Set once, under the node's lock, when a cancel drains it (invariant 4).
+const CLOSED: u8 = 0b100_0000;
 
 pub(super) enum Entry {
     /// A linked child (one with several parents).
     Child(NodeArc),
     /// A user callback registered with `on_cancel` (see `callback.rs`).
     Callback(SharedCallback),
-    Waiter(Waker),
 }
 
 /// A link to a parent: the parent and this node's key in its slab.
@@ -177,27 +191,24 @@ unsafe impl Send for Node {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Node {}
 
-/// A node's mutable state, under its lock.
+/// A node's mutable state, under its lock. (Its flags — released,
+/// detached, closed — are bits of `state`, set under the lock.)
 #[derive(Default)]
 struct Inner {
     /// The head of the intrusive list of single-parent children.
     first_child: Option<NonNull<Node>>,
-    /// Linked children, callbacks, waiters and the deadline.
+    /// The head of the intrusive list of waiting futures (invariant 7).
+    waiters: Option<NonNull<Waiter>>,
+    /// Linked children, callbacks and the deadline.
     ext: Option<Box<Ext>>,
-    /// Children: those in the list plus the `Child` entries of `ext`.
-    children: u32,
-    /// The last handle was dropped.
-    released: bool,
-    /// Detached from its parents (invariant 6).
-    detached: bool,
-    /// Drained by a cancel (invariant 4).
-    closed: bool,
 }
 
 #[derive(Default)]
 struct Ext {
     /// This node's own deadline, if it has one (it may only get earlier).
     deadline: Option<Instant>,
+    /// How many of `entries` are `Child` entries (linked children).
+    linked: u32,
     entries: Entries,
 }
 
@@ -225,13 +236,6 @@ impl Entries {
         match key {
             0 => self.first.as_ref(),
             k => self.rest.get(k - 1),
-        }
-    }
-
-    fn get_mut(&mut self, key: usize) -> Option<&mut Entry> {
-        match key {
-            0 => self.first.as_mut(),
-            k => self.rest.get_mut(k - 1),
         }
     }
 
@@ -266,12 +270,7 @@ impl Entries {
 
 impl Inner {
     fn ext(&mut self) -> &mut Ext {
-        self.ext.get_or_insert_with(|| {
-            Box::new(Ext {
-                deadline: None,
-                entries: Entries::default(),
-            })
-        })
+        self.ext.get_or_insert_with(Box::default)
     }
 
     /// Takes the slab's entries out (leaving the deadline).
@@ -282,9 +281,10 @@ impl Inner {
             .unwrap_or_default()
     }
 
-    fn add_child(&mut self) {
-        self.children = self
-            .children
+    fn add_linked(&mut self) {
+        let ext = self.ext();
+        ext.linked = ext
+            .linked
             .checked_add(1)
             .expect("fewer than 2^32 live children");
     }
@@ -296,6 +296,42 @@ struct Siblings {
     prev: Option<NonNull<Node>>,
     next: Option<NonNull<Node>>,
 }
+
+/// A waiting future's place in its token's intrusive list of waiters. It
+/// lives in the future, which is pinned while it waits, so waiting
+/// allocates nothing. Its fields are guarded by the lock of the node it
+/// waits on (invariant 7).
+pub(crate) struct Waiter {
+    links: UnsafeCell<WaiterLinks>,
+    /// In the list. Written under the node's lock; the owner reads it
+    /// without the lock (`unwait`), so whoever takes the waiter out stores
+    /// `false` last, with `Release`.
+    queued: AtomicBool,
+    _pinned: PhantomPinned,
+}
+
+#[derive(Default)]
+struct WaiterLinks {
+    prev: Option<NonNull<Waiter>>,
+    next: Option<NonNull<Waiter>>,
+    waker: Option<Waker>,
+}
+
+impl Waiter {
+    pub(super) fn new() -> Waiter {
+        Waiter {
+            links: UnsafeCell::new(WaiterLinks::default()),
+            queued: AtomicBool::new(false),
+            _pinned: PhantomPinned,
+        }
+    }
+}
+
+// SAFETY: the raw pointers and the waker are only touched under the lock
+// of the node the waiter is queued on (invariant 7); `queued` is atomic.
+unsafe impl Send for Waiter {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Waiter {}
 
 /// Puts `child` at the head of the list `inner` owns, handing it the
 /// list's reference to `child` (the caller counted it).
@@ -387,6 +423,18 @@ impl Node {
     #[inline]
     fn state(&self) -> u8 {
         self.read.state.load(Ordering::Acquire)
+    }
+
+    /// Whether any of `bits` is set (flags set under the lock are exact
+    /// when read under it).
+    #[inline]
+    fn has(&self, bits: u8) -> bool {
+        self.state() & bits != 0
+    }
+
+    /// Sets `bits` (each is set once).
+    fn set(&self, bits: u8) {
+        self.read.state.fetch_or(bits, Ordering::AcqRel);
     }
 
     #[inline]
@@ -504,7 +552,6 @@ impl Node {
         // the list holds only live nodes (invariant 5); the list's
         // reference to `child` was counted in `alloc`.
         unsafe { push_child(&mut inner, child.as_ptr()) };
-        inner.add_child();
         child
     }
 
@@ -547,7 +594,7 @@ impl Node {
             return Err(entry);
         }
         if let Entry::Child(_) = entry {
-            inner.add_child();
+            inner.add_linked();
         }
         let key = inner.ext().entries.insert(entry);
         Ok(u32::try_from(key).expect("fewer than 2^32 live entries"))
@@ -558,7 +605,7 @@ impl Node {
     /// never orphans a node: callbacks do not keep nodes attached.)
     pub(super) fn remove_entry(node: &NodeArc, key: u32) -> Option<Entry> {
         let mut inner = lock(&node.inner);
-        if inner.closed || inner.detached {
+        if node.has(CLOSED | DETACHED) {
             return None;
         }
         let entries = &mut inner.ext.as_mut()?.entries;
@@ -575,7 +622,7 @@ impl Node {
     pub(super) fn release(node: &NodeArc) -> Option<NodeArc> {
         let through_lock = |node: &NodeArc| {
             let mut inner = lock(&node.inner);
-            inner.released = true;
+            node.set(RELEASED);
             take_orphan(node, &mut inner)
         };
         let (orphan, leftovers) = if node.state() & HAS_INNER != 0 {
@@ -590,26 +637,26 @@ impl Node {
             // waker.
             let prev = node.read.state.fetch_or(DETACHED, Ordering::AcqRel);
             if prev & HAS_INNER == 0 {
-                (true, Entries::default())
+                (true, Leftovers::default())
             } else {
-                through_lock(node)
+                // A waiter came in meanwhile. `DETACHED` is set (by us), so
+                // `take_orphan` would see nothing to do: take what it left
+                // ourselves, under the lock.
+                let mut inner = lock(&node.inner);
+                node.set(RELEASED);
+                (true, leftovers(node, &mut inner))
             }
         };
         dispose(leftovers);
         if orphan { detach(node) } else { None }
     }
 
-    /// Registers (or refreshes) a waiter's waker, unless the node is
+    /// Registers (or refreshes) `waiter`'s waker, unless the node is
     /// cancelled — or, with `or_detached`, detached. Returns `true` if it is,
     /// so the waiter is done. Checked under the node's lock, the same lock a
-    /// cancel (or release) takes to drain the wakers (invariants 2 and 4):
-    /// either we see the bit, or our waker is there to be drained.
-    pub(super) fn poll_wait(
-        &self,
-        key: &mut Option<u32>,
-        waker: &Waker,
-        or_detached: bool,
-    ) -> bool {
+    /// cancel (or release) takes to take the waiters (invariants 2, 4, 7):
+    /// either we see the bit, or our waiter is there to be woken.
+    pub(super) fn poll_wait(&self, waiter: Pin<&Waiter>, waker: &Waker, or_detached: bool) -> bool {
         let done = |n: &Node| {
             let state = n.state();
             state & CANCELLED != 0 || (or_detached && state & DETACHED != 0)
@@ -622,44 +669,98 @@ impl Node {
         if done(self) {
             return true;
         }
-        let entries = &mut inner.ext().entries;
-        if let Some(k) = *key {
-            if let Some(Entry::Waiter(w)) = entries.get_mut(k as usize) {
-                if !w.will_wake(waker) {
-                    let old = std::mem::replace(w, waker.clone());
-                    drop(inner);
-                    // Dropping a waker can run arbitrary code (free a task):
-                    // never under our lock.
-                    drop(old);
+        let waiter = waiter.get_ref();
+        let me = NonNull::from(waiter);
+        let mut old = None;
+        if waiter.queued.load(Ordering::Relaxed) {
+            // SAFETY: we hold the lock that guards a queued waiter's fields
+            // (invariant 7).
+            waiter.links.with_mut(|w| unsafe {
+                if !(*w).waker.as_ref().is_some_and(|o| o.will_wake(waker)) {
+                    old = (*w).waker.replace(waker.clone());
                 }
-                return false;
+            });
+        } else {
+            let next = inner.waiters;
+            // SAFETY: not queued, so no one else touches its fields; it is
+            // pinned (it stays where it is until its owner unqueues it).
+            waiter.links.with_mut(|w| unsafe {
+                *w = WaiterLinks {
+                    prev: None,
+                    next,
+                    waker: Some(waker.clone()),
+                }
+            });
+            if let Some(head) = next {
+                // SAFETY: a queued waiter, under our lock (invariant 7).
+                unsafe { head.as_ref() }
+                    .links
+                    .with_mut(|w| unsafe { (*w).prev = Some(me) });
             }
+            inner.waiters = Some(me);
+            waiter.queued.store(true, Ordering::Relaxed);
         }
-        let k = entries.insert(Entry::Waiter(waker.clone()));
-        *key = Some(u32::try_from(k).expect("fewer than 2^32 live entries"));
+        drop(inner);
+        // Dropping a waker can run arbitrary code (free a task): never
+        // under our lock.
+        drop(old);
         false
     }
 
-    /// Removes a waiter that gives up before it was woken.
-    pub(super) fn cancel_wait(&self, key: u32) {
+    /// Takes `waiter` out of the list if it is still there: what its owner
+    /// does before it goes (invariant 7).
+    pub(super) fn unwait(&self, waiter: Pin<&Waiter>) {
+        let waiter = waiter.get_ref();
+        // Whoever took it out (a cancel, a detach) stored `false` as its
+        // last touch of the waiter: with this `Acquire`, we may go.
+        if !waiter.queued.load(Ordering::Acquire) {
+            return;
+        }
         let mut inner = lock(&self.inner);
-        if inner.closed {
-            return;
+        if !waiter.queued.load(Ordering::Relaxed) {
+            return; // taken out while we waited for the lock
         }
-        let Some(ext) = inner.ext.as_mut() else {
-            return;
-        };
-        if let Some(Entry::Waiter(_)) = ext.entries.get(key as usize) {
-            let waker = ext.entries.try_remove(key as usize);
-            drop(inner);
-            drop(waker);
+        // SAFETY: queued, and we hold the lock (invariant 7).
+        let WaiterLinks { prev, next, waker } = waiter
+            .links
+            .with_mut(|w| unsafe { std::mem::take(&mut *w) });
+        match prev {
+            // SAFETY: a queued neighbour, under our lock.
+            Some(p) => unsafe { p.as_ref() }
+                .links
+                .with_mut(|w| unsafe { (*w).next = next }),
+            None => inner.waiters = next,
         }
+        if let Some(n) = next {
+            // SAFETY: a queued neighbour, under our lock.
+            unsafe { n.as_ref() }
+                .links
+                .with_mut(|w| unsafe { (*w).prev = prev });
+        }
+        waiter.queued.store(false, Ordering::Relaxed);
+        drop(inner);
+        drop(waker);
     }
 
-    /// `(children and entries, slab capacity)`, for tests of memory
-    /// flatness.
+    /// How many waiters are queued, for tests.
+    #[cfg(test)]
+    pub(super) fn waiters(&self) -> usize {
+        let inner = lock(&self.inner);
+        let mut n = 0;
+        let mut cur = inner.waiters;
+        while let Some(w) = cur {
+            n += 1;
+            // SAFETY: queued waiters, under their node's lock (invariant 7).
+            cur = unsafe { w.as_ref() }.links.with(|l| unsafe { (*l).next });
+        }
+        n
+    }
+
+    /// `(children, entries and waiters, slab capacity)`, for tests of
+    /// memory flatness.
     #[cfg(test)]
     pub(super) fn entries(&self) -> (usize, usize) {
+        let waiters = self.waiters();
         let inner = lock(&self.inner);
         let mut listed = 0;
         let mut cur = inner.first_child;
@@ -670,6 +771,7 @@ impl Node {
                 .siblings
                 .with(|s| unsafe { (*s).next });
         }
+        let listed = listed + waiters;
         inner.ext.as_ref().map_or((listed, 0), |ext| {
             (listed + ext.entries.len(), ext.entries.capacity())
         })
@@ -717,13 +819,21 @@ fn take_parents(parents: &mut Parents, more: &mut Vec<NodeArc>) -> Option<NodeAr
     }
 }
 
+/// What a detached node leaves behind: its entries, and the wakers of the
+/// waiters taken out of its list.
+#[derive(Default)]
+struct Leftovers {
+    entries: Entries,
+    wakers: Vec<Waker>,
+}
+
 /// Disposes of what a detached node left behind, outside any lock: waiters
 /// (tasks that wait without being a handle, like a deadline's timer) are
 /// woken so they notice; unrun callbacks are dropped.
-fn dispose(leftovers: Entries) {
-    for entry in leftovers.into_entries() {
+fn dispose(leftovers: Leftovers) {
+    leftovers.wakers.into_iter().for_each(Waker::wake);
+    for entry in leftovers.entries.into_entries() {
         match entry {
-            Entry::Waiter(w) => w.wake(),
             // Its guard may still hold the cell: drop the closure now.
             Entry::Callback(f) => f.discard(),
             Entry::Child(child) => drop(child),
@@ -731,25 +841,54 @@ fn dispose(leftovers: Entries) {
     }
 }
 
+/// Takes every waiter out of `inner`'s list, their wakers into `wakers`
+/// (to be woken outside the lock).
+fn take_waiters(inner: &mut Inner, wakers: &mut Vec<Waker>) {
+    let mut cur = inner.waiters.take();
+    while let Some(ptr) = cur {
+        // SAFETY: a queued waiter, under its node's lock (invariant 7).
+        let waiter = unsafe { ptr.as_ref() };
+        // SAFETY: as above.
+        let WaiterLinks { next, waker, .. } = waiter
+            .links
+            .with_mut(|w| unsafe { std::mem::take(&mut *w) });
+        wakers.extend(waker);
+        cur = next;
+        // The last touch: from here its owner may free it.
+        waiter.queued.store(false, Ordering::Release);
+    }
+}
+
 /// Marks `inner`'s node detached if it is released and has no children
 /// (invariant 6). Says whether the caller must now detach it, and hands back
-/// the callbacks left behind, to be dropped unrun outside the lock.
-fn take_orphan(node: &Node, inner: &mut Inner) -> (bool, Entries) {
-    if inner.released && !inner.detached && inner.children == 0 {
-        inner.detached = true;
+/// the callbacks and waiters left behind, to be disposed of outside the
+/// lock.
+fn take_orphan(node: &Node, inner: &mut Inner) -> (bool, Leftovers) {
+    let childless = inner.first_child.is_none() && inner.ext.as_ref().is_none_or(|e| e.linked == 0);
+    if node.has(RELEASED) && !node.has(DETACHED) && childless {
         // Under the lock, so `poll_wait`'s check under it is consistent.
-        node.read.state.fetch_or(DETACHED, Ordering::AcqRel);
-        if node.is_cancelled() && !inner.closed {
-            // Marked by a cancel that has not drained us yet: it will, and
-            // must find our callbacks and waiters there (they were all
-            // added before the mark, invariants 2 and 4) — the token was
-            // cancelled before it could no longer be.
-            return (true, Entries::default());
-        }
-        (true, inner.take_entries())
+        node.set(DETACHED);
+        (true, leftovers(node, inner))
     } else {
-        (false, Entries::default())
+        (false, Leftovers::default())
     }
+}
+
+/// What a node that just detached leaves behind, taken out under its lock.
+fn leftovers(node: &Node, inner: &mut Inner) -> Leftovers {
+    if node.is_cancelled() && !node.has(CLOSED) {
+        // Marked by a cancel that has not drained us yet: it will, and
+        // must find our callbacks and waiters there (they were all added
+        // before the mark, invariants 2 and 4) — the token was cancelled
+        // before it could no longer be.
+        return Leftovers::default();
+    }
+    let mut leftovers = Leftovers {
+        entries: inner.take_entries(),
+        wakers: Vec::new(),
+    };
+    take_waiters(inner, &mut leftovers.wakers);
+    leftovers
 }
 
 /// Removes `node` from its parents, then walks up, detaching every parent
@@ -805,7 +944,7 @@ fn leave_list(parent: &Node, child: &NodeArc) -> (Option<NodeArc>, bool) {
         return (None, false);
     }
     let mut inner = lock(&parent.inner);
-    if inner.closed {
+    if parent.has(CLOSED) {
         return (None, false); // invariant 5: the cancel already took us out
     }
     // SAFETY: we hold `parent`'s lock, and `child` is in its list: it
@@ -813,7 +952,6 @@ fn leave_list(parent: &Node, child: &NodeArc) -> (Option<NodeArc>, bool) {
     // would have returned), the list was not drained (`closed` is clear),
     // and only this detach, which happens once (invariant 6), removes it.
     unsafe { unlink_child(&mut inner, child.as_ptr()) };
-    inner.children -= 1;
     let (orphan, leftovers) = take_orphan(parent, &mut inner);
     drop(inner);
     // Runs user destructors of unrun callbacks and wakes waiters: outside
@@ -832,15 +970,15 @@ fn leave_slab(parent: &Node, key: u32) -> bool {
         return false; // as in `leave_list`
     }
     let mut inner = lock(&parent.inner);
-    if inner.closed {
+    if parent.has(CLOSED) {
         return false; // invariant 5: the cancel already took us out
     }
-    let removed = inner
-        .ext
-        .as_mut()
-        .and_then(|e| e.entries.try_remove(key as usize));
-    if let Some(Entry::Child(_)) = removed {
-        inner.children -= 1;
+    let mut removed = None;
+    if let Some(ext) = inner.ext.as_mut() {
+        removed = ext.entries.try_remove(key as usize);
+        if let Some(Entry::Child(_)) = removed {
+            ext.linked -= 1;
+        }
     }
     let (orphan, leftovers) = take_orphan(parent, &mut inner);
     drop(inner);
@@ -922,10 +1060,11 @@ impl Walk {
     /// threads while the walk goes on.
     fn drain(&mut self, node: NodeArc) {
         let mut inner = lock(&node.inner);
-        inner.closed = true;
-        inner.children = 0;
+        node.set(CLOSED);
         let list = inner.first_child.take();
+        take_waiters(&mut inner, &mut self.wakers);
         if let Some(ext) = inner.ext.as_mut() {
+            ext.linked = 0;
             // Drained in place: the slab's buffer stays with the node, to be
             // freed with it — usually by the thread that allocated it (the
             // waiter's), not here on another thread's malloc arena.
@@ -933,7 +1072,6 @@ impl Walk {
                 match entry {
                     Entry::Child(child) => self.linked.push(child),
                     Entry::Callback(f) => self.callbacks.push(f),
-                    Entry::Waiter(w) => self.wakers.push(w),
                 }
             }
         }

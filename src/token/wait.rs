@@ -8,31 +8,51 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::node::Node;
+use super::node::{Node, Waiter};
 use super::{CancelToken, Cancelled};
 
-/// A registration as a waiter of a node: the shared logic of the waiting
-/// futures. Unregisters itself on drop if it was never woken.
-pub(super) struct Wait<'a> {
-    pub(super) node: &'a Node,
-    pub(super) key: Option<u32>,
-    /// Also complete when the node detaches (for tasks that wait without
-    /// being a handle).
-    pub(super) or_detached: bool,
+pin_project_lite::pin_project! {
+    /// A registration as a waiter of a node: the shared logic of the
+    /// waiting futures. Its [`Waiter`] sits in the node's intrusive list
+    /// while it waits (so it must stay pinned), and leaves it on drop.
+    pub(super) struct Wait<'a> {
+        pub(super) node: &'a Node,
+        #[pin]
+        pub(super) waiter: Waiter,
+        // Also complete when the node detaches (for tasks that wait without
+        // being a handle).
+        pub(super) or_detached: bool,
+    }
+
+    impl PinnedDrop for Wait<'_> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.node.unwait(this.waiter.as_ref());
+        }
+    }
+}
+
+impl<'a> Wait<'a> {
+    pub(super) fn new(node: &'a Node, or_detached: bool) -> Self {
+        Wait {
+            node,
+            waiter: Waiter::new(),
+            or_detached,
+        }
+    }
 }
 
 impl Future for Wait<'_> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
         // The lost-wake-up argument is in `Node::poll_wait`: the flag is
-        // re-checked under the lock that a cancel takes to drain wakers.
+        // re-checked under the lock that a cancel takes to take the waiters.
         if this
             .node
-            .poll_wait(&mut this.key, cx.waker(), this.or_detached)
+            .poll_wait(this.waiter.as_ref(), cx.waker(), *this.or_detached)
         {
-            this.key = None; // drained (or never registered): nothing to undo
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -40,26 +60,26 @@ impl Future for Wait<'_> {
     }
 }
 
-impl Drop for Wait<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.node.cancel_wait(key);
-        }
+pin_project_lite::pin_project! {
+    /// The future returned by [`CancelToken::cancelled`].
+    ///
+    /// While it waits it is the token's record of the waiting task (an
+    /// entry of an intrusive list), so it allocates nothing, and it is
+    /// `!Unpin`: pin it (`std::pin::pin!`, `Box::pin`) to poll it by hand;
+    /// `.await` and `select!` do that for you.
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// let waiting: cancelkit::token::WhenCancelled<'_> = token.cancelled();
+    /// token.cancel();
+    /// futures_lite::future::block_on(waiting);
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WhenCancelled<'a> {
+        pub(super) token: &'a CancelToken,
+        #[pin]
+        pub(super) wait: Wait<'a>,
     }
-}
-
-/// The future returned by [`CancelToken::cancelled`].
-///
-/// ```
-/// let token = cancelkit::CancelToken::new();
-/// let waiting: cancelkit::token::WhenCancelled<'_> = token.cancelled();
-/// token.cancel();
-/// futures_lite::future::block_on(waiting);
-/// ```
-#[must_use = "futures do nothing unless polled"]
-pub struct WhenCancelled<'a> {
-    pub(super) token: &'a CancelToken,
-    pub(super) wait: Wait<'a>,
 }
 
 impl fmt::Debug for WhenCancelled<'_> {
@@ -73,23 +93,34 @@ impl fmt::Debug for WhenCancelled<'_> {
 impl Future for WhenCancelled<'_> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.wait).poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().wait.poll(cx)
     }
 }
 
-/// The future returned by [`CancelToken::cancelled_owned`].
-///
-/// ```
-/// let token = cancelkit::CancelToken::new();
-/// let waiting: cancelkit::token::WhenCancelledOwned = token.clone().cancelled_owned();
-/// token.cancel();
-/// futures_lite::future::block_on(waiting);
-/// ```
-#[must_use = "futures do nothing unless polled"]
-pub struct WhenCancelledOwned {
-    pub(super) token: CancelToken,
-    pub(super) key: Option<u32>,
+pin_project_lite::pin_project! {
+    /// The future returned by [`CancelToken::cancelled_owned`]. Like
+    /// [`WhenCancelled`], it allocates nothing and is `!Unpin`.
+    ///
+    /// ```
+    /// let token = cancelkit::CancelToken::new();
+    /// let waiting: cancelkit::token::WhenCancelledOwned = token.clone().cancelled_owned();
+    /// token.cancel();
+    /// futures_lite::future::block_on(waiting);
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WhenCancelledOwned {
+        pub(super) token: CancelToken,
+        #[pin]
+        pub(super) waiter: Waiter,
+    }
+
+    impl PinnedDrop for WhenCancelledOwned {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.token.node().unwait(this.waiter.as_ref());
+        }
+    }
 }
 
 impl fmt::Debug for WhenCancelledOwned {
@@ -103,25 +134,16 @@ impl fmt::Debug for WhenCancelledOwned {
 impl Future for WhenCancelledOwned {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
         if this
             .token
             .node()
-            .poll_wait(&mut this.key, cx.waker(), false)
+            .poll_wait(this.waiter.as_ref(), cx.waker(), false)
         {
-            this.key = None;
             Poll::Ready(())
         } else {
             Poll::Pending
-        }
-    }
-}
-
-impl Drop for WhenCancelledOwned {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.token.node().cancel_wait(key);
         }
     }
 }
@@ -141,6 +163,7 @@ pin_project_lite::pin_project! {
     pub struct WithCancel<F> {
         #[pin]
         pub(super) fut: Option<F>,
+        #[pin]
         pub(super) cancelled: WhenCancelledOwned,
         pub(super) first: bool,
     }
@@ -171,7 +194,7 @@ impl<F: Future> Future for WithCancel<F> {
                 return Poll::Ready(Ok(out));
             }
         }
-        match Pin::new(&mut *this.cancelled).poll(cx) {
+        match this.cancelled.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 this.fut.set(None);
                 let why = this
@@ -230,21 +253,31 @@ impl<F: Future> CancelFutureExt for F {}
 
 // ===== watching without being a handle =====
 
-/// Resolves to the cause when a token is cancelled, or to `None` once it
-/// detaches (no handle and no child left: nothing could cancel it any
-/// more). It holds the token's node, not a handle, so it does not keep the
-/// token alive: for work armed on a token by someone who does not own it
-/// (cleanup hosted by a task, `crate::scope::cleanup_on`).
-pub(crate) struct Watch {
-    node: super::NodeArc,
-    key: Option<u32>,
+pin_project_lite::pin_project! {
+    /// Resolves to the cause when a token is cancelled, or to `None` once it
+    /// detaches (no handle and no child left: nothing could cancel it any
+    /// more). It holds the token's node, not a handle, so it does not keep
+    /// the token alive: for work armed on a token by someone who does not
+    /// own it (cleanup hosted by a task, `crate::scope::cleanup_on`).
+    pub(crate) struct Watch {
+        node: super::NodeArc,
+        #[pin]
+        waiter: Waiter,
+    }
+
+    impl PinnedDrop for Watch {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.node.unwait(this.waiter.as_ref());
+        }
+    }
 }
 
 impl CancelToken {
     pub(crate) fn watch(&self) -> Watch {
         Watch {
             node: self.node().clone(),
-            key: None,
+            waiter: Waiter::new(),
         }
     }
 }
@@ -259,21 +292,12 @@ impl Watch {
 impl Future for Watch {
     type Output = Option<Cancelled>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Cancelled>> {
-        let this = &mut *self;
-        if this.node.poll_wait(&mut this.key, cx.waker(), true) {
-            this.key = None;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Cancelled>> {
+        let this = self.project();
+        if this.node.poll_wait(this.waiter.as_ref(), cx.waker(), true) {
             Poll::Ready(this.node.reason())
         } else {
             Poll::Pending
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.node.cancel_wait(key);
         }
     }
 }
