@@ -350,9 +350,7 @@ unsafe fn push_child(inner: &mut Inner, child: NonNull<Node>) {
     });
     if let Some(old) = next {
         // SAFETY: `old` is in the list (alive, links guarded by our lock).
-        unsafe { old.as_ref() }
-            .siblings
-            .with_mut(|s| unsafe { (*s).prev = Some(child) });
+        unsafe { old.as_ref().set_prev(Some(child)) };
     }
     inner.first_child = Some(child);
 }
@@ -369,18 +367,66 @@ unsafe fn unlink_child(inner: &mut Inner, child: NonNull<Node>) {
     let Siblings { prev, next } = unsafe { child.as_ref() }
         .siblings
         .with_mut(|s| unsafe { std::mem::take(&mut *s) });
+    // SAFETY: its neighbours are in the list too (as above).
+    unsafe { close_gap(&mut inner.first_child, prev, next) };
+}
+
+/// An element of one of the intrusive lists (children, waiters): how to
+/// set its links.
+trait Linked: Sized {
+    /// # Safety
+    ///
+    /// The caller holds the lock of the list `self` is in (invariants 5
+    /// and 7).
+    unsafe fn set_prev(&self, prev: Option<NonNull<Self>>);
+    /// # Safety
+    ///
+    /// As for `set_prev`.
+    unsafe fn set_next(&self, next: Option<NonNull<Self>>);
+}
+
+impl Linked for Node {
+    unsafe fn set_prev(&self, prev: Option<NonNull<Self>>) {
+        // SAFETY: the caller holds the list's lock, which guards the links.
+        self.siblings.with_mut(|s| unsafe { (*s).prev = prev });
+    }
+    unsafe fn set_next(&self, next: Option<NonNull<Self>>) {
+        // SAFETY: as above.
+        self.siblings.with_mut(|s| unsafe { (*s).next = next });
+    }
+}
+
+impl Linked for Waiter {
+    unsafe fn set_prev(&self, prev: Option<NonNull<Self>>) {
+        // SAFETY: the caller holds the list's lock, which guards the links.
+        self.links.with_mut(|w| unsafe { (*w).prev = prev });
+    }
+    unsafe fn set_next(&self, next: Option<NonNull<Self>>) {
+        // SAFETY: as above.
+        self.links.with_mut(|w| unsafe { (*w).next = next });
+    }
+}
+
+/// Links `prev` and `next` (or `head` and `next`) to each other, closing
+/// the gap an element that sat between them left.
+///
+/// # Safety
+///
+/// The caller holds the list's lock, and `prev` and `next` are in the list
+/// (alive: invariants 5 and 7).
+unsafe fn close_gap<T: Linked>(
+    head: &mut Option<NonNull<T>>,
+    prev: Option<NonNull<T>>,
+    next: Option<NonNull<T>>,
+) {
     match prev {
-        // SAFETY: a neighbour in the list, as above.
-        Some(p) => unsafe { p.as_ref() }
-            .siblings
-            .with_mut(|s| unsafe { (*s).next = next }),
-        None => inner.first_child = next,
+        // SAFETY: in the list, under its lock (the caller's promise).
+        Some(p) => unsafe { p.as_ref().set_next(next) },
+        None => *head = next,
     }
     if let Some(n) = next {
-        // SAFETY: a neighbour in the list, as above.
-        unsafe { n.as_ref() }
-            .siblings
-            .with_mut(|s| unsafe { (*s).prev = prev });
+        // SAFETY: as above.
+        unsafe { n.as_ref().set_prev(prev) };
     }
 }
 
@@ -693,9 +739,7 @@ impl Node {
             });
             if let Some(head) = next {
                 // SAFETY: a queued waiter, under our lock (invariant 7).
-                unsafe { head.as_ref() }
-                    .links
-                    .with_mut(|w| unsafe { (*w).prev = Some(me) });
+                unsafe { head.as_ref().set_prev(Some(me)) };
             }
             inner.waiters = Some(me);
             waiter.queued.store(true, Ordering::Relaxed);
@@ -724,19 +768,8 @@ impl Node {
         let WaiterLinks { prev, next, waker } = waiter
             .links
             .with_mut(|w| unsafe { std::mem::take(&mut *w) });
-        match prev {
-            // SAFETY: a queued neighbour, under our lock.
-            Some(p) => unsafe { p.as_ref() }
-                .links
-                .with_mut(|w| unsafe { (*w).next = next }),
-            None => inner.waiters = next,
-        }
-        if let Some(n) = next {
-            // SAFETY: a queued neighbour, under our lock.
-            unsafe { n.as_ref() }
-                .links
-                .with_mut(|w| unsafe { (*w).prev = prev });
-        }
+        // SAFETY: its neighbours are queued too, under our lock.
+        unsafe { close_gap(&mut inner.waiters, prev, next) };
         waiter.queued.store(false, Ordering::Relaxed);
         drop(inner);
         drop(waker);
