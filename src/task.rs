@@ -211,17 +211,7 @@ pub(crate) fn new<F>(fut: F) -> (Task<F::Output>, Harness<F>)
 where
     F: Future,
 {
-    new_in_scope(fut, None)
-}
-
-/// [`new`], with `token` as the task's scope token
-/// ([`scope::current`](crate::scope::current)) instead of one made on first
-/// use: a group hands its tasks their tokens.
-pub(crate) fn new_in_scope<F>(fut: F, token: Option<CancelToken>) -> (Task<F::Output>, Harness<F>)
-where
-    F: Future,
-{
-    let (task, unstarted) = prepare(token);
+    let (task, unstarted) = prepare(None);
     (task, unstarted.harness(fut))
 }
 
@@ -231,6 +221,10 @@ where
 /// its bookkeeping. A cancel requested before [`Unstarted::harness`]
 /// takes effect at the harness's first poll, which drops the future
 /// unpolled.
+///
+/// `token`, if given, is the task's scope token
+/// ([`scope::current`](crate::scope::current)) instead of one made on first
+/// use: a group hands its tasks their tokens.
 pub(crate) fn prepare<T>(token: Option<CancelToken>) -> (Task<T>, Unstarted<T>) {
     let shared = Arc::new(Shared {
         scope: TaskScope::new(token),

@@ -56,18 +56,18 @@
 //!    under the node's lock after the canceller released it.
 //! 4. Children and entries are added to a node only under its lock and only
 //!    while `CANCELLED` is clear (checked under that lock); once a cancel
-//!    has drained the node (`closed`), nothing is ever added again.
+//!    has drained the node (`CLOSED`), nothing is ever added again.
 //! 5. A child is in its parent's list (or, linked, its parent's slab under
 //!    the key stored in the child's `parents`) from its creation until it
 //!    removes itself (detach) or the parent drains it (cancel); removal
-//!    after a drain is a no-op because the parent is `closed`. The list
+//!    after a drain is a no-op because the parent is `CLOSED`. The list
 //!    holds one strong reference to each child in it. A child's `siblings`
 //!    links are read and written only under its parent's lock — or, once a
 //!    cancel has drained the list, only by that cancel, which owns the list
 //!    and its references.
 //! 6. A node is *detached* at most once: when its handles are gone and it
-//!    has no children (`children` counts the list and the `Child` entries
-//!    of its slab), observed under its lock (or, if it never had anything
+//!    has no children (its list is empty and its slab holds no `Child`
+//!    entry: `Ext::linked` is zero), observed under its lock (or, if it never had anything
 //!    inside, by the release of its last handle); `DETACHED` is set then,
 //!    under that lock. Nothing is added to a detached node (adding needs a
 //!    handle); what it held is disposed of — callbacks dropped unrun,
@@ -666,13 +666,10 @@ impl Node {
     /// give back together with its own ([`NodeArc::drop_pair`]).
     #[must_use]
     pub(super) fn release(node: &NodeArc) -> Option<NodeArc> {
-        let through_lock = |node: &NodeArc| {
+        let (orphan, leftovers) = if node.state() & HAS_INNER != 0 {
             let mut inner = lock(&node.inner);
             node.set(RELEASED);
             take_orphan(node, &mut inner)
-        };
-        let (orphan, leftovers) = if node.state() & HAS_INNER != 0 {
-            through_lock(node)
         } else {
             // Nothing inside: no children and no callbacks (adding them
             // needs a handle). Only a task that waits without being a
@@ -982,7 +979,7 @@ fn leave_list(parent: &Node, child: &NodeArc) -> (Option<NodeArc>, bool) {
     }
     // SAFETY: we hold `parent`'s lock, and `child` is in its list: it
     // joined when it was made (its parent was not cancelled then, or we
-    // would have returned), the list was not drained (`closed` is clear),
+    // would have returned), the list was not drained (`CLOSED` is clear),
     // and only this detach, which happens once (invariant 6), removes it.
     unsafe { unlink_child(&mut inner, child.as_ptr()) };
     let (orphan, leftovers) = take_orphan(parent, &mut inner);
@@ -1088,7 +1085,7 @@ struct Walk {
 }
 
 impl Walk {
-    /// Drains a node just marked by this cancel (invariant 4: `closed`),
+    /// Drains a node just marked by this cancel (invariant 4: `CLOSED`),
     /// and wakes its waiters at once, so that woken tasks run on other
     /// threads while the walk goes on.
     fn drain(&mut self, node: NodeArc) {
@@ -1155,7 +1152,7 @@ pub(super) fn cancel(root: &NodeArc, cause: Cancelled) -> bool {
         let mut cur = Some(list);
         while let Some(ptr) = cur {
             // SAFETY: we drained the list under its owner's lock and set
-            // `closed`, so the list and its references are ours and nobody
+            // `CLOSED`, so the list and its references are ours and nobody
             // else touches these links any more (invariant 5).
             let child = unsafe { NodeArc::from_raw(ptr) };
             // SAFETY: as above.
