@@ -261,6 +261,10 @@ impl Entries {
         1 + self.rest.capacity()
     }
 
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
     fn into_entries(self) -> impl Iterator<Item = Entry> {
         self.first
             .into_iter()
@@ -666,10 +670,13 @@ impl Node {
     /// give back together with its own ([`NodeArc::drop_pair`]).
     #[must_use]
     pub(super) fn release(node: &NodeArc) -> Option<NodeArc> {
-        let (orphan, leftovers) = if node.state() & HAS_INNER != 0 {
-            let mut inner = lock(&node.inner);
-            node.set(RELEASED);
-            take_orphan(node, &mut inner)
+        let orphan = if node.state() & HAS_INNER != 0 {
+            let orphaned = {
+                let mut inner = lock(&node.inner);
+                node.set(RELEASED);
+                take_orphan(node, &mut inner)
+            };
+            dispose_orphaned(orphaned)
         } else {
             // Nothing inside: no children and no callbacks (adding them
             // needs a handle). Only a task that waits without being a
@@ -679,18 +686,19 @@ impl Node {
             // `HAS_INNER` and go through the lock ourselves, draining its
             // waker.
             let prev = node.read.state.fetch_or(DETACHED, Ordering::AcqRel);
-            if prev & HAS_INNER == 0 {
-                (true, Leftovers::default())
-            } else {
+            if prev & HAS_INNER != 0 {
                 // A waiter came in meanwhile. `DETACHED` is set (by us), so
                 // `take_orphan` would see nothing to do: take what it left
                 // ourselves, under the lock.
-                let mut inner = lock(&node.inner);
-                node.set(RELEASED);
-                (true, leftovers(node, &mut inner))
+                let leftovers = {
+                    let mut inner = lock(&node.inner);
+                    node.set(RELEASED);
+                    leftovers(node, &mut inner)
+                };
+                dispose(leftovers);
             }
+            true
         };
-        dispose(leftovers);
         if orphan { detach(node) } else { None }
     }
 
@@ -861,14 +869,27 @@ struct Leftovers {
 /// (tasks that wait without being a handle, like a deadline's timer) are
 /// woken so they notice; unrun callbacks are dropped.
 fn dispose(leftovers: Leftovers) {
-    leftovers.wakers.into_iter().for_each(Waker::wake);
-    for entry in leftovers.entries.into_entries() {
+    let Leftovers { entries, wakers } = leftovers;
+    if !wakers.is_empty() {
+        wakers.into_iter().for_each(Waker::wake);
+    }
+    if entries.is_empty() {
+        // Most tokens: nobody registered a callback or a child entry.
+        return;
+    }
+    for entry in entries.into_entries() {
         match entry {
             // Its guard may still hold the cell: drop the closure now.
             Entry::Callback(f) => f.discard(),
             Entry::Child(child) => drop(child),
         }
     }
+}
+
+/// Disposes of what [`take_orphan`] handed back, if anything; says
+/// whether it did, i.e. whether the node was orphaned and must detach.
+fn dispose_orphaned(orphaned: Option<Leftovers>) -> bool {
+    orphaned.map(dispose).is_some()
 }
 
 /// Takes every waiter out of `inner`'s list, their wakers into `wakers`
@@ -890,17 +911,17 @@ fn take_waiters(inner: &mut Inner, wakers: &mut Vec<Waker>) {
 }
 
 /// Marks `inner`'s node detached if it is released and has no children
-/// (invariant 6). Says whether the caller must now detach it, and hands back
+/// (invariant 6). If it did, the caller must now detach it: it hands back
 /// the callbacks and waiters left behind, to be disposed of outside the
 /// lock.
-fn take_orphan(node: &Node, inner: &mut Inner) -> (bool, Leftovers) {
+fn take_orphan(node: &Node, inner: &mut Inner) -> Option<Leftovers> {
     let childless = inner.first_child.is_none() && inner.ext.as_ref().is_none_or(|e| e.linked == 0);
     if node.has(RELEASED) && !node.has(DETACHED) && childless {
         // Under the lock, so `poll_wait`'s check under it is consistent.
         node.set(DETACHED);
-        (true, leftovers(node, inner))
+        Some(leftovers(node, inner))
     } else {
-        (false, Leftovers::default())
+        None
     }
 }
 
@@ -982,11 +1003,11 @@ fn leave_list(parent: &Node, child: &NodeArc) -> (Option<NodeArc>, bool) {
     // would have returned), the list was not drained (`CLOSED` is clear),
     // and only this detach, which happens once (invariant 6), removes it.
     unsafe { unlink_child(&mut inner, child.as_ptr()) };
-    let (orphan, leftovers) = take_orphan(parent, &mut inner);
+    let orphaned = take_orphan(parent, &mut inner);
     drop(inner);
     // Runs user destructors of unrun callbacks and wakes waiters: outside
     // the lock.
-    dispose(leftovers);
+    let orphan = dispose_orphaned(orphaned);
     // SAFETY: the list's reference to `child`, which `unlink_child` handed
     // to us.
     (Some(unsafe { NodeArc::from_raw(child.as_ptr()) }), orphan)
@@ -1010,13 +1031,12 @@ fn leave_slab(parent: &Node, key: u32) -> bool {
             ext.linked -= 1;
         }
     }
-    let (orphan, leftovers) = take_orphan(parent, &mut inner);
+    let orphaned = take_orphan(parent, &mut inner);
     drop(inner);
     // May free the child's last other reference (not the caller's), run
     // user destructors of unrun callbacks, wake waiters: outside the lock.
     drop(removed);
-    dispose(leftovers);
-    orphan
+    dispose_orphaned(orphaned)
 }
 
 /// Marks one node cancelled with `cause` if nothing else did first.
@@ -1110,7 +1130,7 @@ impl Walk {
         // is released it is now an orphan, and must leave the parents that
         // did not cancel it (a linked token's other parents) — otherwise
         // they would hold it, and it them, for ever.
-        let (orphan, _) = take_orphan(&node, &mut inner);
+        let orphan = take_orphan(&node, &mut inner).is_some();
         drop(inner);
         self.wakers.drain(..).for_each(Waker::wake);
         if orphan {
