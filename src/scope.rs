@@ -92,6 +92,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use once_cell::race::{OnceBox, OnceRef};
+use once_cell::sync::OnceCell;
 
 use crate::CancelToken;
 use crate::loom::{AtomicU8, Mutex, MutexGuard, Ordering, fence};
@@ -190,7 +191,9 @@ fn sabotaged(n: u8) -> bool {
 /// site (null) and the pointer to `Rare` (null).
 pub(crate) struct TaskScope {
     pub(crate) state: AtomicU8,
-    token: OnceLock<CancelToken>,
+    /// `once_cell`'s cell, not std's `OnceLock`: a cell made with its value
+    /// (every group task's, every section's) costs no `Once` call.
+    token: OnceCell<CancelToken>,
     /// Where the task's cancel was asked for (set before `CANCEL_REQUESTED`,
     /// first caller wins), so the token's cause says the same whoever
     /// cancels it. One word, and no allocation on the cancel path.
@@ -221,8 +224,8 @@ impl TaskScope {
         TaskScope {
             state: AtomicU8::new(0),
             token: match token {
-                Some(token) => OnceLock::from(token),
-                None => OnceLock::new(),
+                Some(token) => OnceCell::with_value(token),
+                None => OnceCell::new(),
             },
             cancelled_at: OnceRef::new(),
             rare: OnceBox::new(),
@@ -234,7 +237,7 @@ impl TaskScope {
     fn nested(token: CancelToken) -> Self {
         TaskScope {
             state: AtomicU8::new(SECTION),
-            token: OnceLock::from(token),
+            token: OnceCell::with_value(token),
             cancelled_at: OnceRef::new(),
             rare: OnceBox::new(),
         }
@@ -248,7 +251,7 @@ impl TaskScope {
         };
         TaskScope {
             state: AtomicU8::new(SECTION),
-            token: OnceLock::from(token),
+            token: OnceCell::with_value(token),
             cancelled_at: OnceRef::new(),
             rare: OnceBox::with_value(Box::new(rare)),
         }
