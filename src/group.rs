@@ -1551,7 +1551,7 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
                     value
                 }
                 Err(payload) => {
-                    done.outcome = Outcome::Failed(FailureKind::Panicked, panic_text(&*payload));
+                    done.outcome = Outcome::failed(FailureKind::Panicked, panic_text(&*payload));
                     drop(done);
                     resume_unwind(payload)
                 }
@@ -1582,7 +1582,14 @@ enum Outcome {
     /// Still running, or dropped before finishing (forced or cancelled).
     Dropped,
     Finished,
-    Failed(FailureKind, String),
+    /// Boxed: failing is rare, and every task carries an `Outcome`.
+    Failed(Box<(FailureKind, String)>),
+}
+
+impl Outcome {
+    fn failed(kind: FailureKind, message: String) -> Self {
+        Outcome::Failed(Box::new((kind, message)))
+    }
 }
 
 /// Reports a task's end to its group when the task's future is dropped —
@@ -1594,9 +1601,8 @@ struct Done {
     id: u64,
     token: CancelToken,
     outcome: Outcome,
-    /// Its hosted sections that overran their grace.
-    overruns: Vec<Overrun>,
-    /// Its report moved into a deferred one: this one says nothing.
+    /// It reported, or its report moved into a deferred one: dropping it
+    /// says nothing.
     handed_over: bool,
     /// Blocking work's: it runs on a pool thread, or is dropped wherever
     /// its runtime drops it, never as part of a task — so it has no scope.
@@ -1621,7 +1627,6 @@ impl Done {
             id,
             token,
             outcome: Outcome::Dropped,
-            overruns: Vec::new(),
             handed_over: false,
             blocking,
             _permit: permit,
@@ -1632,8 +1637,8 @@ impl Done {
     /// handle reports it), and so the group's failure.
     fn hosted_panic(&mut self, text: Option<String>) {
         if let Some(text) = text {
-            if !matches!(self.outcome, Outcome::Failed(FailureKind::Panicked, _)) {
-                self.outcome = Outcome::Failed(FailureKind::Panicked, text);
+            if !matches!(&self.outcome, Outcome::Failed(f) if f.0 == FailureKind::Panicked) {
+                self.outcome = Outcome::failed(FailureKind::Panicked, text);
             }
         }
     }
@@ -1657,11 +1662,10 @@ impl Drop for Done {
                 self._permit.take(),
             );
             later.outcome = std::mem::replace(&mut self.outcome, Outcome::Dropped);
-            // Dropping `later` at the end reports.
             let report = move |overruns: &[Overrun], panic: Option<String>| {
                 let mut later = later;
-                later.overruns.extend_from_slice(overruns);
                 later.hosted_panic(panic);
+                later.report(overruns);
             };
             if let Some(report) = scope::defer_while_hosting(report) {
                 let (overruns, panic) = scope::recorded_in_current_task();
@@ -1670,11 +1674,21 @@ impl Drop for Done {
             return;
         }
         // What sections hosted while the task ran left behind.
-        if !self.blocking {
-            let (overruns, panic) = scope::recorded_in_current_task();
-            self.overruns.extend(overruns);
-            self.hosted_panic(panic);
-        }
+        let (overruns, panic) = if self.blocking {
+            Default::default()
+        } else {
+            scope::recorded_in_current_task()
+        };
+        self.hosted_panic(panic);
+        self.report(&overruns);
+    }
+}
+
+impl Done {
+    /// Reports the end to the group: the entry leaves, with its outcome and
+    /// `overruns` recorded. Once: what `drop` does after it is nothing.
+    fn report(&mut self, overruns: &[Overrun]) {
+        self.handed_over = true;
         let mut cancel_siblings = None;
         let now_empty;
         {
@@ -1699,7 +1713,8 @@ impl Drop for Done {
                         state.finished_in_grace += 1;
                     }
                 }
-                Outcome::Failed(kind, message) => {
+                Outcome::Failed(failed) => {
+                    let (kind, message) = *failed;
                     let failure = TaskFailure {
                         task: live.info(),
                         kind,
@@ -1724,9 +1739,10 @@ impl Drop for Done {
                 }
                 Outcome::Dropped => {}
             }
-            for section in self.overruns.drain(..) {
+            for section in overruns {
                 if state.overruns.len() < self.inner.keep_failures {
                     let task = live.info();
+                    let section = section.clone();
                     state.overruns.push(TaskOverrun { task, section });
                 } else {
                     state.overruns_not_kept += 1;
@@ -1772,7 +1788,7 @@ pin_project_lite::pin_project! {
             if let Err(payload) = drop_in_place_caught(this.fut) {
                 // Dropped unfinished (cancelled or forced), and its
                 // destructor panicked: the handle reports that panic.
-                this.done.outcome = Outcome::Failed(FailureKind::Panicked, panic_text(&*payload));
+                this.done.outcome = Outcome::failed(FailureKind::Panicked, panic_text(&*payload));
                 resume_unwind(payload)
             }
         }
@@ -1835,13 +1851,13 @@ impl<F: Future> Future for Tracked<F> {
                 if let Err(payload) = drop_in_place_caught(this.fut.as_mut()) {
                     drop_quietly(out);
                     this.done.outcome =
-                        Outcome::Failed(FailureKind::Panicked, panic_text(&*payload));
+                        Outcome::failed(FailureKind::Panicked, panic_text(&*payload));
                     resume_unwind(payload)
                 }
                 this.done.outcome = match failure {
                     // An error caused by being cancelled is no failure.
                     Some(_) if this.done.token.is_cancelled() => Outcome::Finished,
-                    Some(message) => Outcome::Failed(FailureKind::Error, message),
+                    Some(message) => Outcome::failed(FailureKind::Error, message),
                     None => Outcome::Finished,
                 };
                 Poll::Ready(out)
@@ -1851,7 +1867,7 @@ impl<F: Future> Future for Tracked<F> {
                 // panic; a second panic from the destructor is not ours to
                 // report.
                 drop_quietly(drop_in_place_caught(this.fut.as_mut()));
-                this.done.outcome = Outcome::Failed(FailureKind::Panicked, panic_text(&*payload));
+                this.done.outcome = Outcome::failed(FailureKind::Panicked, panic_text(&*payload));
                 resume_unwind(payload)
             }
         }
