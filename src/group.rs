@@ -1649,7 +1649,13 @@ impl Drop for Done {
         if self.handed_over {
             return;
         }
-        if !self.blocking && scope::current_task_is_hosting() {
+        // Blocking work has no scope, and most tasks never host a section:
+        // one look, and nothing hosted to wait for or to report.
+        if self.blocking || !scope::current_task_ever_hosted() {
+            self.report(&[]);
+            return;
+        }
+        if scope::current_task_is_hosting() {
             // The task is not finished while what it hosts runs (S1): its
             // report — and its slot, and the group's "empty" — wait.
             self.handed_over = true;
@@ -1674,11 +1680,7 @@ impl Drop for Done {
             return;
         }
         // What sections hosted while the task ran left behind.
-        let (overruns, panic) = if self.blocking {
-            Default::default()
-        } else {
-            scope::recorded_in_current_task()
-        };
+        let (overruns, panic) = scope::recorded_in_current_task();
         self.hosted_panic(panic);
         self.report(&overruns);
     }
@@ -2155,3 +2157,4 @@ impl Drop for FinishSignal {
         self.shared.finished(self.key);
     }
 }
+

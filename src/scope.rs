@@ -665,7 +665,13 @@ impl Hosted {
     }
 }
 
-/// Whether the task being polled on this thread hosts any section.
+/// Whether the task being polled on this thread ever hosted a section
+/// (most never do: then it has nothing hosted to wait for or report).
+pub(crate) fn current_task_ever_hosted() -> bool {
+    with_task(|task| task.host_if_any().is_some()).unwrap_or(false)
+}
+
+/// Whether the task being polled on this thread hosts a section right now.
 pub(crate) fn current_task_is_hosting() -> bool {
     with_task(TaskScope::is_hosting).unwrap_or(false)
 }
