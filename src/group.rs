@@ -333,10 +333,32 @@ impl Live {
             name: self
                 .name
                 .clone()
-                .unwrap_or_else(|| Cow::Owned(format!("task #{}", self.id))),
+                .unwrap_or_else(|| Cow::Owned(unnamed(self.id))),
             location: self.location,
         }
     }
+}
+
+/// `format!("task #{id}")`, without the formatting machinery: a forced
+/// shutdown names every unnamed task it drops (a third of its cost per task
+/// went to `format!`).
+fn unnamed(id: u64) -> String {
+    const PREFIX: &str = "task #";
+    let mut digits = [0u8; 20]; // u64::MAX has 20
+    let mut start = digits.len();
+    let mut rest = id;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut name = String::with_capacity(PREFIX.len() + digits.len() - start);
+    name.push_str(PREFIX);
+    name.extend(digits[start..].iter().map(|&d| char::from(d)));
+    name
 }
 
 #[derive(Default)]
@@ -411,6 +433,8 @@ impl Inner {
         let mut aborts: Vec<Arc<dyn Abort>> = Vec::new();
         let now_empty = {
             let mut state = self.lock();
+            infos.reserve(state.live.len());
+            aborts.reserve(state.live.len());
             state.forced = true;
             state.closed = true;
             self.closed.store(true, Ordering::Release);
@@ -2158,3 +2182,25 @@ impl Drop for FinishSignal {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::unnamed;
+
+    #[test]
+    fn an_unnamed_task_is_named_like_format_would() {
+        for id in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(unnamed(id), format!("task #{id}"));
+        }
+    }
+}
