@@ -70,23 +70,78 @@ use crate::{CancelToken, timeout};
 ///     group.shutdown(Duration::ZERO).await
 /// });
 /// let failure = &report.failures[0];
-/// assert_eq!((failure.task.name.as_ref(), failure.kind), ("job", FailureKind::Error));
+/// assert_eq!((failure.task.name().as_ref(), failure.kind), ("job", FailureKind::Error));
 /// assert_eq!(failure.message, "disk full");
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TaskInfo {
-    /// The name given to [`spawn_named`](TaskGroup::spawn_named), or
-    /// `task #N` (in spawn order).
-    pub name: Cow<'static, str>,
+    /// The name given at spawn, if any: an unnamed task's name is made
+    /// only when asked for, so a report on many unnamed tasks allocates no
+    /// string per task.
+    name: Option<Cow<'static, str>>,
+    id: u64,
     /// Where `spawn` was called (`#[track_caller]`).
     pub location: &'static Location<'static>,
 }
 
+impl TaskInfo {
+    /// The name given to [`spawn_named`](TaskGroup::spawn_named) (or
+    /// another spawn that takes one), or `task #N` for a task spawned
+    /// without one, `N` being its [`id`](TaskInfo::id). Only that second
+    /// form allocates.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// group.spawn_named("listener", |_| std::future::pending::<()>()).detach();
+    /// group.spawn(|_| std::future::pending::<()>()).detach();
+    /// let report = rt.block_on(group.shutdown(Duration::ZERO));
+    /// let mut names: Vec<_> = report.forced.iter().map(|t| t.name()).collect();
+    /// names.sort();
+    /// assert_eq!(names, ["listener", "task #1"]);
+    /// # }
+    /// ```
+    pub fn name(&self) -> Cow<'_, str> {
+        match &self.name {
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(format!("task #{}", self.id)),
+        }
+    }
+
+    /// The task's number in its group, in spawn order from 0 (named tasks
+    /// are numbered too): the `N` of an unnamed task's `task #N`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// use std::time::Duration;
+    /// use cancelkit::{Runtime, TaskGroup, rt::Smol};
+    ///
+    /// let rt = Smol::new().unwrap();
+    /// let group = TaskGroup::new(&rt);
+    /// group.spawn(|_| std::future::pending::<()>()).detach();
+    /// let report = rt.block_on(group.shutdown(Duration::ZERO));
+    /// assert_eq!(report.forced[0].id(), 0);
+    /// assert_eq!(report.forced[0].name(), "task #0");
+    /// # }
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 impl fmt::Display for TaskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (spawned at {})", self.name, self.location)
+        match &self.name {
+            Some(name) => write!(f, "{name}")?,
+            None => write!(f, "task #{}", self.id)?,
+        }
+        write!(f, " (spawned at {})", self.location)
     }
 }
 
@@ -104,7 +159,7 @@ impl fmt::Display for TaskInfo {
 ///     group.shutdown(Duration::ZERO).await
 /// });
 /// let failure = &report.failures[0];
-/// assert_eq!((failure.task.name.as_ref(), failure.kind), ("job", FailureKind::Error));
+/// assert_eq!((failure.task.name().as_ref(), failure.kind), ("job", FailureKind::Error));
 /// assert_eq!(failure.message, "disk full");
 /// # }
 /// ```
@@ -133,7 +188,7 @@ pub enum FailureKind {
 ///     group.shutdown(Duration::ZERO).await
 /// });
 /// let failure = &report.failures[0];
-/// assert_eq!((failure.task.name.as_ref(), failure.kind), ("job", FailureKind::Error));
+/// assert_eq!((failure.task.name().as_ref(), failure.kind), ("job", FailureKind::Error));
 /// assert_eq!(failure.message, "disk full");
 /// # }
 /// ```
@@ -179,7 +234,7 @@ impl std::error::Error for TaskFailure {}
 /// });
 /// assert_eq!(report.finished, 1);
 /// assert_eq!(report.forced.len(), 1);
-/// assert_eq!(report.forced[0].name, "stubborn");
+/// assert_eq!(report.forced[0].name(), "stubborn");
 /// println!("{report}");
 /// # }
 /// ```
@@ -330,35 +385,11 @@ struct Live {
 impl Live {
     fn info(&self) -> TaskInfo {
         TaskInfo {
-            name: self
-                .name
-                .clone()
-                .unwrap_or_else(|| Cow::Owned(unnamed(self.id))),
+            name: self.name.clone(),
+            id: self.id,
             location: self.location,
         }
     }
-}
-
-/// `format!("task #{id}")`, without the formatting machinery: a forced
-/// shutdown names every unnamed task it drops (a third of its cost per task
-/// went to `format!`).
-fn unnamed(id: u64) -> String {
-    const PREFIX: &str = "task #";
-    let mut digits = [0u8; 20]; // u64::MAX has 20
-    let mut start = digits.len();
-    let mut rest = id;
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let mut name = String::with_capacity(PREFIX.len() + digits.len() - start);
-    name.push_str(PREFIX);
-    name.extend(digits[start..].iter().map(|&d| char::from(d)));
-    name
 }
 
 #[derive(Default)]
@@ -1408,7 +1439,7 @@ impl<R: RuntimeHandle + LocalSpawner> TaskGroup<R> {
     ///     }
     /// });
     /// let report = rt.block_on(group.shutdown(Duration::from_millis(10)));
-    /// assert_eq!(report.forced[0].name, "stubborn");
+    /// assert_eq!(report.forced[0].name(), "stubborn");
     /// assert_eq!(ticks.get(), 1);
     /// # }
     /// ```
@@ -1474,7 +1505,7 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
     /// let report = rt.block_on(group.shutdown(Duration::from_secs(1)));
     /// assert_eq!(report.finished, 1);
     /// assert!(report.forced.is_empty());
-    /// assert_eq!(report.abandoned[0].name, "stubborn");
+    /// assert_eq!(report.abandoned[0].name(), "stubborn");
     /// drop(release); // let it end
     /// # }
     /// ```
@@ -2179,28 +2210,5 @@ struct FinishSignal {
 impl Drop for FinishSignal {
     fn drop(&mut self) {
         self.shared.finished(self.key);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unnamed;
-
-    #[test]
-    fn an_unnamed_task_is_named_like_format_would() {
-        for id in [
-            0,
-            1,
-            9,
-            10,
-            99,
-            100,
-            12_345,
-            u64::from(u32::MAX),
-            u64::MAX - 1,
-            u64::MAX,
-        ] {
-            assert_eq!(unnamed(id), format!("task #{id}"));
-        }
     }
 }

@@ -762,7 +762,7 @@ pub enum SectionKind {
 ///     group.shutdown(Duration::ZERO).await
 /// });
 /// let overrun = &report.overruns[0];
-/// assert_eq!(overrun.task.name, "stubborn");
+/// assert_eq!(overrun.task.name(), "stubborn");
 /// assert_eq!(overrun.section.kind, scope::SectionKind::Shield);
 /// # }
 /// ```

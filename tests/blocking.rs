@@ -268,7 +268,7 @@ where
     let report = rt.block_on(group.shutdown(Duration::from_secs(1)));
     assert_eq!(report.finished, 1, "{name}: {report}");
     assert!(report.forced.is_empty(), "{name}: {report}");
-    let abandoned: Vec<_> = report.abandoned.iter().map(|t| t.name.as_ref()).collect();
+    let abandoned: Vec<_> = report.abandoned.iter().map(|t| t.name()).collect();
     assert_eq!(abandoned, ["stubborn"], "{name}");
     assert!(
         report.to_string().contains("1 abandoned"),
@@ -300,7 +300,7 @@ where
     rt.block_on(group.wait());
     let report = rt.block_on(group.shutdown(Duration::ZERO));
     assert_eq!(report.failures.len(), 1, "{name}: {report}");
-    assert_eq!(report.failures[0].task.name, "breaks", "{name}");
+    assert_eq!(report.failures[0].task.name(), "breaks", "{name}");
     assert!(
         report.failures[0].message.contains("disk on fire"),
         "{name}"

@@ -359,7 +359,7 @@ fn an_overrun_while_the_task_still_runs_reaches_the_group_report() {
         group.shutdown(Duration::ZERO).await
     });
     assert_eq!(report.overruns.len(), 1, "{report}");
-    assert_eq!(report.overruns[0].task.name, "late");
+    assert_eq!(report.overruns[0].task.name(), "late");
 }
 
 #[test]

@@ -398,7 +398,7 @@ fn a_task_whose_destructor_panics_after_completing_is_a_failure_in_the_report() 
     assert_eq!(report.failures.len(), 1, "{report}");
     assert_eq!(report.failures[0].kind, FailureKind::Panicked);
     assert_eq!(report.failures[0].message, "destructor panicked");
-    assert_eq!(report.failures[0].task.name, "bomb");
+    assert_eq!(report.failures[0].task.name(), "bomb");
 }
 
 #[test]
@@ -757,8 +757,8 @@ fn group_and_task_set_tasks_record_the_callers_line() {
     let mut sites: Vec<(String, u32)> = report
         .forced
         .iter()
-        .inspect(|t| assert_eq!(t.location.file(), file!(), "{}", t.name))
-        .map(|t| (t.name.to_string(), t.location.line()))
+        .inspect(|t| assert_eq!(t.location.file(), file!(), "{}", t.name()))
+        .map(|t| (t.name().into_owned(), t.location.line()))
         .collect();
     sites.sort();
     assert_eq!(

@@ -24,12 +24,12 @@ use crate::{CancelToken, JoinError, SpawnerExt};
 /// A report as the trace holds it: the counts, and the tasks by name
 /// (sorted), without the spawn locations.
 fn summary(report: &ShutdownReport) -> String {
-    let mut forced: Vec<&str> = report.forced.iter().map(|t| t.name.as_ref()).collect();
+    let mut forced: Vec<_> = report.forced.iter().map(|t| t.name()).collect();
     forced.sort_unstable();
     let failures: Vec<String> = report
         .failures
         .iter()
-        .map(|f| format!("{} {:?}: {}", f.task.name, f.kind, f.message))
+        .map(|f| format!("{} {:?}: {}", f.task.name(), f.kind, f.message))
         .collect();
     format!(
         "finished {}, forced {forced:?}, failures {failures:?} (+{} not kept), not started {}",
@@ -134,7 +134,7 @@ pub(crate) fn b1_shutdown_forces_tasks_after_the_grace_and_names_them<R: CaseRun
     );
     let forced = &report.forced[0];
     ensure!(
-        forced.name == "stubborn" && here,
+        forced.name() == "stubborn" && here,
         "forced task reported as {forced}"
     );
     ensure!(empty, "tasks still live after shutdown returned");
@@ -214,7 +214,7 @@ pub(crate) fn b3_a_panic_spares_siblings_unless_fail_fast<R: CaseRuntime>(
         let failures: Vec<String> = report
             .failures
             .iter()
-            .map(|f| format!("{} {:?}: {}", f.task.name, f.kind, f.message))
+            .map(|f| format!("{} {:?}: {}", f.task.name(), f.kind, f.message))
             .collect();
         trace.record(format!(
             "fail_fast={fail_fast}: the panicking task gave {}; siblings' token cancelled \
@@ -227,7 +227,7 @@ pub(crate) fn b3_a_panic_spares_siblings_unless_fail_fast<R: CaseRuntime>(
             describe(&bad)
         );
         ensure!(
-            report.failures.len() == 1 && report.failures[0].task.name == "bad",
+            report.failures.len() == 1 && report.failures[0].task.name() == "bad",
             "fail_fast={fail_fast}: failures {:?}",
             report.failures
         );

@@ -130,7 +130,7 @@ pub(crate) fn l4_shutdown_reports_blocking_work_that_ignores_it_as_abandoned<
         group.clone().shutdown(patience / 10),
     )?;
     let still_running = !stubborn_ended.is_cancelled();
-    let abandoned: Vec<&str> = report.abandoned.iter().map(|t| t.name.as_ref()).collect();
+    let abandoned: Vec<_> = report.abandoned.iter().map(|t| t.name()).collect();
     trace.record(format!(
         "shutdown returned: finished {}, forced {}, abandoned {abandoned:?}; the stubborn work \
          still running: {still_running}",

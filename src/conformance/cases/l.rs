@@ -222,7 +222,7 @@ pub(crate) fn l2_a_local_group_shuts_down_like_any_group<R: LocalCaseRuntime>(
             .detach();
         group.clone().shutdown(grace).await
     })?;
-    let forced: Vec<&str> = report.forced.iter().map(|t| t.name.as_ref()).collect();
+    let forced: Vec<_> = report.forced.iter().map(|t| t.name()).collect();
     let (holders, empty, kind) = (
         Rc::strong_count(&state),
         group.is_empty(),

@@ -60,7 +60,7 @@ fn overruns(report: &ShutdownReport) -> Vec<String> {
     report
         .overruns
         .iter()
-        .map(|o: &TaskOverrun| format!("{}: {:?}", o.task.name, o.section.kind))
+        .map(|o: &TaskOverrun| format!("{}: {:?}", o.task.name(), o.section.kind))
         .collect()
 }
 
@@ -189,7 +189,7 @@ pub(crate) fn s1_cancel_and_group_shutdown_wait_for_shields<R: CaseRuntime>(
         report
             .forced
             .iter()
-            .map(|t| t.name.to_string())
+            .map(|t| t.name().into_owned())
             .collect::<Vec<_>>(),
         overruns(&report)
     ));
@@ -271,7 +271,7 @@ pub(crate) fn s2_a_shield_past_its_grace_is_dropped_and_reported<R: CaseRuntime>
     );
     ensure!(
         report.overruns.len() == 1
-            && report.overruns[0].task.name == "stubborn"
+            && report.overruns[0].task.name() == "stubborn"
             && report.overruns[0].section.kind == SectionKind::Shield
             && here
             && distinct,
@@ -447,7 +447,7 @@ pub(crate) fn s3_cleanup_has_its_own_deadline<R: CaseRuntime>(cx: &Ctx<'_, R>) -
     ensure!(
         report.overruns.len() == 1
             && report.overruns[0].section.kind == SectionKind::Cleanup
-            && report.overruns[0].task.name == "rollback",
+            && report.overruns[0].task.name() == "rollback",
         "report: {report}"
     );
     Ok(())
