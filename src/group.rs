@@ -917,7 +917,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start_waiting::<Sent, _, _>(None, make, no_failure)
+        self.start_waiting::<Sent, _, _, _>(None, make, NoFailure)
     }
 
     /// [`spawn`](TaskGroup::spawn) with a name, which the
@@ -944,7 +944,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start_waiting::<Sent, _, _>(Some(name.into()), make, no_failure)
+        self.start_waiting::<Sent, _, _, _>(Some(name.into()), make, NoFailure)
     }
 
     /// Like [`spawn_named`](TaskGroup::spawn_named), for tasks that return
@@ -981,7 +981,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        self.start_waiting::<Sent, _, _>(Some(name.into()), make, error_text)
+        self.start_waiting::<Sent, _, _, _>(Some(name.into()), make, ErrorText)
     }
 
     /// Spawns like [`spawn_named`](TaskGroup::spawn_named), but never
@@ -1016,12 +1016,12 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start_with::<Sent, _, _>(
+        self.start_with::<Sent, _, _, _>(
             Some(name.into()),
             Location::caller(),
             Gate::IfFree,
             make,
-            no_failure,
+            NoFailure,
         )
     }
 
@@ -1029,19 +1029,21 @@ impl<R: RuntimeHandle> TaskGroup<R> {
     /// every `spawn*` but `try_spawn` does. `L` hands the harness to the
     /// runtime (see [`start_with`](Self::start_with)).
     #[track_caller]
-    fn start_waiting<L, F, Fut>(
+    fn start_waiting<L, F, Fut, C>(
         &self,
         name: Option<Cow<'static, str>>,
         make: F,
-        classify: fn(&Fut::Output) -> Option<String>,
+        classify: C,
     ) -> Task<Fut::Output>
     where
-        L: Launch<R, crate::task::Harness<Tracked<Fut>>>,
+        L: Launch<R, crate::task::Harness<Tracked<Fut, C>>>,
+        C: Classify<Fut::Output>,
         F: FnOnce(CancelToken) -> Fut,
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        match self.start_with::<L, F, Fut>(name, Location::caller(), Gate::Wait, make, classify) {
+        match self.start_with::<L, F, Fut, C>(name, Location::caller(), Gate::Wait, make, classify)
+        {
             Ok(task) => task,
             Err(Full(_)) => unreachable!("only `Gate::IfFree` refuses"),
         }
@@ -1053,16 +1055,17 @@ impl<R: RuntimeHandle> TaskGroup<R> {
     /// takes the task's bookkeeping with it (`Done`), and the panic
     /// reaches the caller's line.
     #[track_caller]
-    fn start_with<L, F, Fut>(
+    fn start_with<L, F, Fut, C>(
         &self,
         name: Option<Cow<'static, str>>,
         location: &'static Location<'static>,
         gate: Gate,
         make: F,
-        classify: fn(&Fut::Output) -> Option<String>,
+        classify: C,
     ) -> Result<Task<Fut::Output>, Full<F>>
     where
-        L: Launch<R, crate::task::Harness<Tracked<Fut>>>,
+        L: Launch<R, crate::task::Harness<Tracked<Fut, C>>>,
+        C: Classify<Fut::Output>,
         F: FnOnce(CancelToken) -> Fut,
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
@@ -1121,7 +1124,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
             fut: Some(fut),
             queued,
             doomed: false,
-            done: Done::new(inner, key, id, token, false, permit),
+            done: Done::new(inner, key, id, false, permit),
             classify,
         };
         // Spawn without holding the lock: a spawner may poll inline.
@@ -1408,7 +1411,7 @@ impl<R: RuntimeHandle + LocalSpawner> TaskGroup<R> {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start_waiting::<Local, _, _>(None, make, no_failure)
+        self.start_waiting::<Local, _, _, _>(None, make, NoFailure)
     }
 
     /// [`spawn_local`](TaskGroup::spawn_local) with a name, which the
@@ -1454,7 +1457,7 @@ impl<R: RuntimeHandle + LocalSpawner> TaskGroup<R> {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        self.start_waiting::<Local, _, _>(Some(name.into()), make, no_failure)
+        self.start_waiting::<Local, _, _, _>(Some(name.into()), make, NoFailure)
     }
 }
 
@@ -1596,17 +1599,17 @@ impl<R: RuntimeHandle + SpawnBlocking> TaskGroup<R> {
                 }
             }
         });
-        let done = Done::new(inner, key, id, token.clone(), true, None);
+        let done = Done::new(inner, key, id, true, None);
         // `done` reports when the closure ends — or is dropped unrun.
         let tracked = move |blocking: &BlockingToken| {
             let mut done = done;
             match catch_unwind(AssertUnwindSafe(|| f(blocking))) {
                 Ok(value) => {
-                    done.outcome = Outcome::Finished;
+                    done.finished = true;
                     value
                 }
                 Err(payload) => {
-                    done.outcome = Outcome::failed(FailureKind::Panicked, panic_text(&*payload));
+                    done.fail(FailureKind::Panicked, panic_text(&*payload));
                     drop(done);
                     resume_unwind(payload)
                 }
@@ -1623,28 +1626,43 @@ fn never_run<T>() -> Task<T> {
     task
 }
 
-fn no_failure<T>(_: &T) -> Option<String> {
-    None
+/// Which outputs of a task are failures, and their messages: a type, not a
+/// function pointer, so a task's future carries no word for it.
+trait Classify<T>: Copy + Send + 'static {
+    fn failure(self, out: &T) -> Option<String>;
 }
 
-fn error_text<T, E: fmt::Display>(out: &Result<T, E>) -> Option<String> {
-    out.as_ref().err().map(ToString::to_string)
+/// No output is a failure ([`TaskGroup::spawn`]).
+#[derive(Clone, Copy)]
+struct NoFailure;
+
+impl<T> Classify<T> for NoFailure {
+    fn failure(self, _: &T) -> Option<String> {
+        None
+    }
+}
+
+/// An `Err` is a failure, its `Display` the message
+/// ([`TaskGroup::spawn_fallible`]).
+#[derive(Clone, Copy)]
+struct ErrorText;
+
+impl<T, E: fmt::Display> Classify<Result<T, E>> for ErrorText {
+    fn failure(self, out: &Result<T, E>) -> Option<String> {
+        out.as_ref().err().map(ToString::to_string)
+    }
 }
 
 // ===== the per-task wrapper =====
 
+/// How a task ended, as its report sees it (a [`Done`] keeps it in two
+/// smaller fields).
 enum Outcome {
     /// Still running, or dropped before finishing (forced or cancelled).
     Dropped,
     Finished,
-    /// Boxed: failing is rare, and every task carries an `Outcome`.
+    /// Boxed: failing is rare, and every task carries room for this.
     Failed(Box<(FailureKind, String)>),
-}
-
-impl Outcome {
-    fn failed(kind: FailureKind, message: String) -> Self {
-        Outcome::Failed(Box::new((kind, message)))
-    }
 }
 
 /// Reports a task's end to its group when the task's future is dropped —
@@ -1652,17 +1670,24 @@ impl Outcome {
 /// if the task then still hosts shields or cleanups, once they ended.
 struct Done {
     inner: Arc<Inner>,
-    key: usize,
+    /// Its entry's key in `State::live` (a `u32`, with the flags below in
+    /// one word).
+    key: u32,
     id: u64,
-    token: CancelToken,
-    outcome: Outcome,
+    /// How it ended (see [`Done::take_outcome`]): a flag and a word, not
+    /// an [`Outcome`]'s two words.
+    finished: bool,
+    failure: Option<Box<(FailureKind, String)>>,
     /// It reported, or its report moved into a deferred one: dropping it
     /// says nothing.
     handed_over: bool,
     /// Blocking work's: it runs on a pool thread, or is dropped wherever
     /// its runtime drops it, never as part of a task — so it has no scope.
     blocking: bool,
-    _permit: Option<SemaphoreGuardArc>,
+    /// It holds one of a limited group's slots (a permit of
+    /// `Inner::slots`, its guard forgotten: a flag here, not a guard's
+    /// two words in every task's future), given back when it is dropped.
+    holds_slot: bool,
 }
 
 impl Done {
@@ -1672,35 +1697,71 @@ impl Done {
         inner: Arc<Inner>,
         key: usize,
         id: u64,
-        token: CancelToken,
         blocking: bool,
         permit: Option<SemaphoreGuardArc>,
     ) -> Self {
         Done {
             inner,
-            key,
+            key: u32::try_from(key).expect("fewer than 2^32 live tasks in a group"),
             id,
-            token,
-            outcome: Outcome::Dropped,
+            finished: false,
+            failure: None,
             handed_over: false,
             blocking,
-            _permit: permit,
+            holds_slot: permit.map(SemaphoreGuardArc::forget).is_some(),
         }
+    }
+
+    /// Takes over `permit`, a slot of the group: given back when this is
+    /// dropped.
+    fn hold(&mut self, permit: SemaphoreGuardArc) {
+        debug_assert!(!self.holds_slot);
+        permit.forget();
+        self.holds_slot = true;
     }
 
     /// A hosted section of the task panicked: that panic is the task's (its
     /// handle reports it), and so the group's failure.
     fn hosted_panic(&mut self, text: Option<String>) {
         if let Some(text) = text {
-            if !matches!(&self.outcome, Outcome::Failed(f) if f.0 == FailureKind::Panicked) {
-                self.outcome = Outcome::failed(FailureKind::Panicked, text);
+            if !matches!(&self.failure, Some(f) if f.0 == FailureKind::Panicked) {
+                self.fail(FailureKind::Panicked, text);
             }
+        }
+    }
+
+    /// It failed (over whatever it ended with before).
+    fn fail(&mut self, kind: FailureKind, message: String) {
+        self.failure = Some(Box::new((kind, message)));
+    }
+
+    /// How it ended, taken out (what is left says `Dropped`).
+    fn take_outcome(&mut self) -> Outcome {
+        match (self.failure.take(), std::mem::take(&mut self.finished)) {
+            (Some(failure), _) => Outcome::Failed(failure),
+            (None, true) => Outcome::Finished,
+            (None, false) => Outcome::Dropped,
         }
     }
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
+        self.end();
+        // After the report (the entry is gone from the group), as a guard
+        // field would be: a task queued for the slot may start now.
+        if self.holds_slot {
+            if let Some(slots) = &self.inner.slots {
+                slots.add_permits(1);
+            }
+        }
+    }
+}
+
+impl Done {
+    /// Reports the end, or defers the report while the task hosts
+    /// sections.
+    fn end(&mut self) {
         if self.handed_over {
             return;
         }
@@ -1714,15 +1775,11 @@ impl Drop for Done {
             // The task is not finished while what it hosts runs (S1): its
             // report — and its slot, and the group's "empty" — wait.
             self.handed_over = true;
-            let mut later = Done::new(
-                self.inner.clone(),
-                self.key,
-                self.id,
-                self.token.clone(),
-                false,
-                self._permit.take(),
-            );
-            later.outcome = std::mem::replace(&mut self.outcome, Outcome::Dropped);
+            let mut later = Done::new(self.inner.clone(), self.key as usize, self.id, false, None);
+            // The slot stays taken until the deferred report.
+            later.holds_slot = std::mem::take(&mut self.holds_slot);
+            later.finished = std::mem::take(&mut self.finished);
+            later.failure = self.failure.take();
             let report = move |overruns: &[Overrun], panic: Option<String>| {
                 let mut later = later;
                 later.hosted_panic(panic);
@@ -1739,14 +1796,13 @@ impl Drop for Done {
         self.hosted_panic(panic);
         self.report(&overruns);
     }
-}
 
-impl Done {
     /// Reports the end to the group: the entry leaves, with its outcome and
     /// `overruns` recorded. Once: what `drop` does after it is nothing.
     fn report(&mut self, overruns: &[Overrun]) {
         self.handed_over = true;
         let mut cancel_siblings = None;
+        let outcome = self.take_outcome();
         let now_empty;
         {
             let mut state = self.inner.lock();
@@ -1754,7 +1810,7 @@ impl Done {
             // shutdown leaves the group before it ends.
             if state
                 .live
-                .get(self.key)
+                .get(self.key as usize)
                 .is_none_or(|live| live.id != self.id)
             {
                 // Only blocking work leaves early; a task's entry stays
@@ -1762,9 +1818,9 @@ impl Done {
                 debug_assert!(self.blocking, "a task's entry left the group early");
                 return;
             }
-            let live = state.live.remove(self.key);
+            let live = state.live.remove(self.key as usize);
             let forced = state.forced;
-            match std::mem::replace(&mut self.outcome, Outcome::Dropped) {
+            match outcome {
                 Outcome::Finished => {
                     if state.shutting_down && !forced {
                         state.finished_in_grace += 1;
@@ -1827,7 +1883,7 @@ pin_project_lite::pin_project! {
     /// It drops the user's future itself — on completion, and in its own
     /// destructor — so that a destructor that panics is recorded as the
     /// panic the task's handle reports, before `done` reports to the group.
-    struct Tracked<F: Future> {
+    struct Tracked<F: Future, C> {
         #[pin]
         fut: Option<F>,
         // Waiting for a slot of a limited group; the future is not polled
@@ -1836,16 +1892,16 @@ pin_project_lite::pin_project! {
         // Dropped while queued: never starts, whatever wakes it.
         doomed: bool,
         done: Done,
-        classify: fn(&F::Output) -> Option<String>,
+        classify: C,
     }
 
-    impl<F: Future> PinnedDrop for Tracked<F> {
+    impl<F: Future, C> PinnedDrop for Tracked<F, C> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Err(payload) = drop_in_place_caught(this.fut) {
                 // Dropped unfinished (cancelled or forced), and its
                 // destructor panicked: the handle reports that panic.
-                this.done.outcome = Outcome::failed(FailureKind::Panicked, panic_text(&*payload));
+                this.done.fail(FailureKind::Panicked, panic_text(&*payload));
                 resume_unwind(payload)
             }
         }
@@ -1863,7 +1919,7 @@ fn drop_in_place_caught<F>(
     catch_unwind(AssertUnwindSafe(|| slot.set(None)))
 }
 
-impl<F: Future> Future for Tracked<F> {
+impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -1880,7 +1936,7 @@ impl<F: Future> Future for Tracked<F> {
             let mut state = this.done.inner.lock();
             let live = state
                 .live
-                .get_mut(this.done.key)
+                .get_mut(this.done.key as usize)
                 .filter(|l| l.id == this.done.id);
             match live {
                 Some(live) if !live.doomed => live.started = true,
@@ -1892,7 +1948,7 @@ impl<F: Future> Future for Tracked<F> {
                 }
             }
             drop(state);
-            this.done._permit = Some(permit);
+            this.done.hold(permit);
         }
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
             // Finished already: runtimes do not poll again (the harness
@@ -1902,21 +1958,22 @@ impl<F: Future> Future for Tracked<F> {
         match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(out)) => {
-                let failure = (this.classify)(&out);
+                let failure = this.classify.failure(&out);
                 // The future is done: drop it now, so a panic in its
                 // destructor is this task's outcome (as its handle sees it).
                 if let Err(payload) = drop_in_place_caught(this.fut.as_mut()) {
                     drop_quietly(out);
-                    this.done.outcome =
-                        Outcome::failed(FailureKind::Panicked, panic_text(&*payload));
+                    this.done.fail(FailureKind::Panicked, panic_text(&*payload));
                     resume_unwind(payload)
                 }
-                this.done.outcome = match failure {
-                    // An error caused by being cancelled is no failure.
-                    Some(_) if this.done.token.is_cancelled() => Outcome::Finished,
-                    Some(message) => Outcome::failed(FailureKind::Error, message),
-                    None => Outcome::Finished,
-                };
+                match failure {
+                    // An error caused by being cancelled (the task's token,
+                    // its scope's) is no failure.
+                    Some(message) if !scope::current_task_cancelled() => {
+                        this.done.fail(FailureKind::Error, message);
+                    }
+                    _ => this.done.finished = true,
+                }
                 Poll::Ready(out)
             }
             Err(payload) => {
@@ -1924,7 +1981,7 @@ impl<F: Future> Future for Tracked<F> {
                 // panic; a second panic from the destructor is not ours to
                 // report.
                 drop_quietly(drop_in_place_caught(this.fut.as_mut()));
-                this.done.outcome = Outcome::failed(FailureKind::Panicked, panic_text(&*payload));
+                this.done.fail(FailureKind::Panicked, panic_text(&*payload));
                 resume_unwind(payload)
             }
         }
@@ -2075,7 +2132,7 @@ impl<R: RuntimeHandle, T: Send + 'static> TaskSet<R, T> {
         let key = entry.key();
         let shared = self.shared.clone();
         let made = std::cell::Cell::new(false);
-        let task = self.group.start_waiting::<Sent, _, _>(
+        let task = self.group.start_waiting::<Sent, _, _, _>(
             name,
             |token| {
                 made.set(true);
@@ -2084,7 +2141,7 @@ impl<R: RuntimeHandle, T: Send + 'static> TaskSet<R, T> {
                     _signal: FinishSignal { shared, key },
                 }
             },
-            no_failure,
+            NoFailure,
         );
         if !made.get() {
             // The group is closed: the task never runs, and no signal

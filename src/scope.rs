@@ -665,6 +665,12 @@ impl Hosted {
     }
 }
 
+/// Whether the token of the task being polled on this thread is cancelled
+/// (`false` outside a task, or if its token was never made).
+pub(crate) fn current_task_cancelled() -> bool {
+    with_task(|task| task.token.get().is_some_and(CancelToken::is_cancelled)).unwrap_or(false)
+}
+
 /// Whether the task being polled on this thread ever hosted a section
 /// (most never do: then it has nothing hosted to wait for or report).
 pub(crate) fn current_task_ever_hosted() -> bool {

@@ -350,6 +350,57 @@ fn a_queued_task_starts_when_a_slot_frees() {
 }
 
 #[test]
+fn a_task_hosting_a_handed_over_shield_keeps_its_slot_until_the_shield_ends() {
+    let sim = Sim::new();
+    let group = cancelkit::TaskGroup::builder(&sim).limit(1).build();
+    let (in_shield, release) = (CancelToken::new(), CancelToken::new());
+    let first = group.spawn({
+        let (sim, in_shield, release) = (sim.clone(), in_shield.clone(), release.clone());
+        move |_| async move {
+            let shielded = async move {
+                in_shield.cancel();
+                release.cancelled().await;
+            };
+            cancelkit::scope::shield(&sim, Duration::from_secs(60), shielded).await;
+        }
+    });
+    sim.block_on(in_shield.cancelled());
+    // The shield is handed to the task, which is not finished, and keeps
+    // its slot, while the shield runs.
+    first.abort();
+    let second = group.spawn(|_| async { 2 });
+    sim.settle(); // everything that can run has run
+    assert!(
+        !second.is_finished(),
+        "it waits for the shielding task's slot"
+    );
+    assert!(!first.is_finished(), "the shield still runs");
+    release.cancel();
+    assert_eq!(sim.block_on(second).unwrap(), 2);
+    assert!(sim.block_on(first).unwrap_err().is_cancelled());
+}
+
+#[test]
+fn an_error_a_task_returns_once_its_token_is_cancelled_is_no_failure() {
+    let sim = Sim::new();
+    let group = cancelkit::TaskGroup::new(&sim);
+    let report = sim.block_on(async {
+        group
+            .spawn_fallible("stopped", |token| async move {
+                token.cancelled().await;
+                Err::<(), _>("cancelled, so no failure")
+            })
+            .detach();
+        let broken = group.spawn_fallible("broken", |_| async { Err::<(), _>("a failure") });
+        assert!(broken.await.unwrap().is_err());
+        group.shutdown(Duration::from_secs(1)).await
+    });
+    let failed: Vec<_> = report.failures.iter().map(|f| f.task.name()).collect();
+    assert_eq!(failed, ["broken"], "{report}");
+    assert_eq!(report.finished, 1, "{report}");
+}
+
+#[test]
 fn a_sim_stays_usable_after_a_caught_panic() {
     let sim = Sim::new();
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
