@@ -12,8 +12,12 @@
 # ways unrelated to the change measured (padding a 104-byte allocation by
 # 8 to 64 bytes moved spawn + join by -75 to +320 instructions). Operations: spawn + join on tokio
 # current-thread and on a smol executor on one thread (cancelkit's `Task`
-# and the runtime's own handle), and spawn + `cancel().await` of a
-# pending task on tokio. The program is ci/instructions/src/main.rs.
+# and the runtime's own handle), spawn + `cancel().await` of a
+# pending task on tokio, and per task of a `TaskGroup` on tokio
+# current-thread: a request (child token, task, done, dropped; against a
+# tokio-util token + `TaskTracker`), and an idle task spawned and shut
+# down cooperatively (against `TaskTracker`) or forced (against `JoinSet`).
+# The program is ci/instructions/src/main.rs.
 set -euo pipefail
 shopt -s inherit_errexit
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +38,7 @@ publish = false
 [dependencies]
 cancelkit = { path = "$2", features = ["tokio", "smol"] }
 tokio = { version = "1", features = ["rt"] }
+tokio-util = { version = "0.7", features = ["rt"] }
 smol = "2"
 [profile.release]
 debug = 1
@@ -77,7 +82,8 @@ fi
 
 printf '| operation |'; for l in "${labels[@]}"; do printf ' %s |' "$l"; done; echo
 printf '|---|'; for _ in "${labels[@]}"; do printf -- '---|'; done; echo
-for mode in tokio tokio-native smol smol-native tokio-cancel; do
+for mode in tokio tokio-native smol smol-native tokio-cancel \
+    request request-tokio-util coop coop-tokio-util forced forced-joinset; do
     printf '| %s |' "$mode"
     for bin in "${bins[@]}"; do printf ' %s |' "$(per_op "$bin" "$mode")"; done
     echo

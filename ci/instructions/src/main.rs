@@ -4,8 +4,14 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use std::future::pending;
+use std::time::Duration;
+
 use cancelkit::rt::{Smol, Tokio};
-use cancelkit::{Runtime, SpawnerExt};
+use cancelkit::{Runtime, SpawnerExt, TaskGroup};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -44,6 +50,81 @@ fn main() {
                 }
             });
         }
+        // The group rows, per task: N requests (child token, task in a
+        // group, done, dropped), or N idle tasks spawned and then shut down
+        // (cooperatively: each waits on its token; forced: each pends
+        // forever), each against its tokio-util / JoinSet anchor.
+        "request" | "request-tokio-util" | "coop" | "coop-tokio-util" | "forced"
+        | "forced-joinset" => {
+            let rt = Tokio::current_thread().unwrap();
+            rt.block_on(groups(&rt, &mode, n));
+        }
         other => panic!("unknown mode {other}"),
+    }
+}
+
+async fn groups(rt: &Tokio, mode: &str, n: usize) {
+    match mode {
+        "request" => {
+            let group = TaskGroup::new(rt);
+            for _ in 0..n {
+                group
+                    .spawn(|request| async move {
+                        black_box(request.is_cancelled());
+                    })
+                    .detach();
+            }
+            group.close();
+            group.wait().await;
+        }
+        "request-tokio-util" => {
+            let (server, tracker) = (CancellationToken::new(), TaskTracker::new());
+            for _ in 0..n {
+                let request = server.child_token();
+                tracker.spawn(async move {
+                    black_box(request.is_cancelled());
+                });
+            }
+            tracker.close();
+            tracker.wait().await;
+        }
+        "coop" | "forced" => {
+            let group = TaskGroup::new(rt);
+            for _ in 0..n {
+                if mode == "coop" {
+                    group
+                        .spawn(|stop| async move { stop.cancelled().await })
+                        .detach();
+                } else {
+                    group.spawn(|_| pending::<()>()).detach();
+                }
+            }
+            tokio::task::yield_now().await;
+            let grace = if mode == "coop" {
+                Duration::from_secs(60)
+            } else {
+                Duration::ZERO
+            };
+            black_box(group.shutdown(grace).await);
+        }
+        "coop-tokio-util" => {
+            let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
+            for _ in 0..n {
+                let t = token.child_token();
+                tracker.spawn(async move { t.cancelled().await });
+            }
+            tokio::task::yield_now().await;
+            tracker.close();
+            token.cancel();
+            tracker.wait().await;
+        }
+        _ => {
+            let mut set = JoinSet::new();
+            for _ in 0..n {
+                set.spawn(pending::<()>());
+            }
+            tokio::task::yield_now().await;
+            set.shutdown().await;
+        }
     }
 }
