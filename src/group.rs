@@ -1735,6 +1735,16 @@ impl Done {
         self.failure = Some(Box::new((kind, message)));
     }
 
+    /// Gives its slot of a limited group back, if it holds one: a task
+    /// queued for it may start.
+    fn give_back_slot(&mut self) {
+        if std::mem::take(&mut self.holds_slot) {
+            if let Some(slots) = &self.inner.slots {
+                slots.add_permits(1);
+            }
+        }
+    }
+
     /// How it ended, taken out (what is left says `Dropped`).
     fn take_outcome(&mut self) -> Outcome {
         match (self.failure.take(), std::mem::take(&mut self.finished)) {
@@ -1748,13 +1758,8 @@ impl Done {
 impl Drop for Done {
     fn drop(&mut self) {
         self.end();
-        // After the report (the entry is gone from the group), as a guard
-        // field would be: a task queued for the slot may start now.
-        if self.holds_slot {
-            if let Some(slots) = &self.inner.slots {
-                slots.add_permits(1);
-            }
-        }
+        // Unless the report gave it back (or a deferred one took it).
+        self.give_back_slot();
     }
 }
 
@@ -1863,8 +1868,11 @@ impl Done {
             }
             now_empty = state.live.is_empty();
         }
+        // Its entry is gone. Before cancelling, whose user callbacks might
+        // panic: the slot is free again whatever they do.
+        self.give_back_slot();
         // Only the waiters for "no task left" listen; wake them only then —
-        // before cancelling, whose user callbacks might panic.
+        // before cancelling, too.
         if now_empty {
             self.inner.changed.notify(usize::MAX);
         }

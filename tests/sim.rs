@@ -381,6 +381,27 @@ fn a_task_hosting_a_handed_over_shield_keeps_its_slot_until_the_shield_ends() {
 }
 
 #[test]
+fn a_failed_tasks_slot_frees_even_if_the_fail_fast_cancel_panics() {
+    let sim = Sim::new();
+    let group = cancelkit::TaskGroup::builder(&sim)
+        .limit(1)
+        .fail_fast()
+        .build();
+    group
+        .token()
+        .on_cancel(|_| panic!("a callback that panics"))
+        .forget();
+    let failing = group.spawn_fallible("bad", |_| async { Err::<(), _>("boom") });
+    let queued = group.spawn(|_| async { 2 });
+    let (failing, queued) = sim
+        .try_block_on(async { (failing.await, queued.await) })
+        .expect("the queued task must get the failed task's slot");
+    // The callback's panic is the failed task's (it ran in its report).
+    assert!(failing.unwrap_err().is_panic());
+    assert_eq!(queued.unwrap(), 2);
+}
+
+#[test]
 fn an_error_a_task_returns_once_its_token_is_cancelled_is_no_failure() {
     let sim = Sim::new();
     let group = cancelkit::TaskGroup::new(&sim);
