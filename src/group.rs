@@ -1735,13 +1735,13 @@ impl Done {
         self.failure = Some(Box::new((kind, message)));
     }
 
-    /// Gives its slot of a limited group back, if it holds one: a task
-    /// queued for it may start.
-    fn give_back_slot(&mut self) {
+    /// Its slot of a limited group, if it holds one, as a guard that gives
+    /// it back when dropped (a task queued for it may start then).
+    fn take_slot(&mut self) -> Option<SlotBack> {
         if std::mem::take(&mut self.holds_slot) {
-            if let Some(slots) = &self.inner.slots {
-                slots.add_permits(1);
-            }
+            self.inner.slots.clone().map(SlotBack)
+        } else {
+            None
         }
     }
 
@@ -1759,7 +1759,17 @@ impl Drop for Done {
     fn drop(&mut self) {
         self.end();
         // Unless the report gave it back (or a deferred one took it).
-        self.give_back_slot();
+        drop(self.take_slot());
+    }
+}
+
+/// A slot of a limited group (a permit of `Inner::slots` whose guard was
+/// forgotten), given back when dropped — also while unwinding.
+struct SlotBack(Arc<Semaphore>);
+
+impl Drop for SlotBack {
+    fn drop(&mut self) {
+        self.0.add_permits(1);
     }
 }
 
@@ -1806,6 +1816,10 @@ impl Done {
     /// `overruns` recorded. Once: what `drop` does after it is nothing.
     fn report(&mut self, overruns: &[Overrun]) {
         self.handed_over = true;
+        // Given back when this returns — after the entry left and after the
+        // fail-fast cancel, so a task queued for the slot starts with its
+        // token cancelled — or when a panic (a cancel callback's) unwinds.
+        let _slot = self.take_slot();
         let mut cancel_siblings = None;
         let outcome = self.take_outcome();
         let now_empty;
@@ -1868,11 +1882,8 @@ impl Done {
             }
             now_empty = state.live.is_empty();
         }
-        // Its entry is gone. Before cancelling, whose user callbacks might
-        // panic: the slot is free again whatever they do.
-        self.give_back_slot();
         // Only the waiters for "no task left" listen; wake them only then —
-        // before cancelling, too.
+        // before cancelling, whose user callbacks might panic.
         if now_empty {
             self.inner.changed.notify(usize::MAX);
         }
