@@ -137,11 +137,7 @@ impl TaskInfo {
 
 impl fmt::Display for TaskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "{name}")?,
-            None => write!(f, "task #{}", self.id)?,
-        }
-        write!(f, " (spawned at {})", self.location)
+        write!(f, "{} (spawned at {})", self.name(), self.location)
     }
 }
 
