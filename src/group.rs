@@ -1973,14 +1973,23 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
         match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(out)) => {
-                let failure = this.classify.failure(&out);
+                // The error's `Display` is user code: a panic in it is this
+                // task's panic, reported like one from its future.
+                let classify = *this.classify;
+                let failure = catch_unwind(AssertUnwindSafe(|| classify.failure(&out)));
                 // The future is done: drop it now, so a panic in its
                 // destructor is this task's outcome (as its handle sees it).
-                if let Err(payload) = drop_in_place_caught(this.fut.as_mut()) {
-                    drop_quietly(out);
-                    this.done.fail(FailureKind::Panicked, panic_text(&*payload));
-                    resume_unwind(payload)
-                }
+                let dropped = drop_in_place_caught(this.fut.as_mut());
+                let failure = match (failure, dropped) {
+                    (Ok(failure), Ok(())) => failure,
+                    // The first panic is the task's; a second one from the
+                    // destructor is not ours to report.
+                    (Err(payload), second) => {
+                        drop_quietly(second);
+                        fail_with(this.done, out, payload)
+                    }
+                    (Ok(_), Err(payload)) => fail_with(this.done, out, payload),
+                };
                 match failure {
                     // An error caused by being cancelled (the task's token,
                     // its scope's) is no failure.
@@ -2001,6 +2010,14 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
             }
         }
     }
+}
+
+/// Records a panic that ended a task after its future gave `out`, then
+/// goes on unwinding with it (the harness reports it to the handle).
+fn fail_with<T>(done: &mut Done, out: T, payload: Box<dyn std::any::Any + Send>) -> ! {
+    drop_quietly(out);
+    done.fail(FailureKind::Panicked, panic_text(&*payload));
+    resume_unwind(payload)
 }
 
 // ===== collecting outputs as tasks finish =====

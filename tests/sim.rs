@@ -500,6 +500,34 @@ fn a_forced_task_whose_destructor_panics_is_a_failure_too() {
 }
 
 #[test]
+fn an_error_whose_display_panics_is_the_tasks_panic_in_the_report() {
+    use cancelkit::{JoinError, TaskGroup, group::FailureKind};
+    struct Unprintable;
+    impl std::fmt::Display for Unprintable {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("display panicked")
+        }
+    }
+    let sim = Sim::new();
+    let group = TaskGroup::new(&sim);
+    let report = sim.block_on(async {
+        let task = group.spawn_fallible("odd", |_| async { Err::<(), _>(Unprintable) });
+        match task.await {
+            Err(JoinError::Panicked(p)) => {
+                assert_eq!(p.downcast_ref::<&str>(), Some(&"display panicked"));
+            }
+            other => panic!("the handle said {:?}", other.map(|_| ())),
+        }
+        group.shutdown(Duration::ZERO).await
+    });
+    assert_eq!(report.finished, 0, "{report}");
+    assert_eq!(report.failures.len(), 1, "{report}");
+    assert_eq!(report.failures[0].kind, FailureKind::Panicked);
+    assert_eq!(report.failures[0].message, "display panicked");
+    assert_eq!(report.failures[0].task.name(), "odd");
+}
+
+#[test]
 fn a_group_keeps_its_first_failures_and_counts_the_rest() {
     use cancelkit::TaskGroup;
     let sim = Sim::new();
