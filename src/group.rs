@@ -1092,7 +1092,7 @@ impl<R: RuntimeHandle> TaskGroup<R> {
         // into the group's entry in the same step as the entry (one lock
         // per spawn). A force between here and the launch aborts it, and
         // the harness then drops the future at its first poll, unpolled.
-        let (task, unstarted) = crate::task::prepare(Some(token.clone()));
+        let (task, unstarted) = crate::task::prepare(Some(token));
         let (key, id) = {
             let mut state = inner.lock();
             if state.closed {
