@@ -158,8 +158,10 @@ fn spawn_into_group(c: &mut Criterion) {
 /// The per-request path of a server, 100 000 times: accept, a child token
 /// for the request, its task in the server's group, the request done, all
 /// dropped — a `TaskGroup` (which makes the child token itself) against a
-/// tokio-util token with a `TaskTracker` doing the same. One iteration is
-/// all 100 000 requests, until the last is done.
+/// tokio-util token with a `TaskTracker` doing the same, and with a
+/// `JoinSet` (which, like a group and unlike a tracker, can abort what is
+/// left: what a forced shutdown needs). One iteration is all 100 000
+/// requests, until the last is done.
 fn per_request(c: &mut Criterion) {
     const REQUESTS: usize = 100_000;
     let rt = Tokio::new().unwrap();
@@ -199,6 +201,24 @@ fn per_request(c: &mut Criterion) {
                 tracker.close();
                 tracker.wait().await;
                 drop((server, tracker));
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("tokio-util-joinset", |b| {
+        b.iter_custom(|iters| {
+            rounds(&rt, iters, || async {
+                let start = Instant::now();
+                let server = CancellationToken::new();
+                let mut set = JoinSet::new();
+                for _ in 0..REQUESTS {
+                    let request = server.child_token();
+                    set.spawn(async move {
+                        black_box(request.is_cancelled());
+                    });
+                }
+                while set.join_next().await.is_some() {}
+                drop((server, set));
                 start.elapsed()
             })
         })

@@ -51,6 +51,8 @@ ROWS = [
      "cancelkit-group", "cancelkit-bare", 1.2),
     ("per request, 100 000 times: child token, task in a group, done, dropped (vs tokio-util token + `TaskTracker`)",
      "per_request_100000", "cancelkit", "tokio-util-tracker", 1.0),
+    ("per request, the same, vs tokio-util token + `JoinSet` (which can abort what is left, as a forced shutdown needs)",
+     "per_request_100000", "cancelkit", "tokio-util-joinset", None),
     ("spawn + join of a task that calls `scope::current()` vs one that does not, tokio current-thread",
      "spawn_join_current_tokio-current-thread", "cancelkit", "native", None),
     ("`is_cancelled()` uncontended", "is_cancelled_uncontended", "cancelkit", "tokio-util", 0.35),

@@ -15,7 +15,7 @@
 # and the runtime's own handle), spawn + `cancel().await` of a
 # pending task on tokio, and per task of a `TaskGroup` on tokio
 # current-thread: a request (child token, task, done, dropped; against a
-# tokio-util token + `TaskTracker`), and an idle task spawned and shut
+# tokio-util token + `TaskTracker`, and + `JoinSet`), and an idle task spawned and shut
 # down cooperatively (against `TaskTracker`) or forced (against `JoinSet`).
 # The program is ci/instructions/src/main.rs.
 set -euo pipefail
@@ -83,7 +83,7 @@ fi
 printf '| operation |'; for l in "${labels[@]}"; do printf ' %s |' "$l"; done; echo
 printf '|---|'; for _ in "${labels[@]}"; do printf -- '---|'; done; echo
 for mode in tokio tokio-native smol smol-native tokio-cancel \
-    request request-tokio-util coop coop-tokio-util forced forced-joinset; do
+    request request-tokio-util request-joinset coop coop-tokio-util forced forced-joinset; do
     printf '| %s |' "$mode"
     for bin in "${bins[@]}"; do printf ' %s |' "$(per_op "$bin" "$mode")"; done
     echo

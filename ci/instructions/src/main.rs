@@ -54,8 +54,8 @@ fn main() {
         // group, done, dropped), or N idle tasks spawned and then shut down
         // (cooperatively: each waits on its token; forced: each pends
         // forever), each against its tokio-util / JoinSet anchor.
-        "request" | "request-tokio-util" | "coop" | "coop-tokio-util" | "forced"
-        | "forced-joinset" => {
+        "request" | "request-tokio-util" | "request-joinset" | "coop" | "coop-tokio-util"
+        | "forced" | "forced-joinset" => {
             let rt = Tokio::current_thread().unwrap();
             rt.block_on(groups(&rt, &mode, n));
         }
@@ -87,6 +87,19 @@ async fn groups(rt: &Tokio, mode: &str, n: usize) {
             }
             tracker.close();
             tracker.wait().await;
+        }
+        // The same with a `JoinSet`, which (like a group) can abort what is
+        // left.
+        "request-joinset" => {
+            let server = CancellationToken::new();
+            let mut set = JoinSet::new();
+            for _ in 0..n {
+                let request = server.child_token();
+                set.spawn(async move {
+                    black_box(request.is_cancelled());
+                });
+            }
+            while set.join_next().await.is_some() {}
         }
         "coop" | "forced" => {
             let group = TaskGroup::new(rt);
