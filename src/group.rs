@@ -1916,8 +1916,7 @@ pin_project_lite::pin_project! {
             if let Err(payload) = drop_in_place_caught(this.fut) {
                 // Dropped unfinished (cancelled or forced), and its
                 // destructor panicked: the handle reports that panic.
-                this.done.fail(FailureKind::Panicked, panic_text(&*payload));
-                resume_unwind(payload)
+                panicked(this.done, payload)
             }
         }
     }
@@ -1985,10 +1984,13 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
                     // The first panic is the task's; a second one from the
                     // destructor is not ours to report.
                     (Err(payload), second) => {
-                        drop_quietly(second);
-                        fail_with(this.done, out, payload)
+                        drop_quietly((second, out));
+                        panicked(this.done, payload)
                     }
-                    (Ok(_), Err(payload)) => fail_with(this.done, out, payload),
+                    (Ok(_), Err(payload)) => {
+                        drop_quietly(out);
+                        panicked(this.done, payload)
+                    }
                 };
                 match failure {
                     // An error caused by being cancelled (the task's token,
@@ -2005,17 +2007,15 @@ impl<F: Future, C: Classify<F::Output>> Future for Tracked<F, C> {
                 // panic; a second panic from the destructor is not ours to
                 // report.
                 drop_quietly(drop_in_place_caught(this.fut.as_mut()));
-                this.done.fail(FailureKind::Panicked, panic_text(&*payload));
-                resume_unwind(payload)
+                panicked(this.done, payload)
             }
         }
     }
 }
 
-/// Records a panic that ended a task after its future gave `out`, then
-/// goes on unwinding with it (the harness reports it to the handle).
-fn fail_with<T>(done: &mut Done, out: T, payload: Box<dyn std::any::Any + Send>) -> ! {
-    drop_quietly(out);
+/// Records the panic that ended a task as its outcome, then goes on
+/// unwinding with it (the harness reports it to the handle).
+fn panicked(done: &mut Done, payload: Box<dyn std::any::Any + Send>) -> ! {
     done.fail(FailureKind::Panicked, panic_text(&*payload));
     resume_unwind(payload)
 }
